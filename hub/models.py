@@ -1,0 +1,220 @@
+"""The hub's records: SQLAlchemy 2 models. Schema changes go through Alembic (hub/migrations)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every hub table."""
+
+    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON}
+
+
+# --- customers, orders, items -------------------------------------------------------------
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    tier: Mapped[str] = mapped_column(String(16), default="standard")
+    region: Mapped[str] = mapped_column(String(32), default="")
+
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    placed_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16), default="delivered")
+
+
+class Item(Base):
+    """One tagged unit of produce in an order; ``id`` is the item id written on its RFID tag."""
+
+    __tablename__ = "items"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    order_id: Mapped[str | None] = mapped_column(ForeignKey("orders.id"), index=True)
+    gtin: Mapped[str] = mapped_column(String(14))
+    lot: Mapped[str] = mapped_column(String(10))
+    product: Mapped[str] = mapped_column(String(64))
+    family: Mapped[str] = mapped_column(String(32))
+    packed_at: Mapped[datetime]
+    tag_uid: Mapped[str | None] = mapped_column(String(20))
+    price_cents: Mapped[int] = mapped_column(Integer, default=0)
+    disposition: Mapped[str | None] = mapped_column(String(16))  # last grade stored
+
+
+# --- after-sales: tickets and pickups (thin here; grown by the tickets issue) -------------
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(16), default="other")
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+
+
+class Pickup(Base):
+    """A return to collect: the driver proves collection by the customer's pickup code."""
+
+    __tablename__ = "pickups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    item_id: Mapped[str] = mapped_column(ForeignKey("items.id"), index=True)
+    code: Mapped[str] = mapped_column(String(9), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="issued")  # issued/collected
+    issued_at: Mapped[datetime]
+    collected_at: Mapped[datetime | None]
+    driver: Mapped[str | None] = mapped_column(String(64))
+
+
+# --- what gateways report -----------------------------------------------------------------
+
+
+class Gateway(Base):
+    __tablename__ = "gateways"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    site: Mapped[str] = mapped_column(String(32))
+    online: Mapped[bool] = mapped_column(Boolean, default=False)
+    boot: Mapped[int] = mapped_column(Integer, default=0)
+    last_seen: Mapped[datetime | None]
+    software: Mapped[str | None] = mapped_column(String(64))
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    backlog: Mapped[int] = mapped_column(Integer, default=0)
+    clock: Mapped[str] = mapped_column(String(16), default="unsynced")
+
+
+class StoredMessage(Base):
+    """Every event message id the hub committed: ingest is idempotent on it."""
+
+    __tablename__ = "stored_messages"
+
+    message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    gateway_id: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime]
+
+
+class Scan(Base):
+    __tablename__ = "scans"
+
+    message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    gateway_id: Mapped[str] = mapped_column(String(32), index=True)
+    station: Mapped[str] = mapped_column(String(64))
+    item_id: Mapped[str] = mapped_column(String(16), index=True)
+    tag_uid: Mapped[str] = mapped_column(String(20))
+    lot: Mapped[str] = mapped_column(String(10))
+    gtin: Mapped[str] = mapped_column(String(14))
+    core_temp_c: Mapped[float | None] = mapped_column(Float)
+    ts: Mapped[datetime]
+    clock: Mapped[str] = mapped_column(String(16))
+    historical: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class GradeRecord(Base):
+    __tablename__ = "grades"
+
+    message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    gateway_id: Mapped[str] = mapped_column(String(32), index=True)
+    station: Mapped[str] = mapped_column(String(64))
+    item_id: Mapped[str] = mapped_column(String(16), index=True)
+    scan_id: Mapped[str] = mapped_column(String(64))
+    grade: Mapped[str] = mapped_column(String(16))
+    model_version: Mapped[str] = mapped_column(String(64))
+    rule: Mapped[str | None] = mapped_column(String(64))
+    scores: Mapped[dict[str, Any]]
+    features: Mapped[dict[str, Any]]
+    ts: Mapped[datetime]
+    clock: Mapped[str] = mapped_column(String(16))
+    historical: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class CustodyRecord(Base):
+    __tablename__ = "custody_events"
+
+    # Custody also comes from drivers' devices over HTTP; their ids are "driver:..." strings.
+    message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    item_id: Mapped[str] = mapped_column(String(16), index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(64))
+    location: Mapped[str] = mapped_column(String(64))
+    pickup_code: Mapped[str | None] = mapped_column(String(16))
+    ts: Mapped[datetime]
+    historical: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class FaultRecord(Base):
+    __tablename__ = "faults"
+
+    message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    gateway_id: Mapped[str] = mapped_column(String(32), index=True)
+    station: Mapped[str] = mapped_column(String(64))
+    component: Mapped[str] = mapped_column(String(64))
+    code: Mapped[str] = mapped_column(String(48))
+    severity: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    ts: Mapped[datetime]
+    historical: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class TelemetryReading(Base):
+    __tablename__ = "telemetry"
+    __table_args__ = (
+        UniqueConstraint("batch_id", "seq", name="uq_telemetry_batch_seq"),
+        Index("ix_telemetry_probe_ts", "probe", "ts"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(String(64))  # message id of the batch
+    seq: Mapped[int] = mapped_column(Integer)  # position in the batch
+    gateway_id: Mapped[str] = mapped_column(String(32))
+    probe: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[float] = mapped_column(Float)  # epoch seconds, as sent
+    temp_c: Mapped[float | None] = mapped_column(Float)
+
+
+class QuarantinedMessage(Base):
+    """A message the hub could not accept, kept with the reason for an admin to look at."""
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(String(256))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    reason: Mapped[str] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[datetime]

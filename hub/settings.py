@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,6 +20,7 @@ class DatabaseSettings(_Section):
 
 class MqttSettings(_Section):
     url: str = "mqtt://127.0.0.1:1883"
+    protocol: Literal["5", "3.1.1"] = "5"  # amqtt (the demo's embedded broker) speaks 3.1.1
     client_id: str = "coldloop-hub"
     username: str | None = None
     password: str | None = None

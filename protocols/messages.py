@@ -301,7 +301,7 @@ def load_json(payload: bytes | str, what: str = "payload") -> dict[str, Any]:
         raise MessageError(f"{what} is {len(payload)} bytes, over the {MAX_PAYLOAD_BYTES} limit")
     try:
         data = json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as err:
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
         raise MessageError(f"{what} is not valid JSON: {err}") from None
     if not isinstance(data, dict):
         raise MessageError(f"{what} must be a JSON object, got {type(data).__name__}")

@@ -1,0 +1,90 @@
+"""The composition root of a gateway: settings + hardware -> stations, outbox and uplink."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from edge.grader import RuleGrader
+from edge.outbox import Outbox
+from edge.ports import Grader, Indicator, TagReader, TemperatureProbe
+from edge.recorder import Clock, Recorder
+from edge.settings import GatewaySettings, StationSettings
+from edge.station import ScanOutcome, Station
+from edge.uplink import Uplink
+
+logger = logging.getLogger(__name__)
+
+
+class Hardware(Protocol):
+    """Builds a station's devices: real drivers on a Pi, firmware_sim elsewhere."""
+
+    def tag_reader(self, station: StationSettings) -> TagReader:
+        """Return the RFID reader of a station."""
+        ...
+
+    def probe(self, station: StationSettings) -> TemperatureProbe:
+        """Return the core-temperature probe of a station."""
+        ...
+
+    def indicator(self, station: StationSettings) -> Indicator:
+        """Return the lights and buzzer of a station."""
+        ...
+
+
+@dataclass
+class Gateway:
+    """A running gateway: its stations, outbox and uplink."""
+
+    settings: GatewaySettings
+    outbox: Outbox
+    uplink: Uplink
+    recorder: Recorder
+    stations: dict[str, Station]
+    boot: int
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _poller: threading.Thread | None = None
+
+    def start(self, poll_interval_s: float | None = 0.05) -> None:
+        """Start the uplink and, unless ``poll_interval_s`` is None, a thread polling the pads."""
+        self.uplink.start()
+        if poll_interval_s is not None:
+            self._poller = threading.Thread(target=self._poll_forever, args=(poll_interval_s,),
+                                            name=f"stations-{self.settings.id}", daemon=True)
+            self._poller.start()
+
+    def poll_once(self) -> list[ScanOutcome]:
+        """Poll every station's pad once and return the new scans."""
+        return [o for o in (s.poll() for s in self.stations.values()) if o is not None]
+
+    def _poll_forever(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            self.poll_once()
+
+    def stop(self) -> None:
+        """Stop polling, close the link cleanly and close the outbox."""
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=5)
+        self.uplink.stop()
+        self.outbox.close()
+
+
+def build_gateway(settings: GatewaySettings, hardware: Hardware, *,
+                  grader: Grader | None = None, clock: Clock = time.time) -> Gateway:
+    """Wire a gateway from its settings and the hardware it runs on."""
+    outbox = Outbox(settings.outbox_path, settings.outbox.max_attempts)
+    boot = outbox.next_boot()
+    uplink = Uplink(settings, outbox, boot, clock, protocol_v5=settings.mqtt.protocol == "5")
+    recorder = Recorder(settings.id, settings.site, boot, outbox, clock, is_live=uplink.is_live)
+    grader = grader or RuleGrader()
+    stations = {
+        s.id: Station(s.id, hardware.tag_reader(s), hardware.probe(s), hardware.indicator(s),
+                      grader, recorder)
+        for s in settings.stations
+    }
+    logger.info("gateway %s boot %d with stations %s", settings.id, boot, sorted(stations))
+    return Gateway(settings, outbox, uplink, recorder, stations, boot)

@@ -1,0 +1,50 @@
+"""A station's light tower and buzzer through gpiozero (real pins on a Pi, mock pins elsewhere)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edge.ports import Light
+
+# Which lamps each answer lights, and how many beeps the buzzer gives.
+_LAMPS = {
+    Light.OFF: (), Light.GREEN: ("green",), Light.AMBER: ("amber",),
+    Light.RED: ("red",), Light.FAULT: ("amber", "red"),
+}
+_BEEPS = {Light.OFF: 0, Light.GREEN: 1, Light.AMBER: 2, Light.RED: 3, Light.FAULT: 5}
+
+
+class LightTower:
+    """Green/amber/red lamps and a buzzer on GPIO pins; ``pin_factory`` chooses the back end."""
+
+    def __init__(self, pins: tuple[int, int, int], buzzer_pin: int,
+                 pin_factory: Any = None) -> None:
+        from gpiozero import LED, Buzzer  # the only module that imports gpiozero
+
+        green, amber, red = pins
+        self.lamps = {name: LED(pin, pin_factory=pin_factory)
+                      for name, pin in (("green", green), ("amber", amber), ("red", red))}
+        self.buzzer = Buzzer(buzzer_pin, pin_factory=pin_factory)
+        self.current = Light.OFF
+
+    def show(self, light: Light) -> None:
+        """Light the lamps of ``light`` (others off) and beep its pattern in the background."""
+        wanted = _LAMPS[light]
+        for name, lamp in self.lamps.items():
+            lamp.on() if name in wanted else lamp.off()
+        beeps = _BEEPS[light]
+        if beeps:
+            self.buzzer.beep(on_time=0.08, off_time=0.08, n=beeps, background=True)
+        else:
+            self.buzzer.off()
+        self.current = light
+
+    def lit(self) -> tuple[str, ...]:
+        """Names of the lamps that are on, read back from the pins."""
+        return tuple(name for name, lamp in self.lamps.items() if lamp.is_lit)
+
+    def close(self) -> None:
+        """Release the pins."""
+        for lamp in self.lamps.values():
+            lamp.close()
+        self.buzzer.close()

@@ -1,0 +1,191 @@
+"""The gateway's durable outbox: a SQLite (WAL) journal of everything still to send to the hub.
+
+Business events are committed with ``synchronous=FULL`` before the station's light turns on and
+leave only when the hub acknowledges them after its own commit; telemetry leaves on the broker's
+PUBACK. A message the hub rejects, or that failed too often, moves to the dead-letter table.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    msg_id TEXT NOT NULL UNIQUE,
+    cls TEXT NOT NULL CHECK (cls IN ('event', 'telemetry')),
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_sent_at REAL
+);
+CREATE TABLE IF NOT EXISTS dead_letter (
+    msg_id TEXT PRIMARY KEY,
+    cls TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    dead_at REAL NOT NULL
+);
+"""
+
+
+class MessageClass(StrEnum):
+    """How a message leaves the outbox."""
+
+    EVENT = "event"  # on the hub's application ack
+    TELEMETRY = "telemetry"  # on the broker's PUBACK
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A message waiting in the outbox."""
+
+    seq: int
+    msg_id: str
+    cls: MessageClass
+    topic: str
+    payload: bytes
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to commit to the outbox."""
+
+    msg_id: str
+    cls: MessageClass
+    topic: str
+    payload: bytes
+
+
+class Outbox:
+    """Durable message journal; safe to use from several threads (one connection each)."""
+
+    def __init__(self, path: Path, max_attempts: int = 20) -> None:
+        self.path = path
+        self.max_attempts = max_attempts
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._conn().executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")  # a committed scan survives a power cut
+            self._local.conn = conn
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn
+
+    def next_boot(self) -> int:
+        """Increment and return the boot counter (durably): message ids never repeat."""
+        conn = self._conn()
+        with _tx(conn):
+            conn.execute("INSERT INTO meta(key, value) VALUES ('boot', 1) "
+                         "ON CONFLICT(key) DO UPDATE SET value = value + 1")
+            row = conn.execute("SELECT value FROM meta WHERE key = 'boot'").fetchone()
+        return int(row[0])
+
+    def put(self, messages: Sequence[NewMessage], now: float) -> None:
+        """Commit messages in one durable transaction: all of them or none."""
+        conn = self._conn()
+        with _tx(conn):
+            conn.executemany(
+                "INSERT INTO outbox(msg_id, cls, topic, payload, created_at) VALUES (?,?,?,?,?)",
+                [(m.msg_id, m.cls.value, m.topic, m.payload, now) for m in messages],
+            )
+
+    def due(self, limit: int, now: float, retry_after_s: float,
+            exclude: Iterable[int] = ()) -> list[Pending]:
+        """Oldest messages never sent, or sent more than ``retry_after_s`` ago without an ack."""
+        skip = set(exclude)
+        rows = self._conn().execute(
+            "SELECT seq, msg_id, cls, topic, payload, attempts FROM outbox "
+            "WHERE last_sent_at IS NULL OR last_sent_at <= ? ORDER BY seq LIMIT ?",
+            (now - retry_after_s, limit + len(skip)),
+        ).fetchall()
+        found = [Pending(r[0], r[1], MessageClass(r[2]), r[3], bytes(r[4]), r[5])
+                 for r in rows if r[0] not in skip]
+        return found[:limit]
+
+    def mark_sent(self, seqs: Sequence[int], now: float) -> list[str]:
+        """Record a send attempt; return ids moved to dead letters for too many attempts."""
+        conn = self._conn()
+        with _tx(conn):
+            conn.executemany("UPDATE outbox SET attempts = attempts + 1, last_sent_at = ? "
+                             "WHERE seq = ?", [(now, s) for s in seqs])
+            dead = [r[0] for r in conn.execute(
+                "SELECT msg_id FROM outbox WHERE attempts >= ?", (self.max_attempts,))]
+        for msg_id in dead:
+            self.dead_letter(msg_id, f"no ack after {self.max_attempts} attempts", now)
+        return dead
+
+    def remove(self, msg_ids: Iterable[str]) -> int:
+        """Drop acknowledged messages; return how many were still there."""
+        conn = self._conn()
+        with _tx(conn):
+            cursor = conn.executemany("DELETE FROM outbox WHERE msg_id = ?",
+                                      [(m,) for m in msg_ids])
+        return cursor.rowcount
+
+    def dead_letter(self, msg_id: str, reason: str, now: float) -> bool:
+        """Move one message to the dead-letter table with the reason."""
+        conn = self._conn()
+        with _tx(conn):
+            moved = conn.execute(
+                "INSERT OR IGNORE INTO dead_letter(msg_id, cls, topic, payload, created_at, "
+                "attempts, reason, dead_at) SELECT msg_id, cls, topic, payload, created_at, "
+                "attempts, ?, ? FROM outbox WHERE msg_id = ?", (reason, now, msg_id)).rowcount
+            conn.execute("DELETE FROM outbox WHERE msg_id = ?", (msg_id,))
+        return moved > 0
+
+    def depth(self, cls: MessageClass | None = None) -> int:
+        """How many messages are waiting (of one class, or all)."""
+        if cls is None:
+            row = self._conn().execute("SELECT count(*) FROM outbox").fetchone()
+        else:
+            row = self._conn().execute("SELECT count(*) FROM outbox WHERE cls = ?",
+                                       (cls.value,)).fetchone()
+        return int(row[0])
+
+    def dead_letters(self) -> list[tuple[str, str]]:
+        """Ids and reasons of dead-lettered messages."""
+        return [(r[0], r[1]) for r in
+                self._conn().execute("SELECT msg_id, reason FROM dead_letter ORDER BY dead_at")]
+
+    def close(self) -> None:
+        """Close every thread's connection."""
+        with self._conns_lock:
+            for conn in self._conns:
+                conn.close()
+            self._conns.clear()
+        self._local = threading.local()
+
+
+class _tx:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on error (the connection is in autocommit mode)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,74 @@
+"""A gateway's typed settings, loaded once at start-up from a TOML file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from protocols.config import ConfigError, read_settings
+
+Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttSettings(_Section):
+    url: str = "mqtt://127.0.0.1:1883"
+    protocol: Literal["5", "3.1.1"] = "5"  # amqtt (the demo's embedded broker) speaks 3.1.1
+    username: str | None = None
+    password: str | None = None
+    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
+    inflight: Annotated[int, Field(ge=1, le=65535)] = 100
+    ack_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    backoff_min_s: Annotated[float, Field(gt=0)] = 0.5
+    backoff_max_s: Annotated[float, Field(gt=0)] = 60.0
+
+
+class OutboxSettings(_Section):
+    path: Path | None = None  # None: outbox.db in the gateway's data dir
+    max_attempts: Annotated[int, Field(ge=1, le=1000)] = 20  # then the dead-letter table
+
+
+class StationSettings(_Section):
+    id: Name
+    reader: str = "sim"  # "sim" or "spi:BUS.DEVICE"
+    probe: str = "sim"  # "sim" or a serial device such as /dev/ttyUSB0
+    light_pins: tuple[int, int, int] = (17, 27, 22)  # green, amber, red (BCM numbering)
+    buzzer_pin: int = 23
+
+
+class GraderSettings(_Section):
+    kind: str = "rule"
+    model: Path | None = None
+
+
+class GatewaySettings(_Section):
+    """Everything one gateway process needs, built once and passed down."""
+
+    id: Name
+    site: Name
+    data_dir: Path = Path("var")
+    software: str = "coldloop-edge/0.1.0"
+    mqtt: MqttSettings = MqttSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    grader: GraderSettings = GraderSettings()
+    stations: Annotated[list[StationSettings], Field(min_length=1)]
+
+    @property
+    def outbox_path(self) -> Path:
+        """Where this gateway's durable outbox lives."""
+        return self.outbox.path or self.data_dir / "gateways" / self.id / "outbox.db"
+
+
+def load_gateway_settings(path: str | Path | None, data_dir: str | Path,
+                          overrides: dict[str, object] | None = None) -> GatewaySettings:
+    """Load gateway settings from a TOML file; raise ConfigError naming the key."""
+    try:
+        raw, source = (Path(path).read_bytes(), str(path)) if path else (None, "defaults")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    return read_settings(GatewaySettings, raw, source, {"data_dir": str(data_dir)}, overrides)

@@ -1,0 +1,93 @@
+"""One scan station: tag -> item -> probe -> grade -> durable commit -> light."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from edge.errors import ReaderFault
+from edge.ports import Grader, Indicator, Light, TagRead, TagReader, TemperatureProbe
+from edge.recorder import Recorder
+from protocols.errors import TagError
+from protocols.messages import FaultEvent, Grade, GradeEvent, ScanEvent, Severity
+from protocols.tag import TagRecord, decode_tag
+
+logger = logging.getLogger(__name__)
+
+LIGHT_FOR_GRADE = {Grade.RESELL: Light.GREEN, Grade.DISCOUNT: Light.AMBER,
+                   Grade.SCRAP: Light.RED, Grade.CHECK: Light.AMBER}
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOutcome:
+    """What one scan produced: the events committed and the light shown."""
+
+    light: Light
+    scan: ScanEvent | None = None
+    grade: GradeEvent | None = None
+    fault: FaultEvent | None = None
+
+
+class Station:
+    """Polls its reader; each newly presented tag is graded once (a tag lying there is one scan)."""
+
+    def __init__(self, station_id: str, reader: TagReader, probe: TemperatureProbe,
+                 indicator: Indicator, grader: Grader, recorder: Recorder) -> None:
+        self.station_id = station_id
+        self.reader = reader
+        self.probe = probe
+        self.indicator = indicator
+        self.grader = grader
+        self.recorder = recorder
+        self._present_uid: str | None = None
+
+    def poll(self) -> ScanOutcome | None:
+        """Read the pad once; return the outcome of a new scan, or None when nothing is new."""
+        try:
+            tag = self.reader.read()
+        except ReaderFault as err:
+            return self._fault("rfid", "reader_error", str(err), Severity.ERROR)
+        if tag is None:
+            self._present_uid = None
+            return None
+        if tag.uid == self._present_uid:
+            return None  # still lying on the pad
+        self._present_uid = tag.uid
+        return self.scan(tag)
+
+    def scan(self, tag: TagRead) -> ScanOutcome:
+        """Grade one presented tag, commit the evidence, then answer with the light."""
+        try:
+            record = decode_tag(tag.data)
+        except TagError as err:
+            return self._fault("rfid", "unreadable_tag", f"tag {tag.uid}: {err}",
+                               Severity.WARNING)
+        temp = self.probe.read_celsius()
+        features = self._features(record, temp)
+        decision = self.grader.grade(features)
+        scan = ScanEvent(**self.recorder.common(), station=self.station_id,
+                         item_id=record.item_id, tag_uid=tag.uid, lot=record.lot,
+                         gtin=record.gtin, core_temp_c=temp, probe=self.probe.probe_id)
+        grade = GradeEvent(**self.recorder.common(), station=self.station_id,
+                           item_id=record.item_id, scan_id=scan.id, grade=decision.grade,
+                           model_version=decision.model_version, scores=decision.scores,
+                           features=decision.features, rule=decision.rule)
+        self.recorder.commit_events([scan, grade])  # durable before the light turns on
+        light = LIGHT_FOR_GRADE[decision.grade]
+        self.indicator.show(light)
+        return ScanOutcome(light, scan=scan, grade=grade)
+
+    def _features(self, record: TagRecord, temp: float | None) -> dict[str, float | None]:
+        now = datetime.fromtimestamp(self.recorder.clock(), UTC)
+        hours = (now - record.packed_at).total_seconds() / 3600.0
+        return {"core_temp_c": temp, "hours_since_packed": round(hours, 3),
+                "high_risk": 1.0 if record.high_risk else 0.0}
+
+    def _fault(self, component: str, code: str, detail: str, severity: Severity) -> ScanOutcome:
+        logger.warning("station %s: %s: %s", self.station_id, code, detail)
+        fault = FaultEvent(**self.recorder.common(), station=self.station_id,
+                           component=component, code=code, severity=severity, detail=detail)
+        self.recorder.commit_events([fault])
+        self.indicator.show(Light.FAULT)
+        return ScanOutcome(Light.FAULT, fault=fault)

@@ -1,0 +1,217 @@
+"""The gateway's MQTT link: drains the outbox to the hub once the hub says it is online.
+
+paho's callbacks run on its network thread and only hand work to a queue; one uplink thread
+owns the outbox reads, the publishing window and the bookkeeping of acks.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from edge.outbox import MessageClass, Outbox, Pending
+from edge.recorder import Clock
+from edge.settings import GatewaySettings
+from protocols import topics
+from protocols.errors import ProtocolError
+from protocols.messages import Ack, AckStatus, ClockState, GatewayState, HubState, decode_as
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class UplinkCounters:
+    """What the link has done since start."""
+
+    published: int = 0
+    acked: int = 0
+    rejected: int = 0
+    pubacks: int = 0
+    connects: int = 0
+
+
+class Uplink:
+    """Publishes outbox messages over MQTT and removes them when acknowledged."""
+
+    def __init__(self, settings: GatewaySettings, outbox: Outbox, boot: int,
+                 clock: Clock = time.time, protocol_v5: bool = True) -> None:
+        import paho.mqtt.client as mqtt  # the only module that imports paho on the gateway
+
+        self._mqtt = mqtt
+        self.settings = settings
+        self.outbox = outbox
+        self.boot = boot
+        self.clock = clock
+        self.counters = UplinkCounters()
+        self._inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._inflight: dict[int, Pending] = {}  # paho mid -> message awaiting PUBACK
+        self._connected = threading.Event()
+        self._hub_online = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._drained = threading.Condition()
+        self._state_topic = topics.state(settings.site, settings.id)
+        self._ack_topic = topics.ack(settings.site, settings.id)
+        protocol = mqtt.MQTTv5 if protocol_v5 else mqtt.MQTTv311
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=settings.id,
+                                  protocol=protocol)
+        if settings.mqtt.username:
+            self.client.username_pw_set(settings.mqtt.username, settings.mqtt.password)
+        self.client.max_inflight_messages_set(settings.mqtt.inflight)
+        self.client.reconnect_delay_set(int(settings.mqtt.backoff_min_s) or 1,
+                                        int(settings.mqtt.backoff_max_s))
+        self.client.will_set(self._state_topic, self._state(online=False), qos=1, retain=True)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.on_publish = self._on_publish
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect (retrying in the background) and start draining."""
+        url = urlparse(self.settings.mqtt.url)
+        self.client.connect_async(url.hostname or "127.0.0.1", url.port or 1883,
+                                  keepalive=self.settings.mqtt.keepalive_s)
+        self.client.loop_start()
+        self._thread = threading.Thread(target=self._run, name=f"uplink-{self.settings.id}",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Say offline, disconnect cleanly and stop the threads."""
+        self._stop.set()
+        self._inbox.put(("stop", None))
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._connected.is_set():
+            self.client.publish(self._state_topic, self._state(online=False), qos=1,
+                                retain=True).wait_for_publish(timeout=5)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def is_live(self) -> bool:
+        """True when connected and the hub says it is online: new events are not backlog."""
+        return self._connected.is_set() and self._hub_online.is_set()
+
+    def wait_drained(self, timeout: float) -> bool:
+        """Block until the outbox is empty (tests and shutdown use it instead of sleeping)."""
+        self._inbox.put(("poke", None))
+        with self._drained:
+            return self._drained.wait_for(lambda: self.outbox.depth() == 0, timeout)
+
+    def _state(self, online: bool) -> bytes:
+        return GatewayState(online=online, boot=self.boot, software=self.settings.software,
+                            backlog=self.outbox.depth() if online else 0,
+                            clock=ClockState.SYNCED).encode()
+
+    # --- paho callbacks (network thread): hand over, never work ----------------------------
+
+    def _on_connect(self, client: Any, _userdata: Any, _flags: Any, reason: Any,
+                    _props: Any = None) -> None:
+        if getattr(reason, "is_failure", False):
+            logger.warning("gateway %s: broker refused connection: %s", self.settings.id, reason)
+            return
+        client.subscribe([(topics.HUB_STATE, 1), (self._ack_topic, 1)])
+        client.publish(self._state_topic, self._state(online=True), qos=1, retain=True)
+        self._inbox.put(("connected", None))
+
+    def _on_disconnect(self, _client: Any, _userdata: Any, _flags: Any, reason: Any,
+                       _props: Any = None) -> None:
+        self._inbox.put(("disconnected", str(reason)))
+
+    def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
+        self._inbox.put(("message", (message.topic, bytes(message.payload))))
+
+    def _on_publish(self, _client: Any, _userdata: Any, mid: int, _reason: Any,
+                    _props: Any = None) -> None:
+        self._inbox.put(("puback", mid))
+
+    # --- uplink thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._publish_due()
+            try:
+                kind, value = self._inbox.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            self._handle(kind, value)
+            while True:  # take everything queued before publishing again
+                try:
+                    kind, value = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+                self._handle(kind, value)
+            with self._drained:
+                self._drained.notify_all()
+
+    def _handle(self, kind: str, value: Any) -> None:
+        if kind == "connected":
+            self._connected.set()
+            self.counters.connects += 1
+            logger.info("gateway %s: connected to broker", self.settings.id)
+        elif kind == "disconnected":
+            if self._connected.is_set():
+                logger.warning("gateway %s: link lost (%s)", self.settings.id, value)
+            self._connected.clear()
+            self._hub_online.clear()
+            self._inflight.clear()  # unacked messages are resent after the ack timeout
+        elif kind == "puback":
+            self._on_puback(value)
+        elif kind == "message":
+            self._on_hub_message(*value)
+
+    def _on_puback(self, mid: int) -> None:
+        pending = self._inflight.pop(mid, None)
+        self.counters.pubacks += 1
+        if pending is not None and pending.cls is MessageClass.TELEMETRY:
+            self.outbox.remove([pending.msg_id])
+
+    def _on_hub_message(self, topic: str, payload: bytes) -> None:
+        try:
+            if topic == topics.HUB_STATE:
+                online = bool(payload) and decode_as(HubState, payload).online
+                if online and not self._hub_online.is_set():
+                    logger.info("gateway %s: hub online, sending backlog of %d",
+                                self.settings.id, self.outbox.depth())
+                (self._hub_online.set if online else self._hub_online.clear)()
+            elif topic == self._ack_topic:
+                self._apply_ack(decode_as(Ack, payload))
+        except ProtocolError as err:
+            logger.warning("gateway %s: ignoring bad message on %s: %s",
+                           self.settings.id, topic, err)
+
+    def _apply_ack(self, ack: Ack) -> None:
+        done = [e.id for e in ack.entries if e.status is not AckStatus.REJECTED]
+        self.counters.acked += self.outbox.remove(done)
+        for entry in ack.entries:
+            if entry.status is AckStatus.REJECTED:
+                self.counters.rejected += 1
+                self.outbox.dead_letter(entry.id, f"rejected by hub: {entry.reason}",
+                                        self.clock())
+
+    def _publish_due(self) -> None:
+        if not self.is_live():
+            return
+        room = self.settings.mqtt.inflight - len(self._inflight)
+        if room <= 0:
+            return
+        awaiting = {p.seq for p in self._inflight.values()}
+        due = self.outbox.due(room, self.clock(), self.settings.mqtt.ack_timeout_s, awaiting)
+        if not due:
+            return
+        sent = []
+        for pending in due:
+            info = self.client.publish(pending.topic, pending.payload, qos=1)
+            if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
+                break  # link went down: the rest stays due
+            self._inflight[info.mid] = pending
+            sent.append(pending.seq)
+        self.counters.published += len(sent)
+        self.outbox.mark_sent(sent, self.clock())

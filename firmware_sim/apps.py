@@ -1,0 +1,78 @@
+"""The phones in the loop: a customer's app filing a complaint and a driver's app collecting it.
+
+They talk to the hub's JSON API over real HTTP, as the devices do.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+
+class ApiError(Exception):
+    """The hub answered with an error; the message is the hub's."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ApiClient:
+    """A minimal JSON client of the hub API."""
+
+    base_url: str
+    token: str
+    timeout_s: float = 10.0
+
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST a JSON body and return the JSON answer; raise ApiError on 4xx/5xx."""
+        return self._send("POST", path, json.dumps(body).encode())
+
+    def get(self, path: str) -> dict[str, Any]:
+        """GET a JSON document."""
+        return self._send("GET", path, None)
+
+    def _send(self, method: str, path: str, data: bytes | None) -> dict[str, Any]:
+        request = urllib.request.Request(
+            f"{self.base_url.rstrip('/')}/api/v1{path}", data=data, method=method,
+            headers={"Authorization": f"Bearer {self.token}",
+                     "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                return dict(json.loads(response.read()))
+        except urllib.error.HTTPError as err:
+            body = err.read().decode(errors="replace")
+            try:
+                message = json.loads(body).get("error", body)
+            except ValueError:
+                message = body
+            raise ApiError(err.code, str(message)) from None
+
+
+@dataclass(frozen=True)
+class CustomerApp:
+    """A customer's app: files a complaint about one item of an order."""
+
+    api: ApiClient
+
+    def complain(self, order_id: str, item_id: str, channel: str, text: str) -> dict[str, Any]:
+        """File a complaint; the answer carries the ticket id and the pickup code."""
+        return self.api.post("/tickets", {"order_id": order_id, "item_id": item_id,
+                                          "channel": channel, "text": text})
+
+
+@dataclass(frozen=True)
+class DriverApp:
+    """A driver's app: proves collection of a return by the customer's pickup code."""
+
+    api: ApiClient
+    driver: str
+
+    def collect(self, code: str, location: str) -> dict[str, Any]:
+        """Post a pickup code typed by the driver."""
+        return self.api.post("/pickups/collect", {"code": code, "driver": self.driver,
+                                                  "location": location})

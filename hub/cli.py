@@ -1,0 +1,101 @@
+"""``coldloop hub``: migrate the database, run ingest and the web UI."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import TYPE_CHECKING
+
+import click
+
+from hub.console import data_dir
+from hub.settings import HubSettings, load_hub_settings
+from protocols.config import ConfigError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from hub.mqtt_consumer import IngestWorker
+
+config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                             default=None, help="Hub settings (TOML); defaults if omitted.")
+
+
+def _settings(ctx: click.Context, config_path: str | None) -> HubSettings:
+    try:
+        return load_hub_settings(config_path, data_dir(ctx))
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
+
+
+@click.group()
+def hub() -> None:
+    """Run and administer the hub."""
+
+
+@hub.command()
+@config_option
+@click.option("--revision", default="head", show_default=True)
+@click.pass_context
+def migrate(ctx: click.Context, config_path: str | None, revision: str) -> None:
+    """Create or upgrade the hub database."""
+    from hub.db import migrate as run_migrations
+
+    settings = _settings(ctx, config_path)
+    run_migrations(settings.database_url, revision)
+    click.echo(f"database at revision {revision}")
+
+
+@hub.command()
+@config_option
+@click.pass_context
+def ingest(ctx: click.Context, config_path: str | None) -> None:
+    """Run one ingest worker (several share the load over MQTT v5 shared subscriptions)."""
+    settings = _settings(ctx, config_path)
+    worker, engine = _start_ingest(settings)
+    click.echo(f"ingesting from {settings.mqtt.url}; Ctrl-C to stop")
+    _wait_for_signal()
+    worker.stop()
+    engine.dispose()
+
+
+@hub.command()
+@config_option
+@click.pass_context
+def serve(ctx: click.Context, config_path: str | None) -> None:
+    """Run ingest and the web UI / JSON API in one process."""
+    from werkzeug.serving import make_server
+
+    from hub.web import create_app
+
+    settings = _settings(ctx, config_path)
+    worker, engine = _start_ingest(settings)
+    from hub.db import session_factory
+
+    app = create_app(settings, factory=session_factory(engine))
+    server = make_server(settings.web.host, settings.web.port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    click.echo(f"hub at http://{settings.web.host}:{server.server_port}; Ctrl-C to stop")
+    _wait_for_signal()
+    server.shutdown()
+    worker.stop()
+    engine.dispose()
+
+
+def _start_ingest(settings: HubSettings) -> tuple[IngestWorker, Engine]:
+    from hub.db import make_engine, migrate, session_factory
+    from hub.mqtt_consumer import IngestWorker
+
+    migrate(settings.database_url)
+    engine = make_engine(settings.database_url)
+    worker = IngestWorker(settings, session_factory(engine),
+                          protocol_v5=settings.mqtt.protocol == "5")
+    worker.start()
+    return worker, engine
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()

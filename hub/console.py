@@ -1,0 +1,65 @@
+"""The ``coldloop`` command: groups ``hub``, ``edge``, ``sim`` and the ``demo``.
+
+Sub-groups load lazily, so a gateway without the hub's dependencies can still run
+``coldloop edge ...``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+import click
+
+from protocols.config import resolve_data_dir
+
+_GROUPS = {
+    "hub": ("hub.cli", "hub", "Run and administer the hub."),
+    "edge": ("edge.cli", "edge", "Run a scan-station gateway."),
+    "sim": ("firmware_sim.cli", "sim", "Simulated devices, scenarios and captures."),
+    "demo": ("firmware_sim.cli", "demo", "Run the whole loop on real components."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose sub-commands are imported only when used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_GROUPS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in _GROUPS:
+            return None
+        module, attr, _ = _GROUPS[name]
+        try:
+            command: click.Command = getattr(importlib.import_module(module), attr)
+        except ImportError as err:
+            raise click.ClickException(
+                f"'coldloop {name}' needs packages that are not installed ({err.name}); "
+                "install coldloop with the matching extra, e.g. pip install 'coldloop[hub]'"
+            ) from err
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, help_) for name, (_, _, help_) in sorted(_GROUPS.items())])
+
+
+@click.group(cls=LazyGroup)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Where data lives (default: $COLDLOOP_DATA_DIR, else ./var).")
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+@click.pass_context
+def main(ctx: click.Context, data_dir: str | None, verbose: int) -> None:
+    """coldloop: after-sales for fresh-produce delivery, from complaint to scan station."""
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.ensure_object(dict)
+    ctx.obj["data_dir"] = resolve_data_dir(data_dir)
+
+
+def data_dir(ctx: click.Context) -> str:
+    """The data directory chosen by the root command."""
+    obj: dict[str, Any] = ctx.find_root().obj or {}
+    return str(obj.get("data_dir") or resolve_data_dir())

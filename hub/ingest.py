@@ -1,0 +1,321 @@
+"""Store what gateways publish: idempotent on message ids, invalid input quarantined.
+
+Pure domain code over a SQLAlchemy session: the MQTT consumer hands in batches of received
+messages and commits; this module decides what each one becomes and what the gateway is told.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import Session
+
+from hub.fleet import StateUpdate, record_states
+from hub.models import (
+    CustodyRecord,
+    FaultRecord,
+    GradeRecord,
+    Item,
+    QuarantinedMessage,
+    Scan,
+    StoredMessage,
+    TelemetryReading,
+)
+from protocols import topics
+from protocols.errors import ProtocolError
+from protocols.messages import (
+    AckEntry,
+    AckStatus,
+    CustodyEvent,
+    Event,
+    FaultEvent,
+    GatewayState,
+    GradeEvent,
+    ScanEvent,
+    TelemetryBatch,
+    decode_for_topic,
+)
+from protocols.topics import GatewayTopic, Kind
+
+logger = logging.getLogger(__name__)
+
+TELEMETRY_KIND = "tlm"  # StoredMessage.kind of a telemetry batch
+_ID_CHUNK = 900  # ids per IN (...) list: far below SQLite's bound-parameter limit
+_MAX_ID = 64  # StoredMessage.message_id / QuarantinedMessage.message_id length
+_MAX_TOPIC = 256  # QuarantinedMessage.topic length
+_IGNORED_KINDS = frozenset({Kind.ACK, Kind.COMMAND, Kind.CONFIG})
+
+GatewayKey = tuple[str, str]  # (site, gateway)
+
+
+@dataclass(frozen=True)
+class Received:
+    """One MQTT message as the hub received it."""
+
+    topic: str
+    payload: bytes
+    received_at: datetime
+
+    def __post_init__(self) -> None:
+        if self.received_at.tzinfo is None:
+            raise ValueError("received_at must be timezone-aware (use datetime.now(UTC))")
+
+
+@dataclass
+class IngestResult:
+    """What a batch became: the acks to send per gateway, and counters."""
+
+    acks: dict[GatewayKey, list[AckEntry]] = field(default_factory=dict)
+    stored: int = 0  # business events and telemetry batches newly stored
+    duplicates: int = 0
+    quarantined: int = 0
+    readings: int = 0
+    states: int = 0
+    stale: int = 0  # gateway states older (lower boot) than the stored one
+    ignored: int = 0  # hub -> gateway traffic and configuration reports
+
+    def ack(self, key: GatewayKey, message_id: str, status: AckStatus,
+            reason: str | None = None) -> None:
+        """Queue an application ack for a gateway."""
+        self.acks.setdefault(key, []).append(AckEntry(id=message_id, status=status, reason=reason))
+
+    def merge(self, other: IngestResult) -> None:
+        """Add another result's acks and counters to this one."""
+        for key, entries in other.acks.items():
+            self.acks.setdefault(key, []).extend(entries)
+        for counter in fields(self):
+            if counter.name != "acks":
+                setattr(self, counter.name,
+                        getattr(self, counter.name) + getattr(other, counter.name))
+
+
+@dataclass(frozen=True)
+class _Accepted:
+    topic: GatewayTopic
+    message: Event | TelemetryBatch
+    received: Received
+
+
+def store_batch(session: Session, batch: Sequence[Received]) -> IngestResult:
+    """Store a batch of received messages in the caller's transaction; return acks and counts."""
+    result = IngestResult()
+    accepted: list[_Accepted] = []
+    states: list[StateUpdate] = []
+    rejected: list[tuple[Received, str, GatewayTopic | None]] = []
+    for received in batch:
+        parsed = _classify(received, result, rejected)
+        if parsed is None:
+            continue
+        topic, message = parsed
+        if isinstance(message, GatewayState):
+            states.append(StateUpdate(topic.site, topic.gateway, message, received.received_at))
+        else:
+            accepted.append(_Accepted(topic, message, received))  # type: ignore[arg-type]
+
+    known = _already_stored(session, [a.message.id for a in accepted])
+    fresh: list[_Accepted] = []
+    for item in accepted:
+        is_event = item.topic.kind is Kind.EVENT
+        if item.message.id in known:
+            result.duplicates += 1
+            if is_event:
+                result.ack(_key(item.topic), item.message.id, AckStatus.DUPLICATE)
+            continue
+        known.add(item.message.id)  # a second copy later in this batch is a duplicate
+        fresh.append(item)
+        result.stored += 1
+        if is_event:
+            result.ack(_key(item.topic), item.message.id, AckStatus.STORED)
+
+    _insert_records(session, fresh, result)
+    if states:
+        result.states, result.stale = record_states(session, states)
+    _quarantine(session, rejected, result)
+    return result
+
+
+def quarantine(session: Session, batch: Sequence[Received], reason: str) -> IngestResult:
+    """Quarantine messages the database refused; reject the events among them."""
+    result = IngestResult()
+    rejected = []
+    for received in batch:
+        try:
+            topic: GatewayTopic | None = topics.parse(received.topic)
+        except ProtocolError:
+            topic = None
+        rejected.append((received, reason, topic))
+    _quarantine(session, rejected, result)
+    return result
+
+
+def _classify(received: Received, result: IngestResult,
+              rejected: list[tuple[Received, str, GatewayTopic | None]],
+              ) -> tuple[GatewayTopic, Any] | None:
+    """Parse and decode one message; count or set aside what is not to be stored."""
+    if received.topic == topics.HUB_STATE:
+        result.ignored += 1
+        return None
+    try:
+        topic = topics.parse(received.topic)
+    except ProtocolError as err:
+        rejected.append((received, str(err), None))
+        return None
+    if topic.kind in _IGNORED_KINDS:
+        result.ignored += 1
+        return None
+    try:
+        message = decode_for_topic(topic, received.payload)
+    except ProtocolError as err:
+        rejected.append((received, str(err), topic))
+        return None
+    return topic, message
+
+
+def _already_stored(session: Session, ids: Sequence[str]) -> set[str]:
+    """Return which of ``ids`` are stored already (one SELECT per batch of usual size)."""
+    unique = sorted(set(ids))
+    found: set[str] = set()
+    for start in range(0, len(unique), _ID_CHUNK):
+        chunk = unique[start:start + _ID_CHUNK]
+        found.update(session.scalars(
+            select(StoredMessage.message_id).where(StoredMessage.message_id.in_(chunk))))
+    return found
+
+
+def _insert_records(session: Session, fresh: Sequence[_Accepted], result: IngestResult) -> None:
+    """Insert the stored-message rows and the typed rows with a few bulk statements."""
+    if not fresh:
+        return
+    session.execute(insert(StoredMessage), [
+        {"message_id": a.message.id, "gateway_id": a.topic.gateway,
+         "kind": a.topic.leaf if a.topic.kind is Kind.EVENT else TELEMETRY_KIND,
+         "received_at": _utc(a.received.received_at)}
+        for a in fresh])
+    rows: dict[type[Any], list[dict[str, Any]]] = {}
+    for a in fresh:
+        model, to_rows = _RECORDS[type(a.message)]
+        rows.setdefault(model, []).extend(to_rows(a.message))
+    for model, model_rows in rows.items():
+        if model_rows:
+            session.execute(insert(model), model_rows)
+    result.readings += len(rows.get(TelemetryReading, ()))
+    _set_dispositions(session, [a.message for a in fresh if isinstance(a.message, GradeEvent)])
+
+
+def _event_base(event: Event) -> dict[str, Any]:
+    return {"message_id": event.id, "ts": _utc(event.ts), "historical": event.historical}
+
+
+def _scan_rows(event: ScanEvent) -> list[dict[str, Any]]:
+    return [{**_event_base(event), "gateway_id": event.message_id.gateway,
+             "station": event.station, "item_id": event.item_id, "tag_uid": event.tag_uid,
+             "lot": event.lot, "gtin": event.gtin, "core_temp_c": event.core_temp_c,
+             "clock": event.clock.value}]
+
+
+def _grade_rows(event: GradeEvent) -> list[dict[str, Any]]:
+    return [{**_event_base(event), "gateway_id": event.message_id.gateway,
+             "station": event.station, "item_id": event.item_id, "scan_id": event.scan_id,
+             "grade": event.grade.value, "model_version": event.model_version,
+             "rule": event.rule, "scores": dict(event.scores),
+             "features": dict(event.features), "clock": event.clock.value}]
+
+
+def _custody_rows(event: CustodyEvent) -> list[dict[str, Any]]:
+    return [{**_event_base(event), "item_id": event.item_id, "action": event.action.value,
+             "actor": event.actor, "location": event.location,
+             "pickup_code": event.pickup_code}]
+
+
+def _fault_rows(event: FaultEvent) -> list[dict[str, Any]]:
+    return [{**_event_base(event), "gateway_id": event.message_id.gateway,
+             "station": event.station, "component": event.component, "code": event.code,
+             "severity": event.severity.value, "detail": event.detail}]
+
+
+def _telemetry_rows(batch: TelemetryBatch) -> list[dict[str, Any]]:
+    gateway = batch.message_id.gateway
+    return [{"batch_id": batch.id, "seq": seq, "gateway_id": gateway, "probe": probe,
+             "ts": ts, "temp_c": temp_c}
+            for seq, (probe, ts, temp_c) in enumerate(batch.readings)]
+
+
+_RECORDS: dict[type[Any], tuple[type[Any], Callable[[Any], list[dict[str, Any]]]]] = {
+    ScanEvent: (Scan, _scan_rows),
+    GradeEvent: (GradeRecord, _grade_rows),
+    CustodyEvent: (CustodyRecord, _custody_rows),
+    FaultEvent: (FaultRecord, _fault_rows),
+    TelemetryBatch: (TelemetryReading, _telemetry_rows),
+}
+
+
+def _set_dispositions(session: Session, grades: Sequence[GradeEvent]) -> None:
+    """Set each known item's disposition to its latest grade (unknown items: no-op)."""
+    latest: dict[str, GradeEvent] = {}
+    for grade in grades:
+        current = latest.get(grade.item_id)
+        if current is None or grade.ts >= current.ts:
+            latest[grade.item_id] = grade
+    if not latest:
+        return
+    items, stored = Item.__table__, GradeRecord.__table__
+    # A backlog grade arriving late must not overwrite the disposition of a newer one.
+    newer = (select(stored.c.message_id)
+             .where(stored.c.item_id == items.c.id, stored.c.ts > bindparam("g_ts"))
+             .exists())
+    statement = (update(items)
+                 .where(items.c.id == bindparam("g_item"), ~newer)
+                 .values(disposition=bindparam("g_grade")))
+    session.execute(statement, [
+        {"g_item": item_id, "g_grade": grade.grade.value, "g_ts": _utc(grade.ts)}
+        for item_id, grade in latest.items()])
+
+
+def _quarantine(session: Session, rejected: Sequence[tuple[Received, str, GatewayTopic | None]],
+                result: IngestResult) -> None:
+    """Keep rejected messages for an admin; tell gateways to stop retrying poison events."""
+    rows = []
+    for received, reason, topic in rejected:
+        message_id = _recover_id(received.payload)
+        logger.warning("quarantined message on %r (id %s): %s",
+                       received.topic[:_MAX_TOPIC], message_id, reason)
+        rows.append({"topic": _printable(received.topic, _MAX_TOPIC),
+                     "payload": bytes(received.payload), "reason": _printable(reason),
+                     "message_id": message_id, "received_at": _utc(received.received_at)})
+        if topic is not None and topic.kind is Kind.EVENT and message_id is not None:
+            result.ack(_key(topic), message_id, AckStatus.REJECTED, reason)
+    if rows:
+        session.execute(insert(QuarantinedMessage), rows)
+        result.quarantined += len(rows)
+
+
+def _recover_id(payload: bytes) -> str | None:
+    """Return the payload's "id" string if it has a usable one, else None."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    value = data.get("id") if isinstance(data, dict) else None
+    if isinstance(value, str) and 0 < len(value) <= _MAX_ID and "\x00" not in value:
+        return value
+    return None
+
+
+def _printable(text: str, limit: int | None = None) -> str:
+    """Make text storable in any text column (PostgreSQL refuses NUL characters)."""
+    text = text.replace("\x00", "\\x00")
+    return text if limit is None else text[:limit]
+
+
+def _key(topic: GatewayTopic) -> GatewayKey:
+    return topic.site, topic.gateway
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)

@@ -1,0 +1,292 @@
+"""The hub's JSON API under /api/v1: thin adapters over hub.returns and hub.queries.
+
+Every error is JSON ``{"error": "..."}`` naming what was wrong; validation errors add
+``"fields": {field: problem}``. Bad JSON is 400, a missing or wrong token 401, an unknown id
+404, a state clash 409 and a well-formed body with bad values 422.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, TypeVar
+
+from flask import Blueprint, Flask, Response, jsonify, request
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+from hub import queries, returns
+from hub.errors import Conflict, HubError, InvalidInput, NotFound
+from hub.web import code_rng, db_session, hub_settings, now
+from hub.web import serialize as js
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "/api/v1"
+bp = Blueprint("api", __name__, url_prefix=PREFIX)
+PUBLIC_ENDPOINTS = frozenset({"api.health"})
+STATUS_OF: dict[type[HubError], int] = {NotFound: 404, Conflict: 409, InvalidInput: 422}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+# --- request models ------------------------------------------------------------------------
+
+
+class _Body(BaseModel):
+    # Strict: a number where a string belongs is an error, not silently "123".
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+
+
+class TicketRequest(_Body):
+    """A customer's complaint about one item of an order."""
+
+    order_id: Annotated[str, Field(min_length=1, max_length=32)]
+    item_id: Annotated[str, Field(min_length=1, max_length=16)]
+    channel: Literal["app", "mini_program", "hotline", "social"]
+    text: Annotated[str, Field(min_length=1, max_length=returns.MAX_TEXT)]
+
+
+class CollectRequest(_Body):
+    """A driver's proof of collection: the customer's pickup code."""
+
+    code: Annotated[str, Field(min_length=1, max_length=32)]
+    driver: Annotated[str, Field(min_length=1, max_length=64)]
+    location: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class _Query(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScansQuery(_Query):
+    """Query string of GET /scans."""
+
+    limit: Annotated[int, Field(ge=1, le=queries.MAX_LIMIT)] = 50
+    since: AwareDatetime | None = None
+
+
+class LimitQuery(_Query):
+    """Query string of list endpoints that only page by count."""
+
+    limit: Annotated[int, Field(ge=1, le=queries.MAX_LIMIT)] = 50
+
+
+# --- routes --------------------------------------------------------------------------------
+
+
+@bp.get("/health")
+def health() -> tuple[Response, int]:
+    """Report whether the API is up and its database answers (no token needed)."""
+    try:
+        db_session().execute(text("SELECT 1"))
+    except SQLAlchemyError as err:
+        logger.warning("health check: database unreachable: %s", err)
+        return jsonify(status="error", database="unreachable"), 503
+    return jsonify(status="ok", database="ok"), 200
+
+
+@bp.get("/items/<item_id>")
+def item(item_id: str) -> Response:
+    """Return an item with its scans, grades and custody records, oldest first."""
+    history = queries.item_history(db_session(), item_id)
+    if history is None:
+        raise NotFound(f"item {item_id!r} does not exist")
+    return jsonify(js.item_history(history))
+
+
+@bp.get("/orders/<order_id>")
+def order(order_id: str) -> Response:
+    """Return an order with its items, tickets, pickups and the latest grade of each item."""
+    view = queries.order_view(db_session(), order_id)
+    if view is None:
+        raise NotFound(f"order {order_id!r} does not exist")
+    return jsonify(js.order_view(view))
+
+
+@bp.get("/scans")
+def scans() -> Response:
+    """Return the newest scans, or with ``since`` (ISO 8601 with offset) those after it."""
+    args = _parse(ScansQuery, request.args.to_dict(), "query parameter")
+    found = queries.recent_scans(db_session(), limit=args.limit, since=args.since)
+    return jsonify(scans=[js.scan(s) for s in found])
+
+
+@bp.get("/grades")
+def grades() -> Response:
+    """Return the newest grades, newest first."""
+    args = _parse(LimitQuery, request.args.to_dict(), "query parameter")
+    rows = queries.recent_grades(db_session(), limit=args.limit)
+    return jsonify(grades=[js.grade_row(row) for row in rows])
+
+
+@bp.get("/fleet")
+def fleet() -> Response:
+    """Return every gateway's last known state."""
+    return jsonify(gateways=[js.gateway(g) for g in queries.fleet(db_session())])
+
+
+@bp.get("/quarantine")
+def quarantine() -> Response:
+    """Return the newest messages the hub could not accept, with the reason."""
+    args = _parse(LimitQuery, request.args.to_dict(), "query parameter")
+    found = queries.quarantine(db_session(), limit=args.limit)
+    return jsonify(messages=[js.quarantined(m) for m in found])
+
+
+@bp.post("/tickets")
+def open_ticket() -> tuple[Response, int]:
+    """Record a complaint; answer with its ticket and the item's pickup code."""
+    body = _parse(TicketRequest, _json_body(), "field")
+    session = db_session()
+    ticket, pickup = returns.open_return(
+        session, order_id=body.order_id, item_id=body.item_id, channel=body.channel,
+        text=body.text, now=now(), rng=code_rng())
+    session.commit()
+    return jsonify(ticket_id=ticket.id, pickup_code=pickup.code, pickup_id=pickup.id,
+                   item_id=pickup.item_id), 201
+
+
+@bp.post("/pickups/collect")
+def collect() -> Response:
+    """Record that a driver collected a return; safe to retry."""
+    body = _parse(CollectRequest, _json_body(), "field")
+    session = db_session()
+    record = returns.collect(session, code=body.code, driver=body.driver,
+                             location=body.location, now=now())
+    session.commit()
+    return jsonify(js.custody(record))
+
+
+# --- plumbing ------------------------------------------------------------------------------
+
+
+class BadRequest(HubError):
+    """A request the API cannot read at all (not JSON, not an object)."""
+
+
+class Unprocessable(InvalidInput):
+    """A readable request whose values are invalid; carries the problem of each field."""
+
+    def __init__(self, message: str, fields: Mapping[str, str]) -> None:
+        super().__init__(message)
+        self.fields = dict(fields)
+
+
+def init_app(app: Flask) -> None:
+    """Register the API blueprint and its JSON error handling on ``app``."""
+    app.register_blueprint(bp)
+
+
+@bp.before_request
+def _require_token() -> Response | None:
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header:
+        problem = "missing Authorization header; send 'Authorization: Bearer <api token>'"
+    elif scheme.lower() != "bearer" or not token.strip():
+        problem = "Authorization header must be 'Bearer <api token>'"
+    elif not hmac.compare_digest(token.strip().encode(),
+                                 hub_settings().web.api_token.encode()):
+        problem = "invalid API token"
+    else:
+        return None
+    logger.info("API request to %s refused: %s", request.path, problem)
+    response = error_response(401, problem)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="coldloop"'
+    return response
+
+
+@bp.errorhandler(HubError)
+def _hub_error(err: HubError) -> Response:
+    status = 400 if isinstance(err, BadRequest) else next(
+        (code for family, code in STATUS_OF.items() if isinstance(err, family)), 400)
+    fields = err.fields if isinstance(err, Unprocessable) else None
+    return error_response(status, str(err), fields)
+
+
+def is_api_request() -> bool:
+    """Return whether the current request is for the JSON API."""
+    return request.path == PREFIX or request.path.startswith(PREFIX + "/")
+
+
+def http_error(err: HTTPException) -> Response:
+    """Return a werkzeug HTTP error (404, 405, 413, 500, ...) as a JSON error response."""
+    status = err.code or 500
+    if status == 404:
+        message = f"no such API endpoint: {request.method} {request.path}"
+    elif isinstance(err, MethodNotAllowed):
+        allowed = ", ".join(sorted(m for m in err.valid_methods or () if m != "OPTIONS"))
+        message = f"method {request.method} is not allowed on {request.path}; use {allowed}"
+    elif status >= 500:
+        message = "internal error in the hub; the hub's log has the details"
+    else:
+        message = f"{err.name}: {err.description}" if err.description else str(err.name)
+    response = error_response(status, message)
+    for name, value in err.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
+def error_response(status: int, message: str,
+                   fields: Mapping[str, str] | None = None) -> Response:
+    """Build the API's JSON error body."""
+    body: dict[str, Any] = {"error": message}
+    if fields:
+        body["fields"] = dict(fields)
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def _json_body() -> Any:
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise BadRequest("request body is empty; send a JSON object")
+    data = request.get_json(force=True, silent=True)
+    if data is None:
+        raise BadRequest("request body is not valid JSON; send a JSON object "
+                         "with Content-Type: application/json")
+    return data
+
+
+def _parse(model: type[M], data: Any, what: str) -> M:
+    if not isinstance(data, dict):
+        raise BadRequest(f"request body must be a JSON object, got {_json_type(data)}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        fields = _describe(err, what)
+        raise Unprocessable("; ".join(f"{name}: {problem}" for name, problem in fields.items()),
+                            fields) from None
+
+
+def _describe(err: ValidationError, what: str) -> dict[str, str]:
+    problems: dict[str, str] = {}
+    for issue in err.errors(include_url=False):
+        name = ".".join(str(part) for part in issue["loc"]) or "(body)"
+        kind = issue["type"]
+        if kind == "missing":
+            problem = f"required {what} is missing"
+        elif kind == "extra_forbidden":
+            problem = f"unknown {what}"
+        else:
+            got = issue.get("input")
+            shown = _json_type(got) if isinstance(got, dict | list) else repr(got)
+            if len(shown) > 40:
+                shown = shown[:37] + "..."
+            problem = f"{issue['msg'][0].lower()}{issue['msg'][1:]} (got {shown})"
+        problems.setdefault(name, problem)
+    return problems
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+             int: "a number", float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)

@@ -1,0 +1,144 @@
+"""The JSON shapes of hub records in the API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from hub.models import (
+    CustodyRecord,
+    Customer,
+    Gateway,
+    GradeRecord,
+    Item,
+    Order,
+    Pickup,
+    QuarantinedMessage,
+    Scan,
+    Ticket,
+)
+from hub.queries import GradeRow, ItemHistory, OrderView, TimelineEntry, as_utc
+
+Json = dict[str, Any]
+PAYLOAD_PREVIEW = 2000
+
+
+def time(value: datetime | None) -> str | None:
+    """Return an ISO 8601 UTC timestamp, or None."""
+    return None if value is None else as_utc(value).isoformat()
+
+
+def item(record: Item) -> Json:
+    """Return an item as JSON."""
+    return {"id": record.id, "order_id": record.order_id, "product": record.product,
+            "family": record.family, "gtin": record.gtin, "lot": record.lot,
+            "packed_at": time(record.packed_at), "tag_uid": record.tag_uid,
+            "price_cents": record.price_cents, "disposition": record.disposition}
+
+
+def customer(record: Customer) -> Json:
+    """Return a customer as JSON."""
+    return {"id": record.id, "name": record.name, "tier": record.tier, "region": record.region}
+
+
+def order(record: Order) -> Json:
+    """Return an order as JSON."""
+    return {"id": record.id, "customer_id": record.customer_id, "status": record.status,
+            "placed_at": time(record.placed_at), "delivered_at": time(record.delivered_at)}
+
+
+def ticket(record: Ticket) -> Json:
+    """Return a ticket as JSON."""
+    return {"id": record.id, "order_id": record.order_id, "customer_id": record.customer_id,
+            "channel": record.channel, "category": record.category, "status": record.status,
+            "text": record.text, "created_at": time(record.created_at),
+            "resolved_at": time(record.resolved_at)}
+
+
+def pickup(record: Pickup) -> Json:
+    """Return a pickup as JSON."""
+    return {"id": record.id, "ticket_id": record.ticket_id, "item_id": record.item_id,
+            "code": record.code, "status": record.status, "issued_at": time(record.issued_at),
+            "collected_at": time(record.collected_at), "driver": record.driver}
+
+
+def scan(record: Scan) -> Json:
+    """Return a scan as JSON."""
+    return {"message_id": record.message_id, "gateway_id": record.gateway_id,
+            "station": record.station, "item_id": record.item_id, "tag_uid": record.tag_uid,
+            "lot": record.lot, "gtin": record.gtin, "core_temp_c": record.core_temp_c,
+            "ts": time(record.ts), "clock": record.clock, "historical": record.historical}
+
+
+def grade(record: GradeRecord) -> Json:
+    """Return a grade as JSON."""
+    return {"message_id": record.message_id, "gateway_id": record.gateway_id,
+            "station": record.station, "item_id": record.item_id, "scan_id": record.scan_id,
+            "grade": record.grade, "model_version": record.model_version, "rule": record.rule,
+            "scores": record.scores, "features": record.features, "ts": time(record.ts),
+            "clock": record.clock, "historical": record.historical}
+
+
+def grade_row(row: GradeRow) -> Json:
+    """Return a grade with its item's product and order as JSON."""
+    return {**grade(row.grade), "product": row.product, "order_id": row.order_id}
+
+
+def custody(record: CustodyRecord) -> Json:
+    """Return a custody record as JSON."""
+    return {"message_id": record.message_id, "item_id": record.item_id,
+            "action": record.action, "actor": record.actor, "location": record.location,
+            "pickup_code": record.pickup_code, "ts": time(record.ts),
+            "historical": record.historical}
+
+
+def gateway(record: Gateway) -> Json:
+    """Return a gateway's last known state as JSON."""
+    return {"id": record.id, "site": record.site, "online": record.online,
+            "boot": record.boot, "last_seen": time(record.last_seen),
+            "software": record.software, "model_version": record.model_version,
+            "backlog": record.backlog, "clock": record.clock}
+
+
+def quarantined(record: QuarantinedMessage) -> Json:
+    """Return a quarantined message as JSON, its payload shown as (lossy) text."""
+    return {"id": record.id, "topic": record.topic, "message_id": record.message_id,
+            "reason": record.reason, "received_at": time(record.received_at),
+            "payload_bytes": len(record.payload),
+            "payload_preview": payload_preview(record.payload)}
+
+
+def payload_preview(payload: bytes) -> str:
+    """Return the start of a payload as text, undecodable bytes replaced."""
+    text = payload[:PAYLOAD_PREVIEW].decode("utf-8", errors="replace")
+    return text + ("…" if len(payload) > PAYLOAD_PREVIEW else "")
+
+
+def timeline(entries: Iterable[TimelineEntry]) -> list[Json]:
+    """Return timeline entries as JSON, oldest first."""
+    return [{"ts": time(entry.ts), "kind": entry.kind, "item_id": entry.item_id,
+             "summary": entry.summary, **({"grade": entry.grade} if entry.grade else {})}
+            for entry in entries]
+
+
+def item_history(history: ItemHistory) -> Json:
+    """Return an item's history as JSON."""
+    return {"item": item(history.item), "scans": [scan(s) for s in history.scans],
+            "grades": [grade(g) for g in history.grades],
+            "custody": [custody(c) for c in history.custody],
+            "timeline": timeline(history.timeline)}
+
+
+def order_view(view: OrderView) -> Json:
+    """Return an order view as JSON; each item carries its latest grade (or null)."""
+    latest = view.latest_grades
+    return {
+        "order": order(view.order),
+        "customer": customer(view.customer) if view.customer else None,
+        "items": [{**item(i), "latest_grade": grade(latest[i.id]) if i.id in latest else None}
+                  for i in view.items],
+        "tickets": [ticket(t) for t in view.tickets],
+        "pickups": [pickup(p) for p in view.pickups],
+        "timeline": timeline(view.timeline),
+    }

@@ -1,0 +1,190 @@
+"""The admin web UI: login, dashboard, order timeline and quarantine, rendered on the server."""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import logging
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar, cast
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
+
+from hub import queries
+from hub.queries import as_utc
+from hub.web import db_session, hub_settings, now
+from hub.web.serialize import payload_preview
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("ui", __name__)  # templates and static files are the app's (hub/web/...)
+GRADE_COLOURS = {"resell": "green", "discount": "amber", "check": "amber", "scrap": "red"}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def init_app(app: Flask) -> None:
+    """Register the admin UI blueprint on ``app``."""
+    app.register_blueprint(bp)
+
+
+def login_required(view: F) -> F:
+    """Send visitors who have not logged in to the login page, then back here."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if "user" not in session:
+            target = request.full_path if request.query_string else request.path
+            return redirect(url_for("ui.login", next=target))
+        return view(*args, **kwargs)
+
+    return cast(F, wrapped)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> str | BaseResponse | tuple[str, int]:
+    """Show the login form; on POST check the admin's user name and password."""
+    target = _safe_next(request.values.get("next"))
+    if request.method == "GET":
+        return render_template("login.html", next=target, error=None)
+    if not _csrf_ok():
+        return render_template("login.html", next=target,
+                               error="The form expired. Please sign in again."), 400
+    web = hub_settings().web
+    user = request.form.get("username", "")
+    # Compare both, always: which one was wrong must not show in the response time.
+    user_ok = hmac.compare_digest(user.encode(), web.admin_user.encode())
+    password_ok = hmac.compare_digest(request.form.get("password", "").encode(),
+                                      web.admin_password.encode())
+    if not (user_ok and password_ok):
+        logger.warning("failed admin login for user %r from %s", user[:64], request.remote_addr)
+        return render_template("login.html", next=target, username=user,
+                               error="Wrong user name or password."), 401
+    session.clear()
+    session["user"] = user
+    logger.info("admin %s logged in from %s", user, request.remote_addr)
+    return redirect(target or url_for("ui.dashboard"))
+
+
+@bp.post("/logout")
+def logout() -> BaseResponse:
+    """Forget the logged-in admin."""
+    if not _csrf_ok():
+        abort(400, "The form expired. Reload the page and try again.")
+    session.clear()
+    return redirect(url_for("ui.login"))
+
+
+@bp.get("/")
+@login_required
+def dashboard() -> str:
+    """Show the headline counts, the latest grades, open tickets and the fleet."""
+    db = db_session()
+    return render_template("dashboard.html", counts=queries.dashboard_counts(db),
+                           grades=queries.recent_grades(db, limit=15),
+                           tickets=queries.open_tickets(db, limit=10),
+                           gateways=queries.fleet(db))
+
+
+@bp.get("/orders")
+@login_required
+def find_order() -> BaseResponse:
+    """Open the order typed into the search box."""
+    order_id = request.args.get("order_id", "").strip()
+    if not order_id:
+        return redirect(url_for("ui.dashboard"))
+    return redirect(url_for("ui.order", order_id=order_id))
+
+
+@bp.get("/orders/<order_id>")
+@login_required
+def order(order_id: str) -> str:
+    """Show an order's items and the timeline of its return."""
+    view = queries.order_view(db_session(), order_id)
+    if view is None:
+        abort(404, f"There is no order {order_id!r}.")
+    pickups = {p.item_id: p for p in view.pickups}  # the newest pickup of each item
+    return render_template("order.html", view=view, pickups=pickups)
+
+
+@bp.get("/quarantine")
+@login_required
+def quarantine() -> str:
+    """Show the messages the hub could not accept."""
+    return render_template("quarantine.html",
+                           messages=queries.quarantine(db_session(), limit=200))
+
+
+def error_page(err: HTTPException) -> tuple[str, int]:
+    """Render an HTTP error as a page of the admin UI."""
+    status = err.code or 500
+    message = err.description if status < 500 else "Something went wrong on the hub."
+    return render_template("error.html", status=status, title=err.name, message=message), status
+
+
+@bp.app_context_processor
+def _template_globals() -> dict[str, Any]:
+    return {"csrf_token": _csrf_token, "grade_colour": _grade_colour,
+            "current_user": session.get("user")}
+
+
+@bp.app_template_filter("when")
+def _when(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    return as_utc(value).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@bp.app_template_filter("ago")
+def _ago(value: datetime | None) -> str:
+    if value is None:
+        return "never"
+    seconds = int((now() - as_utc(value)).total_seconds())
+    if seconds < 0:
+        return "in the future"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+
+
+@bp.app_template_filter("preview")
+def _preview(payload: bytes, length: int = 160) -> str:
+    text = payload_preview(payload)
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
+def _grade_colour(grade: str | None) -> str:
+    return GRADE_COLOURS.get(grade or "", "grey")
+
+
+def _csrf_token() -> str:
+    token = session.get("csrf")
+    if not isinstance(token, str):
+        token = session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+def _csrf_ok() -> bool:
+    sent = request.form.get("csrf_token", "")
+    expected = session.get("csrf")
+    return isinstance(expected, str) and hmac.compare_digest(sent.encode(), expected.encode())
+
+
+def _safe_next(target: str | None) -> str | None:
+    # Only paths on this site: "//host" or "/\\host" would send the admin elsewhere.
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return None
+    return target

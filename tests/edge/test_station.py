@@ -1,0 +1,99 @@
+"""A station's flow on simulated devices: debounce, grades, faults, lights on real gpiozero pins."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from edge.grader import RuleGrader
+from edge.outbox import Outbox
+from edge.ports import Light
+from edge.recorder import Recorder
+from edge.settings import StationSettings
+from edge.station import Station
+from firmware_sim.clock import VirtualClock
+from firmware_sim.devices import SimulatedHardware
+from protocols.tag import TagRecord
+
+NOW = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+RECORD = TagRecord("IT-000001-1", "L261101-1", "06901234000115", NOW - timedelta(hours=30),
+                   high_risk=True)
+
+
+@pytest.fixture
+def rig(tmp_path: Path):  # type: ignore[no-untyped-def]
+    hardware = SimulatedHardware()
+    settings = StationSettings(id="st-1")
+    outbox = Outbox(tmp_path / "outbox.db")
+    clock = VirtualClock(NOW)
+    recorder = Recorder("gw-1", "site-a", outbox.next_boot(), outbox, clock)
+    station = Station("st-1", hardware.tag_reader(settings), hardware.probe(settings),
+                      hardware.indicator(settings), RuleGrader(), recorder)
+    yield station, hardware.stations["st-1"], outbox
+    hardware.stations["st-1"].lights.close()
+
+
+def _payloads(outbox: Outbox) -> list[dict]:
+    return [json.loads(p.payload) for p in outbox.due(100, now=NOW.timestamp(), retry_after_s=1)]
+
+
+def test_tag_lying_on_pad_is_one_scan_and_represented_is_new(rig) -> None:  # type: ignore[no-untyped-def]
+    station, devices, outbox = rig
+    devices.probe.set_temperature(2.5)
+    devices.pad.present_tag("a1b2c3d4", RECORD)
+    first = station.poll()
+    assert first is not None and first.light is Light.GREEN
+    assert station.poll() is None and station.poll() is None
+    devices.pad.remove_tag()
+    assert station.poll() is None
+    devices.pad.present_tag("a1b2c3d4", RECORD)
+    assert station.poll() is not None
+    kinds = [p["type"] for p in _payloads(outbox)]
+    assert kinds == ["scan", "grade", "scan", "grade"]
+
+
+@pytest.mark.parametrize(("temp", "light", "lamps"), [
+    (2.0, Light.GREEN, ("green",)),
+    (6.5, Light.AMBER, ("amber",)),
+    (11.0, Light.RED, ("red",)),
+])
+def test_grade_lights_the_right_lamp_after_commit(rig, temp, light, lamps) -> None:  # type: ignore[no-untyped-def]
+    station, devices, outbox = rig
+    devices.probe.set_temperature(temp)
+    devices.pad.present_tag("a1b2c3d4", RECORD)
+    outcome = station.poll()
+    assert outcome.light is light
+    assert devices.lights.lit() == lamps
+    scan, grade = _payloads(outbox)
+    assert scan["core_temp_c"] == temp and scan["item_id"] == RECORD.item_id
+    assert grade["scan_id"] == scan["id"]
+    assert grade["features"]["hours_since_packed"] == pytest.approx(30.0)
+
+
+def test_unplugged_probe_asks_for_a_check_by_hand(rig) -> None:  # type: ignore[no-untyped-def]
+    station, devices, outbox = rig
+    devices.probe.unplug()
+    devices.pad.present_tag("a1b2c3d4", RECORD)
+    outcome = station.poll()
+    assert outcome.light is Light.AMBER
+    assert outcome.grade.grade == "check" and outcome.grade.rule == "no_core_temperature"
+
+
+def test_blank_tag_is_a_fault_with_its_own_light(rig) -> None:  # type: ignore[no-untyped-def]
+    station, devices, outbox = rig
+    devices.pad.present_tag("0badcafe", data=bytes(48))
+    outcome = station.poll()
+    assert outcome.light is Light.FAULT
+    assert devices.lights.lit() == ("amber", "red")
+    (fault,) = _payloads(outbox)
+    assert fault["code"] == "unreadable_tag" and "magic" in fault["detail"]
+
+
+def test_reader_error_is_reported_not_raised(rig) -> None:  # type: ignore[no-untyped-def]
+    station, devices, outbox = rig
+    devices.pad.fail("SPI timeout")
+    outcome = station.poll()
+    assert outcome.fault is not None and outcome.fault.code == "reader_error"

@@ -1,0 +1,79 @@
+"""Settings files: the shipped examples load; mistakes name the file, the key and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge.settings import load_gateway_settings
+from hub.settings import load_hub_settings
+from protocols.config import ConfigError, resolve_data_dir
+
+CONFIG = Path(__file__).resolve().parent.parent / "config"
+SECRETS = {"COLDLOOP_SECRET_KEY": "s" * 32, "COLDLOOP_ADMIN_PASSWORD": "correct horse",
+           "COLDLOOP_API_TOKEN": "t" * 32, "COLDLOOP_GATEWAY_PASSWORD": "pw"}
+
+
+def test_shipped_examples_load_with_secrets_from_environment(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    for key, value in SECRETS.items():
+        monkeypatch.setenv(key, value)
+    hub = load_hub_settings(CONFIG / "hub.toml", tmp_path)
+    assert hub.web.admin_password == "correct horse"
+    assert hub.database_url == f"sqlite:///{tmp_path / 'hub.db'}"
+    gateway = load_gateway_settings(CONFIG / "gateway.toml", tmp_path)
+    assert gateway.id == "gw-sha-01" and gateway.stations[0].light_pins == (17, 27, 22)
+    assert gateway.outbox_path == tmp_path / "gateways" / "gw-sha-01" / "outbox.db"
+
+
+def test_missing_secret_names_the_variable(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("COLDLOOP_API_TOKEN", raising=False)
+    with pytest.raises(ConfigError, match=r"hub.toml: key 'web.secret_key' refers to "
+                                          r"environment variable COLDLOOP_SECRET_KEY"):
+        load_hub_settings(CONFIG / "hub.toml", tmp_path)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[web]\nport = 'eighty'\n", "key 'web.port': Input should be a valid integer"),
+    ("[web]\nprot = 80\n", "key 'web.prot': unknown key"),
+    ("[mqtt]\nprotocol = '4'\n", "key 'mqtt.protocol'"),
+    ("[ingest]\nbatch_size = 0\n", "key 'ingest.batch_size'"),
+    ("web = 3\n", "key 'web'"),
+    ("[web\n", "not valid TOML"),
+])
+def test_hub_mistakes_are_named(tmp_path, text: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "hub.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_hub_settings(path, tmp_path)
+    assert str(path) in str(caught.value)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("site = 's'\n[[stations]]\nid = 'st-1'\n", "key 'id': Field required"),
+    ("id = 'GW 1'\nsite = 's'\n[[stations]]\nid = 'st'\n", "key 'id': String should match"),
+    ("id = 'g'\nsite = 's'\nstations = []\n", "key 'stations'"),
+    ("id = 'g'\nsite = 's'\n[[stations]]\nid = 'st'\nlight_pins = [1, 2]\n",
+     "key 'stations.0.light_pins.2': Field required"),
+])
+def test_gateway_mistakes_are_named(tmp_path, text: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "gw.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_gateway_settings(path, tmp_path)
+
+
+def test_missing_file_and_non_utf8(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError, match="no such configuration file"):
+        load_hub_settings(tmp_path / "absent.toml", tmp_path)
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_gateway_settings(bad, tmp_path)
+
+
+def test_data_dir_resolution_order(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = {"COLDLOOP_DATA_DIR": str(tmp_path / "env")}
+    assert resolve_data_dir(tmp_path / "flag", env) == str(tmp_path / "flag")
+    assert resolve_data_dir(None, env) == str(tmp_path / "env")
+    assert resolve_data_dir(None, {}).endswith("/var")

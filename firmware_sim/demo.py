@@ -25,7 +25,7 @@ from edge.settings import GatewaySettings, StationSettings
 from firmware_sim.apps import ApiClient, CustomerApp, DriverApp
 from firmware_sim.clock import VirtualClock
 from firmware_sim.devices import SimulatedHardware
-from firmware_sim.scenario import EPOCH, Scenario, generate
+from firmware_sim.scenario import EPOCH, Scenario, generate, shift_start
 from hub import models
 from hub.db import make_engine, migrate, session_factory, transaction
 from hub.settings import HubSettings, load_hub_settings
@@ -137,13 +137,16 @@ def gateway_settings(data_dir: Path, broker_url: str, protocol: str) -> GatewayS
 def run_demo(options: DemoOptions, run: DemoRun) -> dict[str, Any]:
     """Run the scenario on the full stack and return the summary; the caller stops ``run``."""
     settings, broker_url, web_url, (ingest, factory) = start_stack(options, run)
-    scenario = generate(options.seed, options.minutes)
-    seed_hub(factory, scenario)
     clock = VirtualClock(EPOCH)
     hardware = SimulatedHardware()
     protocol = settings.mqtt.protocol
     gateway = build_gateway(gateway_settings(options.data_dir, broker_url, protocol), hardware,
                             clock=clock)
+    # Each run on the same data dir is the next day of the same seeded world.
+    day = min(gateway.boot, 99)
+    scenario = generate(options.seed, options.minutes, day=day)
+    clock.advance_to(shift_start(day))
+    seed_hub(factory, scenario)
     gateway.start(poll_interval_s=None)  # the scenario polls the pad itself
     run.stoppers.append(gateway.stop)
     station = hardware.stations["st-1"]
@@ -153,7 +156,7 @@ def run_demo(options: DemoOptions, run: DemoRun) -> dict[str, Any]:
     scanned: list[str] = []
     lights: Counter[str] = Counter()
     readings = 0
-    next_tlm = EPOCH
+    next_tlm = shift_start(day)
     for complaint in scenario.complaints:
         readings += _telemetry_until(gateway, clock, station.probe.probe_id, next_tlm,
                                      complaint.at)
@@ -173,7 +176,7 @@ def run_demo(options: DemoOptions, run: DemoRun) -> dict[str, Any]:
             lights[outcome.light.value] += 1
             if outcome.scan is not None:
                 scanned.append(outcome.scan.item_id)
-    end = EPOCH + timedelta(minutes=options.minutes)
+    end = shift_start(day) + timedelta(minutes=options.minutes)
     readings += _telemetry_until(gateway, clock, station.probe.probe_id, next_tlm, end)
     clock.advance_to(end)
 
@@ -204,34 +207,46 @@ def _telemetry_until(gateway: Gateway, clock: VirtualClock, probe_id: str, start
 def _summary(factory: sessionmaker[Session], scenario: Scenario, scanned: list[str],
              lights: Counter[str], readings: int, gateway: Gateway,
              settled: bool) -> dict[str, Any]:
+    """Count what this run produced (earlier runs on the same data dir are left out)."""
+    run_ids = f"{gateway.settings.id}:{gateway.boot}:%"
+    order_ids = [c.order.order_id for c in scenario.complaints]
+    item_ids = [c.item.item_id for c in scenario.complaints]
     with factory() as session:
         def count(model: Any, *where: Any) -> int:
             return int(session.scalar(select(func.count()).select_from(model).where(*where))
                        or 0)
 
-        stored_scans = Counter(session.scalars(select(models.Scan.item_id)))
-        grades = Counter(session.scalars(select(models.GradeRecord.grade)))
+        stored_scans = Counter(session.scalars(
+            select(models.Scan.item_id).where(models.Scan.message_id.like(run_ids))))
+        grades = Counter(session.scalars(
+            select(models.GradeRecord.grade).where(models.GradeRecord.message_id.like(run_ids))))
         sample = session.scalar(
             select(models.Order.id).join(models.Item, models.Item.order_id == models.Order.id)
             .join(models.GradeRecord, models.GradeRecord.item_id == models.Item.id)
             .join(models.Pickup, models.Pickup.item_id == models.Item.id)
-            .where(models.Pickup.status == "collected").order_by(models.Order.id).limit(1))
+            .where(models.Pickup.status == "collected",
+                   models.GradeRecord.message_id.like(run_ids))
+            .order_by(models.Order.id).limit(1))
         summary = {
             "seed": scenario.seed,
             "orders": len(scenario.orders),
             "complaints": len(scenario.complaints),
-            "tickets": count(models.Ticket),
-            "pickups_collected": count(models.Pickup, models.Pickup.status == "collected"),
+            "tickets": count(models.Ticket, models.Ticket.order_id.in_(order_ids)),
+            "pickups_collected": count(models.Pickup, models.Pickup.status == "collected",
+                                       models.Pickup.item_id.in_(item_ids)),
             "items_scanned": len(scanned),
             "scans_stored": sum(stored_scans.values()),
             "grades_stored": sum(grades.values()),
             "grades": dict(sorted(grades.items())),
             "lights": dict(sorted(lights.items())),
-            "events_stored": count(models.StoredMessage, models.StoredMessage.kind != "tlm"),
+            "events_stored": count(models.StoredMessage, models.StoredMessage.kind != "tlm",
+                                   models.StoredMessage.message_id.like(run_ids)),
             "acks": gateway.uplink.counters.acked,
             "telemetry_readings_sent": readings,
-            "telemetry_readings_stored": count(models.TelemetryReading),
-            "quarantined": count(models.QuarantinedMessage),
+            "telemetry_readings_stored": count(models.TelemetryReading,
+                                               models.TelemetryReading.batch_id.like(run_ids)),
+            "quarantined": count(models.QuarantinedMessage,
+                                 models.QuarantinedMessage.message_id.like(run_ids)),
             "outbox_depth": gateway.outbox.depth(),
             "dead_letters": len(gateway.outbox.dead_letters()),
             "sample_order": sample,
@@ -241,6 +256,7 @@ def _summary(factory: sessionmaker[Session], scenario: Scenario, scanned: list[s
         settled and once and summary["scans_stored"] == summary["grades_stored"]
         and summary["events_stored"] == summary["acks"]
         and summary["telemetry_readings_stored"] == readings
+        and summary["pickups_collected"] >= len(set(item_ids))
         and summary["outbox_depth"] == 0 and summary["quarantined"] == 0
         and summary["sample_order"] is not None)
     return summary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +17,7 @@ class Product:
     """A product the shop sells, with its family and price."""
 
     name: str
+    name_zh: str
     family: str
     gtin: str
     price_cents: int
@@ -28,20 +30,21 @@ def _gtin(body12: str) -> str:
 
 
 PRODUCTS = (
-    Product("Strawberries 250 g", "berries", _gtin("690123400011"), 2590, high_risk=True),
-    Product("Crisphead lettuce", "leafy", _gtin("690123400028"), 690, high_risk=True),
-    Product("Baby spinach 200 g", "leafy", _gtin("690123400035"), 1290, high_risk=True),
-    Product("Bananas 1 kg", "tropical", _gtin("690123400042"), 990),
-    Product("Vine tomatoes 500 g", "fruit_veg", _gtin("690123400059"), 1490),
-    Product("Chilled chicken breast 400 g", "poultry", _gtin("690123400066"), 3290,
+    Product("Strawberries 250 g", "草莓", "berries", _gtin("690123400011"), 2590, high_risk=True),
+    Product("Crisphead lettuce", "生菜", "leafy", _gtin("690123400028"), 690, high_risk=True),
+    Product("Baby spinach 200 g", "菠菜", "leafy", _gtin("690123400035"), 1290, high_risk=True),
+    Product("Bananas 1 kg", "香蕉", "tropical", _gtin("690123400042"), 990),
+    Product("Vine tomatoes 500 g", "番茄", "fruit_veg", _gtin("690123400059"), 1490),
+    Product("Chilled chicken breast 400 g", "冰鲜鸡胸肉", "poultry", _gtin("690123400066"), 3290,
             high_risk=True),
 )
 
+# {zh} / {en}: the product's Chinese and English names.
 COMPLAINTS = {
-    "spoiled": ["草莓到手就发霉了，烂了一半", "The strawberries arrived mouldy and smelly",
-                "菜叶都蔫了，一点都不新鲜"],
-    "damaged": ["包装破了，番茄都压烂了", "Box was crushed and the tomatoes leaked"],
-    "temperature": ["鸡胸肉送到的时候是温的，冰袋都化了", "Chicken arrived warm, ice packs melted"],
+    "spoiled": ["{zh}到手就发霉了，烂了一半", "The {en} arrived mouldy and smelly",
+                "{zh}一点都不新鲜，有股怪味"],
+    "damaged": ["包装破了，{zh}都压烂了", "Box was crushed and the {en} leaked"],
+    "temperature": ["{zh}送到的时候是温的，冰袋都化了", "The {en} arrived warm, ice packs melted"],
 }
 CHANNELS = ("app", "mini_program", "hotline", "social")
 
@@ -97,37 +100,50 @@ class Scenario:
     complaints: tuple[Complaint, ...]
 
 
-def generate(seed: int, minutes: int, returns_per_hour: float = 30.0) -> Scenario:
-    """Generate a scenario: orders delivered before the shift, complaints spread over it."""
+def generate(seed: int, minutes: int, returns_per_hour: float = 30.0, day: int = 1) -> Scenario:
+    """Generate a scenario: orders delivered before the shift, complaints spread over it.
+
+    ``day`` numbers the shift: day N starts N-1 days after EPOCH and its ids carry N, so
+    several days can live in one hub.
+    """
     if minutes < 1:
         raise ValueError(f"minutes must be at least 1, got {minutes}")
+    if not 1 <= day <= 99:
+        raise ValueError(f"day must be 1..99, got {day}")
     rng = random.Random(seed)
+    start = shift_start(day)
     n_returns = max(1, round(minutes * returns_per_hour / 60.0))
     n_orders = max(n_returns, n_returns * 2)
-    orders = tuple(_order(rng, i) for i in range(n_orders))
+    orders = tuple(_order(rng, i, day) for i in range(n_orders))
     picked = rng.sample(orders, n_returns)
     complaints = []
     for k, order in enumerate(sorted(picked, key=lambda o: o.order_id)):
         item = rng.choice(order.items)
         category = rng.choice(sorted(COMPLAINTS))
-        at = EPOCH + timedelta(minutes=minutes * (k + rng.random()) / n_returns)
+        at = start + timedelta(minutes=minutes * (k + rng.random()) / n_returns)
         temp = {"temperature": rng.uniform(7.0, 14.0), "spoiled": rng.uniform(3.0, 9.0),
                 "damaged": rng.uniform(0.5, 4.5)}[category]
-        complaints.append(Complaint(order, item, rng.choice(CHANNELS),
-                                    rng.choice(COMPLAINTS[category]), at, round(temp, 2)))
+        text = rng.choice(COMPLAINTS[category]).format(zh=item.product.name_zh,
+                                                       en=re.sub(r" \d+ k?g$", "", item.product.name).lower())
+        complaints.append(Complaint(order, item, rng.choice(CHANNELS), text, at, round(temp, 2)))
     return Scenario(seed, orders, tuple(sorted(complaints, key=lambda c: c.at)))
 
 
-def _order(rng: random.Random, index: int) -> ScenarioOrder:
-    placed = EPOCH - timedelta(hours=rng.uniform(20, 44))
+def shift_start(day: int) -> datetime:
+    """When the shift of ``day`` starts."""
+    return EPOCH + timedelta(days=day - 1)
+
+
+def _order(rng: random.Random, index: int, day: int) -> ScenarioOrder:
+    placed = shift_start(day) - timedelta(hours=rng.uniform(20, 44))
     delivered = placed + timedelta(hours=rng.uniform(2, 6))
-    order_id = f"O{index + 1:06d}"
+    order_id = f"O{day:02d}-{index + 1:05d}"
     items = []
     for j in range(rng.randint(1, 4)):
         product = rng.choice(PRODUCTS)
         packed = placed - timedelta(hours=rng.uniform(4, 30))
         items.append(ScenarioItem(
-            item_id=f"IT-{index + 1:06d}-{j + 1}",
+            item_id=f"I{day:02d}-{index + 1:05d}-{j + 1}",
             tag_uid=f"{rng.getrandbits(32):08x}",
             product=product,
             lot=f"L{packed:%y%m%d}-{rng.randint(1, 9)}",

@@ -55,6 +55,8 @@ def main(ctx: click.Context, data_dir: str | None, verbose: int) -> None:
     """coldloop: after-sales for fresh-produce delivery, from complaint to scan station."""
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if verbose < 1:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no request log lines
     ctx.ensure_object(dict)
     ctx.obj["data_dir"] = resolve_data_dir(data_dir)
 

@@ -31,7 +31,7 @@ def record_states(session: Session, updates: Sequence[StateUpdate]) -> tuple[int
     """Upsert gateway rows in order, ignoring states of an older boot; return (applied, stale)."""
     ids = {u.gateway for u in updates}
     boots: dict[str, int] = dict(
-        session.execute(select(Gateway.id, Gateway.boot).where(Gateway.id.in_(ids))).tuples())
+        session.execute(select(Gateway.id, Gateway.boot).where(Gateway.id.in_(ids))).all())
     final: dict[str, dict[str, Any]] = {}
     applied = stale = 0
     for update in updates:
@@ -66,14 +66,18 @@ def _row(update: StateUpdate) -> dict[str, Any]:
 def _upsert(session: Session, rows: list[dict[str, Any]]) -> None:
     """Insert or update gateway rows in one statement; a newer boot in the table wins."""
     dialect = session.get_bind().dialect.name
+    statement: Any
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        statement = postgresql_insert(Gateway)
     elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(Gateway)
     else:
         _upsert_portably(session, rows)
         return
-    statement = insert(Gateway)
     new = statement.excluded
     statement = statement.on_conflict_do_update(
         index_elements=[Gateway.id],
@@ -86,7 +90,7 @@ def _upsert(session: Session, rows: list[dict[str, Any]]) -> None:
         # Checked again in the database: another ingest worker may have written meanwhile.
         where=Gateway.boot <= new.boot,
     )
-    session.execute(statement, rows)
+    session.execute(statement.execution_options(render_nulls=True), rows)
 
 
 def _upsert_portably(session: Session, rows: list[dict[str, Any]]) -> None:

@@ -11,9 +11,9 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from hub.fleet import StateUpdate, record_states
@@ -67,6 +67,9 @@ class Received:
             raise ValueError("received_at must be timezone-aware (use datetime.now(UTC))")
 
 
+_Rejected = tuple[Received, str, GatewayTopic | None]  # message, reason, topic if it parsed
+
+
 @dataclass
 class IngestResult:
     """What a batch became: the acks to send per gateway, and counters."""
@@ -107,7 +110,7 @@ def store_batch(session: Session, batch: Sequence[Received]) -> IngestResult:
     result = IngestResult()
     accepted: list[_Accepted] = []
     states: list[StateUpdate] = []
-    rejected: list[tuple[Received, str, GatewayTopic | None]] = []
+    rejected: list[_Rejected] = []
     for received in batch:
         parsed = _classify(received, result, rejected)
         if parsed is None:
@@ -116,7 +119,7 @@ def store_batch(session: Session, batch: Sequence[Received]) -> IngestResult:
         if isinstance(message, GatewayState):
             states.append(StateUpdate(topic.site, topic.gateway, message, received.received_at))
         else:
-            accepted.append(_Accepted(topic, message, received))  # type: ignore[arg-type]
+            accepted.append(_Accepted(topic, message, received))
 
     known = _already_stored(session, [a.message.id for a in accepted])
     fresh: list[_Accepted] = []
@@ -143,7 +146,7 @@ def store_batch(session: Session, batch: Sequence[Received]) -> IngestResult:
 def quarantine(session: Session, batch: Sequence[Received], reason: str) -> IngestResult:
     """Quarantine messages the database refused; reject the events among them."""
     result = IngestResult()
-    rejected = []
+    rejected: list[_Rejected] = []
     for received in batch:
         try:
             topic: GatewayTopic | None = topics.parse(received.topic)
@@ -155,8 +158,7 @@ def quarantine(session: Session, batch: Sequence[Received], reason: str) -> Inge
 
 
 def _classify(received: Received, result: IngestResult,
-              rejected: list[tuple[Received, str, GatewayTopic | None]],
-              ) -> tuple[GatewayTopic, Any] | None:
+              rejected: list[_Rejected]) -> tuple[GatewayTopic, Any] | None:
     """Parse and decode one message; count or set aside what is not to be stored."""
     if received.topic == topics.HUB_STATE:
         result.ignored += 1
@@ -192,7 +194,7 @@ def _insert_records(session: Session, fresh: Sequence[_Accepted], result: Ingest
     """Insert the stored-message rows and the typed rows with a few bulk statements."""
     if not fresh:
         return
-    session.execute(insert(StoredMessage), [
+    session.execute(_bulk(StoredMessage), [
         {"message_id": a.message.id, "gateway_id": a.topic.gateway,
          "kind": a.topic.leaf if a.topic.kind is Kind.EVENT else TELEMETRY_KIND,
          "received_at": _utc(a.received.received_at)}
@@ -203,7 +205,7 @@ def _insert_records(session: Session, fresh: Sequence[_Accepted], result: Ingest
         rows.setdefault(model, []).extend(to_rows(a.message))
     for model, model_rows in rows.items():
         if model_rows:
-            session.execute(insert(model), model_rows)
+            session.execute(_bulk(model), model_rows)
     result.readings += len(rows.get(TelemetryReading, ()))
     _set_dispositions(session, [a.message for a in fresh if isinstance(a.message, GradeEvent)])
 
@@ -264,7 +266,7 @@ def _set_dispositions(session: Session, grades: Sequence[GradeEvent]) -> None:
             latest[grade.item_id] = grade
     if not latest:
         return
-    items, stored = Item.__table__, GradeRecord.__table__
+    items, stored = cast(Table, Item.__table__), cast(Table, GradeRecord.__table__)
     # A backlog grade arriving late must not overwrite the disposition of a newer one.
     newer = (select(stored.c.message_id)
              .where(stored.c.item_id == items.c.id, stored.c.ts > bindparam("g_ts"))
@@ -277,8 +279,7 @@ def _set_dispositions(session: Session, grades: Sequence[GradeEvent]) -> None:
         for item_id, grade in latest.items()])
 
 
-def _quarantine(session: Session, rejected: Sequence[tuple[Received, str, GatewayTopic | None]],
-                result: IngestResult) -> None:
+def _quarantine(session: Session, rejected: Sequence[_Rejected], result: IngestResult) -> None:
     """Keep rejected messages for an admin; tell gateways to stop retrying poison events."""
     rows = []
     for received, reason, topic in rejected:
@@ -291,7 +292,7 @@ def _quarantine(session: Session, rejected: Sequence[tuple[Received, str, Gatewa
         if topic is not None and topic.kind is Kind.EVENT and message_id is not None:
             result.ack(_key(topic), message_id, AckStatus.REJECTED, reason)
     if rows:
-        session.execute(insert(QuarantinedMessage), rows)
+        session.execute(_bulk(QuarantinedMessage), rows)
         result.quarantined += len(rows)
 
 
@@ -311,6 +312,11 @@ def _printable(text: str, limit: int | None = None) -> str:
     """Make text storable in any text column (PostgreSQL refuses NUL characters)."""
     text = text.replace("\x00", "\\x00")
     return text if limit is None else text[:limit]
+
+
+def _bulk(model: type[Any]) -> Any:
+    """An ORM bulk INSERT that keeps NULLs in the rows, so all rows go in one executemany."""
+    return insert(model).execution_options(render_nulls=True)
 
 
 def _key(topic: GatewayTopic) -> GatewayKey:

@@ -10,7 +10,7 @@ import logging
 import random
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Update, select, update
 from sqlalchemy.orm import Session
 
 from hub.errors import Conflict, InvalidInput, NotFound
@@ -44,9 +44,8 @@ def open_return(session: Session, *, order_id: str, item_id: str, channel: str, 
         raise InvalidInput(f"channel {channel!r} is not one of {', '.join(sorted(CHANNELS))}")
     _require_text("text", text, MAX_TEXT)
 
-    # Locking the order row serialises concurrent complaints about it (PostgreSQL; SQLite
-    # serialises writers anyway), so two of them cannot both open a ticket.
-    order = session.get(Order, order_id, with_for_update=True)
+    _lock(session, update(Order).where(Order.id == order_id).values(status=Order.status))
+    order = session.get(Order, order_id)
     if order is None:
         raise NotFound(f"order {order_id!r} does not exist")
     item = session.get(Item, item_id)
@@ -114,9 +113,8 @@ def collect(session: Session, *, code: str, driver: str, location: str,
     _require_text("driver", driver, 64)
     _require_text("location", location, 64)
 
-    pickup = session.scalars(
-        select(Pickup).where(Pickup.code == canonical).with_for_update()
-    ).first()
+    _lock(session, update(Pickup).where(Pickup.code == canonical).values(status=Pickup.status))
+    pickup = session.scalars(select(Pickup).where(Pickup.code == canonical)).first()
     if pickup is None:
         raise NotFound(f"pickup code {canonical} was never issued; check it with the customer")
     message_id = custody_message_id(pickup)
@@ -148,6 +146,13 @@ def collect(session: Session, *, code: str, driver: str, location: str,
 def custody_message_id(pickup: Pickup) -> str:
     """Return the id of the custody record written when ``pickup`` is collected."""
     return f"driver:{pickup.id}"
+
+
+def _lock(session: Session, touch: Update) -> None:
+    # A no-op UPDATE before reading: it takes the row's lock on PostgreSQL and the write lock
+    # on SQLite (where SELECT ... FOR UPDATE does not exist), so two requests about the same
+    # order or code queue up instead of both acting on what they read.
+    session.execute(touch.execution_options(synchronize_session=False))
 
 
 def _fresh_code(session: Session, rng: random.Random) -> str:

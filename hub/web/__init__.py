@@ -28,7 +28,9 @@ def create_app(settings: HubSettings, *, factory: sessionmaker[Session] | None =
     """
     from hub.web import api, ui
 
-    app = Flask(__name__)
+    # An explicit instance path: Flask's guess walks the import system, and fails when a
+    # namespace package shadows ``hub`` (as ``tests/hub`` does under pytest).
+    app = Flask(__name__, instance_path=str((settings.data_dir / "instance").resolve()))
     app.config.from_mapping(
         SECRET_KEY=settings.web.secret_key,
         SESSION_COOKIE_HTTPONLY=True,

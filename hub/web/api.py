@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
-from flask import Blueprint, Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -164,7 +164,7 @@ def collect() -> Response:
 # --- plumbing ------------------------------------------------------------------------------
 
 
-class BadRequest(HubError):
+class UnreadableRequest(HubError):
     """A request the API cannot read at all (not JSON, not an object)."""
 
 
@@ -177,7 +177,7 @@ class Unprocessable(InvalidInput):
 
 
 def init_app(app: Flask) -> None:
-    """Register the API blueprint and its JSON error handling on ``app``."""
+    """Register the API blueprint on ``app``."""
     app.register_blueprint(bp)
 
 
@@ -204,8 +204,8 @@ def _require_token() -> Response | None:
 
 @bp.errorhandler(HubError)
 def _hub_error(err: HubError) -> Response:
-    status = 400 if isinstance(err, BadRequest) else next(
-        (code for family, code in STATUS_OF.items() if isinstance(err, family)), 400)
+    # UnreadableRequest and any other HubError outside the families: 400.
+    status = next((code for family, code in STATUS_OF.items() if isinstance(err, family)), 400)
     fields = err.fields if isinstance(err, Unprocessable) else None
     return error_response(status, str(err), fields)
 
@@ -223,6 +223,9 @@ def http_error(err: HTTPException) -> Response:
     elif isinstance(err, MethodNotAllowed):
         allowed = ", ".join(sorted(m for m in err.valid_methods or () if m != "OPTIONS"))
         message = f"method {request.method} is not allowed on {request.path}; use {allowed}"
+    elif status == 413:
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        message = f"request body is over the limit of {limit} bytes"
     elif status >= 500:
         message = "internal error in the hub; the hub's log has the details"
     else:
@@ -248,17 +251,17 @@ def error_response(status: int, message: str,
 def _json_body() -> Any:
     raw = request.get_data(cache=True)
     if not raw.strip():
-        raise BadRequest("request body is empty; send a JSON object")
+        raise UnreadableRequest("request body is empty; send a JSON object")
     data = request.get_json(force=True, silent=True)
     if data is None:
-        raise BadRequest("request body is not valid JSON; send a JSON object "
+        raise UnreadableRequest("request body is not valid JSON; send a JSON object "
                          "with Content-Type: application/json")
     return data
 
 
 def _parse(model: type[M], data: Any, what: str) -> M:
     if not isinstance(data, dict):
-        raise BadRequest(f"request body must be a JSON object, got {_json_type(data)}")
+        raise UnreadableRequest(f"request body must be a JSON object, got {_json_type(data)}")
     try:
         return model.model_validate(data)
     except ValidationError as err:

@@ -136,8 +136,7 @@ def error_page(err: HTTPException) -> tuple[str, int]:
 
 @bp.app_context_processor
 def _template_globals() -> dict[str, Any]:
-    return {"csrf_token": _csrf_token, "grade_colour": _grade_colour,
-            "current_user": session.get("user")}
+    return {"csrf_token": _csrf_token, "current_user": session.get("user")}
 
 
 @bp.app_template_filter("when")
@@ -157,7 +156,7 @@ def _ago(value: datetime | None) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size:
             return f"{seconds // size} {unit} ago"
-    return f"{seconds} s ago"
+    return "just now" if seconds < 10 else f"{seconds} s ago"
 
 
 @bp.app_template_filter("preview")
@@ -166,6 +165,7 @@ def _preview(payload: bytes, length: int = 160) -> str:
     return text if len(text) <= length else text[: length - 1] + "…"
 
 
+@bp.app_template_global("grade_colour")
 def _grade_colour(grade: str | None) -> str:
     return GRADE_COLOURS.get(grade or "", "grey")
 

@@ -112,7 +112,7 @@ def test_stores_each_event_kind_and_acks_it(factory: sessionmaker[Session]) -> N
     assert statuses(result) == [(f"{GW}:1:{n}", "stored") for n in (1, 2, 3, 4)]
     assert (result.stored, result.duplicates, result.quarantined) == (4, 0, 0)
     with factory() as session:
-        kinds = dict(session.execute(select(StoredMessage.message_id, StoredMessage.kind)).tuples())
+        kinds = dict(session.execute(select(StoredMessage.message_id, StoredMessage.kind)).all())
         assert kinds == {f"{GW}:1:1": "scan", f"{GW}:1:2": "grade",
                          f"{GW}:1:3": "custody", f"{GW}:1:4": "fault"}
         stored_scan = session.get_one(Scan, f"{GW}:1:1")
@@ -292,6 +292,7 @@ POISON = [
     pytest.param(SCAN_TOPIC, b'{"id": "gw-a:1:9", "v": "1.0", ', "is not valid JSON", None,
                  id="bad-json"),
     pytest.param(SCAN_TOPIC, b"[1, 2]", "must be a JSON object", None, id="not-an-object"),
+    pytest.param(SCAN_TOPIC, b"[" * 100_000, "not valid JSON", None, id="nested-too-deep"),
     pytest.param(SCAN_TOPIC, _payload(scan(9), v="2.0"), "major version 2 is not supported",
                  f"{GW}:1:9", id="unknown-major"),
     pytest.param(SCAN_TOPIC, _payload(scan(9), core_temp_c="warm"), "core_temp_c",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,7 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from hub import returns
 from hub.db import make_engine, migrate, session_factory
 from hub.errors import Conflict, HubError, InvalidInput, NotFound
-from hub.models import Customer, CustodyRecord, Item, Order, Pickup, Ticket
+from hub.models import CustodyRecord, Customer, Item, Order, Pickup, Ticket
+from hub.queries import as_utc
 from protocols import pickup_code
 
 T0 = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
@@ -187,7 +189,7 @@ def test_collect_twice_returns_the_first_record(factory: sessionmaker[Session]) 
                                 now=T0 + timedelta(hours=2))
         assert again.message_id == first.message_id
         assert again.location == "Minhang"
-        assert again.ts == first_ts
+        assert as_utc(again.ts) == as_utc(first_ts)  # SQLite hands back naive UTC
         assert count(session, CustodyRecord) == 1
 
 
@@ -253,3 +255,61 @@ def test_collect_by_another_driver_is_a_conflict(session: Session) -> None:
     with pytest.raises(Conflict, match="already collected by driver-7"):
         returns.collect(session, code=pickup.code, driver="driver-9", location="Minhang",
                         now=T0)
+
+
+# --- concurrent requests -------------------------------------------------------------------
+
+
+def run_while_holding(factory: sessionmaker[Session], first: Callable[[Session], object],
+                      second: Callable[[Session], object]) -> object:
+    """Run ``second`` in a thread while ``first``'s transaction is open; return its result."""
+    results: list[object] = []
+    with factory() as holder:
+        first(holder)
+        holder.flush()
+
+        def other() -> None:
+            with factory.begin() as session:
+                results.append(second(session))
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join(timeout=0.5)  # gives the other request time to race, if it could
+        holder.commit()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    return results[0]
+
+
+def test_concurrent_complaints_about_one_order_share_a_ticket(
+        factory: sessionmaker[Session]) -> None:
+    opened: list[Ticket] = []
+
+    second = run_while_holding(
+        factory, lambda s: opened.append(complain(s, "IT-1", seed=1)[0]),
+        lambda s: complain(s, "IT-2", channel="hotline", text="Spinach too.", seed=2)[0].id)
+
+    assert second == opened[0].id
+    with factory() as session:
+        assert count(session, Ticket) == 1
+
+
+def test_concurrent_collects_of_one_code_write_one_record(
+        factory: sessionmaker[Session]) -> None:
+    with factory.begin() as session:
+        code = complain(session)[1].code
+
+    def collect(session: Session) -> str:
+        return returns.collect(session, code=code, driver="driver-7", location="Minhang",
+                               now=T0).message_id
+
+    assert run_while_holding(factory, collect, collect) == collect_id(factory, code)
+    with factory() as session:
+        assert count(session, CustodyRecord) == 1
+
+
+def collect_id(factory: sessionmaker[Session], code: str) -> str:
+    """Return the custody message id the pickup with ``code`` is recorded under."""
+    with factory() as session:
+        pickup = session.scalars(select(Pickup).where(Pickup.code == code)).one()
+        return returns.custody_message_id(pickup)

@@ -1,0 +1,382 @@
+"""The JSON API through Flask's test client, over a real database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub.db import make_engine, migrate, session_factory
+from hub.models import (
+    Customer,
+    Gateway,
+    GradeRecord,
+    Item,
+    Order,
+    QuarantinedMessage,
+    Scan,
+)
+from hub.settings import DatabaseSettings, HubSettings, WebSettings
+from hub.web import create_app
+from protocols import pickup_code
+
+TOKEN = "test-api-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+T0 = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+TICKET = {"order_id": "O-1", "item_id": "IT-1", "channel": "app",
+          "text": "The strawberries are mouldy."}
+
+
+@pytest.fixture
+def factory(database_url: str) -> Iterator[sessionmaker[Session]]:
+    """A migrated database holding one customer, their order and its two items."""
+    migrate(database_url)
+    engine = make_engine(database_url)
+    sessions = session_factory(engine)
+    with sessions.begin() as session:
+        session.add(Customer(id="C-1", name="Li Wei", tier="gold", region="sh"))
+        session.flush()
+        session.add(Order(id="O-1", customer_id="C-1", placed_at=T0 - timedelta(days=2),
+                          delivered_at=T0 - timedelta(days=1)))
+        session.flush()
+        session.add_all([
+            Item(id="IT-1", order_id="O-1", gtin="06901234567892", lot="L2611",
+                 product="Strawberries 500 g", family="berries", packed_at=T0),
+            Item(id="IT-2", order_id="O-1", gtin="06901234567809", lot="L2612",
+                 product="Baby spinach 200 g", family="leafy", packed_at=T0),
+        ])
+    yield sessions
+    engine.dispose()
+
+
+@pytest.fixture
+def app(database_url: str, factory: sessionmaker[Session]) -> Flask:
+    """The hub app over the seeded database, with a known API token and clock."""
+    settings = HubSettings(database=DatabaseSettings(url=database_url),
+                           web=WebSettings(api_token=TOKEN))
+    return create_app(settings, factory=factory,
+                      test_config={"TESTING": True, "COLDLOOP_CLOCK": lambda: T0})
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of the app."""
+    return app.test_client()
+
+
+def error_of(response: Any) -> str:
+    """Return the error message of a JSON error response, checking its shape."""
+    assert response.is_json, response.data[:200]
+    body = response.get_json()
+    assert isinstance(body["error"], str) and body["error"]
+    return str(body["error"])
+
+
+def add_scan_and_grade(factory: sessionmaker[Session], item_id: str, grade: str,
+                       ts: datetime, seq: int) -> None:
+    """Store a scan and its grade as ingest would."""
+    scan_id = f"gw-1:1:{seq}"
+    with factory.begin() as session:
+        session.add(Scan(message_id=scan_id, gateway_id="gw-1", station="pad-1",
+                         item_id=item_id, tag_uid="04a1b2c3d4", lot="L2611",
+                         gtin="06901234567892", core_temp_c=6.5, ts=ts, clock="synced"))
+        session.add(GradeRecord(message_id=f"gw-1:1:{seq + 1}", gateway_id="gw-1",
+                                station="pad-1", item_id=item_id, scan_id=scan_id, grade=grade,
+                                model_version="grader-3", scores={grade: 0.9}, features={},
+                                ts=ts + timedelta(seconds=1), clock="synced"))
+
+
+# --- health and auth -----------------------------------------------------------------------
+
+
+def test_health_needs_no_token(client: FlaskClient) -> None:
+    response = client.get("/api/v1/health")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "database": "ok"}
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({}, "missing Authorization header"),
+        ({"Authorization": TOKEN}, "must be 'Bearer <api token>'"),
+        ({"Authorization": f"Basic {TOKEN}"}, "must be 'Bearer <api token>'"),
+        ({"Authorization": "Bearer "}, "must be 'Bearer <api token>'"),
+        ({"Authorization": "Bearer wrong-token-0123456789"}, "invalid API token"),
+        ({"Authorization": f"Bearer {TOKEN}x"}, "invalid API token"),
+    ],
+    ids=["none", "no-scheme", "basic", "empty", "wrong", "longer"],
+)
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/api/v1/orders/O-1"), ("GET", "/api/v1/fleet"), ("POST", "/api/v1/tickets"),
+     ("POST", "/api/v1/pickups/collect")],
+)
+def test_requests_without_the_token_are_refused(client: FlaskClient, headers: dict[str, str],
+                                                message: str, method: str, path: str) -> None:
+    response = client.open(path, method=method, headers=headers, json=TICKET)
+    assert response.status_code == 401
+    assert message in error_of(response)
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_refused_ticket_is_not_stored(client: FlaskClient) -> None:
+    client.post("/api/v1/tickets", json=TICKET)
+    response = client.get("/api/v1/orders/O-1", headers=AUTH)
+    assert response.get_json()["tickets"] == []
+
+
+# --- the return, end to end ----------------------------------------------------------------
+
+
+def test_complaint_to_collection_is_visible_on_the_order(
+        client: FlaskClient, factory: sessionmaker[Session]) -> None:
+    opened = client.post("/api/v1/tickets", json=TICKET, headers=AUTH)
+    assert opened.status_code == 201, opened.get_json()
+    code = opened.get_json()["pickup_code"]
+    assert pickup_code.validate(code) == code
+
+    collected = client.post("/api/v1/pickups/collect", headers=AUTH,
+                            json={"code": code, "driver": "driver-7", "location": "Minhang"})
+    assert collected.status_code == 200, collected.get_json()
+    assert collected.get_json() | {"ts": None} == {
+        "message_id": f"driver:{opened.get_json()['pickup_id']}", "item_id": "IT-1",
+        "action": "picked_up", "actor": "driver-7", "location": "Minhang",
+        "pickup_code": code, "ts": None, "historical": False}
+    add_scan_and_grade(factory, "IT-1", "scrap", T0 + timedelta(hours=5), seq=1)
+
+    view = client.get("/api/v1/orders/O-1", headers=AUTH).get_json()
+
+    assert view["order"]["id"] == "O-1"
+    assert view["customer"]["name"] == "Li Wei"
+    [ticket] = view["tickets"]
+    assert (ticket["id"], ticket["status"], ticket["channel"]) == (
+        opened.get_json()["ticket_id"], "open", "app")
+    [pickup] = view["pickups"]
+    assert (pickup["code"], pickup["status"], pickup["driver"]) == (code, "collected", "driver-7")
+    items = {item["id"]: item for item in view["items"]}
+    assert items["IT-1"]["latest_grade"]["grade"] == "scrap"
+    assert items["IT-2"]["latest_grade"] is None
+    assert [entry["kind"] for entry in view["timeline"]] == [
+        "ticket", "pickup", "custody", "scan", "grade"]
+    assert view["timeline"][0]["ts"] == T0.isoformat()
+
+
+def test_collect_is_idempotent(client: FlaskClient) -> None:
+    code = client.post("/api/v1/tickets", json=TICKET, headers=AUTH).get_json()["pickup_code"]
+    body = {"code": code, "driver": "driver-7", "location": "Minhang"}
+
+    first = client.post("/api/v1/pickups/collect", json=body, headers=AUTH)
+    again = client.post("/api/v1/pickups/collect", json=body | {"location": "Xuhui"},
+                        headers=AUTH)
+
+    assert first.status_code == again.status_code == 200
+    assert again.get_json() == first.get_json()
+    item = client.get("/api/v1/items/IT-1", headers=AUTH).get_json()
+    assert len(item["custody"]) == 1
+
+
+def test_collect_accepts_a_code_typed_loosely(client: FlaskClient) -> None:
+    code = client.post("/api/v1/tickets", json=TICKET, headers=AUTH).get_json()["pickup_code"]
+    typed = code.replace("-", " ").lower()
+    response = client.post("/api/v1/pickups/collect", headers=AUTH,
+                           json={"code": typed, "driver": "driver-7", "location": "Minhang"})
+    assert response.status_code == 200
+    assert response.get_json()["pickup_code"] == code
+
+
+def test_a_typo_in_the_code_is_rejected_with_the_check_message(client: FlaskClient) -> None:
+    code = client.post("/api/v1/tickets", json=TICKET, headers=AUTH).get_json()["pickup_code"]
+    bare = code.replace("-", "")
+    i = next(i for i in range(7) if bare[i] != bare[i + 1])
+    swapped = bare[:i] + bare[i + 1] + bare[i] + bare[i + 2:]
+
+    response = client.post("/api/v1/pickups/collect", headers=AUTH,
+                           json={"code": swapped, "driver": "driver-7", "location": "Minhang"})
+
+    assert response.status_code == 422
+    assert "check failed: a character is mistyped or two are swapped" in error_of(response)
+    order = client.get("/api/v1/orders/O-1", headers=AUTH).get_json()
+    assert order["pickups"][0]["status"] == "issued"
+
+
+def test_second_complaint_returns_the_same_ticket_and_code(client: FlaskClient) -> None:
+    first = client.post("/api/v1/tickets", json=TICKET, headers=AUTH).get_json()
+    second = client.post("/api/v1/tickets", headers=AUTH,
+                         json=TICKET | {"channel": "hotline", "text": "Called again."})
+    assert second.status_code == 201
+    assert second.get_json() == first
+    [ticket] = client.get("/api/v1/orders/O-1", headers=AUTH).get_json()["tickets"]
+    assert "via hotline ---\nCalled again." in ticket["text"]
+
+
+def test_a_return_for_an_item_already_collected_is_a_conflict(client: FlaskClient) -> None:
+    code = client.post("/api/v1/tickets", json=TICKET, headers=AUTH).get_json()["pickup_code"]
+    client.post("/api/v1/pickups/collect", headers=AUTH,
+                json={"code": code, "driver": "driver-7", "location": "Minhang"})
+
+    response = client.post("/api/v1/tickets", json=TICKET, headers=AUTH)
+
+    assert response.status_code == 409
+    assert "already collected" in error_of(response)
+
+
+def test_another_driver_collecting_the_same_code_is_a_conflict(client: FlaskClient) -> None:
+    code = client.post("/api/v1/tickets", json=TICKET, headers=AUTH).get_json()["pickup_code"]
+    body = {"code": code, "driver": "driver-7", "location": "Minhang"}
+    client.post("/api/v1/pickups/collect", json=body, headers=AUTH)
+
+    response = client.post("/api/v1/pickups/collect", json=body | {"driver": "driver-9"},
+                           headers=AUTH)
+
+    assert response.status_code == 409
+    assert "already collected by driver-7" in error_of(response)
+
+
+# --- bad input: always a 4xx JSON error naming the problem ---------------------------------
+
+NEVER_ISSUED = pickup_code.make_code(123)
+COLLECT = {"code": NEVER_ISSUED, "driver": "driver-7", "location": "Minhang"}
+
+BAD_REQUESTS = [
+    # (id, method, path, keyword arguments of client.open, status, text in the error)
+    ("not-json", "POST", "/api/v1/tickets", {"data": "order=O-1"}, 400, "not valid JSON"),
+    ("not-json-with-json-type", "POST", "/api/v1/tickets",
+     {"data": "{'order_id': 'O-1'}", "content_type": "application/json"}, 400, "not valid JSON"),
+    ("empty-body", "POST", "/api/v1/tickets", {"data": ""}, 400, "request body is empty"),
+    ("array-body", "POST", "/api/v1/tickets", {"json": [TICKET]}, 400,
+     "must be a JSON object, got an array"),
+    ("string-body", "POST", "/api/v1/pickups/collect", {"json": "7K3M-Q0PZ"}, 400,
+     "must be a JSON object, got a string"),
+    ("missing-order-id", "POST", "/api/v1/tickets",
+     {"json": {k: v for k, v in TICKET.items() if k != "order_id"}}, 422,
+     "order_id: required field is missing"),
+    ("missing-everything", "POST", "/api/v1/tickets", {"json": {}}, 422,
+     "item_id: required field is missing"),
+    ("order-id-number", "POST", "/api/v1/tickets", {"json": TICKET | {"order_id": 1}}, 422,
+     "order_id: input should be a valid string (got 1)"),
+    ("item-id-null", "POST", "/api/v1/tickets", {"json": TICKET | {"item_id": None}}, 422,
+     "item_id: input should be a valid string (got None)"),
+    ("bad-channel", "POST", "/api/v1/tickets", {"json": TICKET | {"channel": "fax"}}, 422,
+     "channel: input should be 'app', 'mini_program', 'hotline' or 'social' (got 'fax')"),
+    ("empty-text", "POST", "/api/v1/tickets", {"json": TICKET | {"text": "  "}}, 422,
+     "text: string should have at least 1 character"),
+    ("text-too-long", "POST", "/api/v1/tickets", {"json": TICKET | {"text": "x" * 4001}}, 422,
+     "text: string should have at most 4000 characters"),
+    ("unknown-field", "POST", "/api/v1/tickets", {"json": TICKET | {"item": "IT-1"}}, 422,
+     "item: unknown field"),
+    ("unknown-order", "POST", "/api/v1/tickets", {"json": TICKET | {"order_id": "O-404"}}, 404,
+     "order 'O-404' does not exist"),
+    ("unknown-item", "POST", "/api/v1/tickets", {"json": TICKET | {"item_id": "IT-404"}}, 404,
+     "item 'IT-404' does not exist"),
+    ("missing-driver", "POST", "/api/v1/pickups/collect",
+     {"json": {"code": NEVER_ISSUED, "location": "Minhang"}}, 422,
+     "driver: required field is missing"),
+    ("code-number", "POST", "/api/v1/pickups/collect", {"json": COLLECT | {"code": 12345678}},
+     422, "code: input should be a valid string"),
+    ("code-too-short", "POST", "/api/v1/pickups/collect", {"json": COLLECT | {"code": "7K3M"}},
+     422, "wrong length: a pickup code has 8 characters, got 4"),
+    ("code-bad-letter", "POST", "/api/v1/pickups/collect",
+     {"json": COLLECT | {"code": "7K3M-QUPZ"}}, 422, "bad character 'U' at position 7"),
+    ("code-never-issued", "POST", "/api/v1/pickups/collect", {"json": COLLECT}, 404,
+     f"pickup code {NEVER_ISSUED} was never issued"),
+    ("driver-too-long", "POST", "/api/v1/pickups/collect",
+     {"json": COLLECT | {"driver": "d" * 65}}, 422, "driver: string should have at most 64"),
+    ("limit-zero", "GET", "/api/v1/scans?limit=0", {}, 422,
+     "limit: input should be greater than or equal to 1"),
+    ("limit-word", "GET", "/api/v1/grades?limit=ten", {}, 422,
+     "limit: input should be a valid integer"),
+    ("limit-huge", "GET", "/api/v1/quarantine?limit=5000", {}, 422,
+     "limit: input should be less than or equal to 1000"),
+    ("since-word", "GET", "/api/v1/scans?since=yesterday", {}, 422, "since: input should be"),
+    ("since-naive", "GET", "/api/v1/scans?since=2026-11-20T09:30:00", {}, 422,
+     "since: input should have timezone info"),
+    ("unknown-query", "GET", "/api/v1/scans?sort=ts", {}, 422, "sort: unknown query parameter"),
+    ("unknown-item-get", "GET", "/api/v1/items/IT-404", {}, 404, "item 'IT-404' does not exist"),
+    ("unknown-order-get", "GET", "/api/v1/orders/O-404", {}, 404,
+     "order 'O-404' does not exist"),
+    ("unknown-route", "GET", "/api/v1/tickets/1", {}, 404,
+     "no such API endpoint: GET /api/v1/tickets/1"),
+    ("wrong-method", "DELETE", "/api/v1/tickets", {}, 405,
+     "method DELETE is not allowed on /api/v1/tickets; use POST"),
+    ("get-on-post-route", "GET", "/api/v1/pickups/collect", {}, 405, "use POST"),
+    ("body-too-large", "POST", "/api/v1/tickets",
+     {"json": TICKET | {"text": "x" * 70_000}}, 413,
+     "request body is over the limit of 65536 bytes"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs", "status", "message"),
+                         [case[1:] for case in BAD_REQUESTS], ids=[c[0] for c in BAD_REQUESTS])
+def test_bad_input_gets_a_json_error_naming_the_problem(
+        client: FlaskClient, method: str, path: str, kwargs: dict[str, Any], status: int,
+        message: str) -> None:
+    response = client.open(path, method=method, headers=AUTH, **kwargs)
+
+    assert response.status_code == status
+    assert message in error_of(response)
+    assert b"<html" not in response.data.lower()
+
+
+def test_validation_errors_list_every_field(client: FlaskClient) -> None:
+    response = client.post("/api/v1/tickets", json={"channel": "fax"}, headers=AUTH)
+    fields = response.get_json()["fields"]
+    assert set(fields) == {"order_id", "item_id", "channel", "text"}
+
+
+# --- read side -----------------------------------------------------------------------------
+
+
+def test_item_history_is_ordered_by_time(client: FlaskClient,
+                                         factory: sessionmaker[Session]) -> None:
+    add_scan_and_grade(factory, "IT-1", "discount", T0 + timedelta(hours=2), seq=3)
+    add_scan_and_grade(factory, "IT-1", "resell", T0 + timedelta(hours=1), seq=1)
+
+    body = client.get("/api/v1/items/IT-1", headers=AUTH).get_json()
+
+    assert body["item"]["product"] == "Strawberries 500 g"
+    assert [g["grade"] for g in body["grades"]] == ["resell", "discount"]
+    assert [(e["kind"], e.get("grade")) for e in body["timeline"]] == [
+        ("scan", None), ("grade", "resell"), ("scan", None), ("grade", "discount")]
+
+
+def test_scans_newest_first_or_after_since(client: FlaskClient,
+                                           factory: sessionmaker[Session]) -> None:
+    for n in range(3):
+        add_scan_and_grade(factory, "IT-1", "resell", T0 + timedelta(minutes=n), seq=10 * n)
+
+    newest = client.get("/api/v1/scans?limit=2", headers=AUTH).get_json()["scans"]
+    after = client.get("/api/v1/scans", headers=AUTH,
+                       query_string={"since": (T0 + timedelta(seconds=30)).isoformat()})
+
+    assert [s["message_id"] for s in newest] == ["gw-1:1:20", "gw-1:1:10"]
+    assert [s["message_id"] for s in after.get_json()["scans"]] == ["gw-1:1:10", "gw-1:1:20"]
+
+
+def test_grades_fleet_and_quarantine(client: FlaskClient,
+                                     factory: sessionmaker[Session]) -> None:
+    add_scan_and_grade(factory, "IT-1", "resell", T0, seq=1)
+    add_scan_and_grade(factory, "IT-2", "scrap", T0 + timedelta(minutes=1), seq=3)
+    with factory.begin() as session:
+        session.add(Gateway(id="gw-1", site="sh-01", online=True, boot=3, last_seen=T0,
+                            backlog=12))
+        session.add(QuarantinedMessage(topic="coldloop/v1/sh-01/gw-1/evt/scan",
+                                       payload=b"\xff not json", reason="not valid JSON",
+                                       received_at=T0))
+
+    grades = client.get("/api/v1/grades?limit=5", headers=AUTH).get_json()["grades"]
+    [gateway] = client.get("/api/v1/fleet", headers=AUTH).get_json()["gateways"]
+    [message] = client.get("/api/v1/quarantine", headers=AUTH).get_json()["messages"]
+
+    assert [(g["item_id"], g["grade"], g["order_id"]) for g in grades] == [
+        ("IT-2", "scrap", "O-1"), ("IT-1", "resell", "O-1")]
+    assert (gateway["id"], gateway["online"], gateway["backlog"]) == ("gw-1", True, 12)
+    assert gateway["last_seen"] == T0.isoformat()
+    assert message["reason"] == "not valid JSON"
+    assert message["payload_preview"] == "\ufffd not json"
+    assert message["payload_bytes"] == 10

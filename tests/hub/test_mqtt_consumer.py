@@ -1,0 +1,409 @@
+"""The ingest worker against a real broker and real databases."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub.db import make_engine, migrate, session_factory, transaction
+from hub.embedded_broker import EmbeddedBroker
+from hub.models import (
+    CustodyRecord,
+    Gateway,
+    QuarantinedMessage,
+    Scan,
+    StoredMessage,
+    TelemetryReading,
+)
+from hub.mqtt_consumer import BrokerUnavailable, IngestWorker, broker_speaks_v5
+from hub.settings import HubSettings, IngestSettings, MqttSettings
+from protocols import topics
+from protocols.messages import (
+    Ack,
+    CustodyEvent,
+    GatewayState,
+    HubState,
+    ScanEvent,
+    TelemetryBatch,
+    decode_as,
+)
+
+if TYPE_CHECKING:
+    from conftest import BrokerAddress
+
+GW = "gw-1"
+T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+WAIT = 10.0  # seconds: generous upper bound, never a sleep
+
+
+def scan(seq: int, gateway: str = GW) -> ScanEvent:
+    return ScanEvent(id=f"{gateway}:1:{seq}", ts=T0 + timedelta(seconds=seq), station="st-1",
+                     item_id=f"ITEM-{seq}", tag_uid="04a1b2c3d4", lot="L2603",
+                     gtin="04012345678901", core_temp_c=4.5)
+
+
+def _connect(broker: BrokerAddress, client_id: str = "", *, v5: bool,
+             clean: bool = True) -> mqtt.Client:
+    """Connect a paho client and return once the broker said yes."""
+    connected = threading.Event()
+    if v5:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                             protocol=mqtt.MQTTv5)
+    else:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                             clean_session=clean, protocol=mqtt.MQTTv311)
+    client.on_connect = lambda *_: connected.set()
+    if v5:
+        client.connect(broker.host, broker.port, clean_start=clean)
+    else:
+        client.connect(broker.host, broker.port)
+    client.loop_start()
+    assert connected.wait(WAIT), "test client could not connect"
+    return client
+
+
+def _disconnect(client: mqtt.Client) -> None:
+    client.disconnect()
+    client.loop_stop()
+
+
+class FakeGateway:
+    """A gateway's MQTT side: publishes, and collects the hub's acks for it."""
+
+    def __init__(self, broker: BrokerAddress, site: str, gateway: str = GW) -> None:
+        self.site, self.gateway = site, gateway
+        self.acks: list[tuple[str, str, str | None]] = []  # (id, status, reason)
+        self._cond = threading.Condition()
+        self._retained: set[str] = set()
+        self._client = _connect(broker, v5=broker.speaks_v5)
+        subscribed = threading.Event()
+        self._client.on_message = self._on_message
+        self._client.on_subscribe = lambda *_: subscribed.set()
+        self._client.subscribe(topics.ack(site, gateway), qos=1)
+        assert subscribed.wait(WAIT)
+
+    def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
+        ack = decode_as(Ack, message.payload)
+        with self._cond:
+            self.acks += [(e.id, e.status.value, e.reason) for e in ack.entries]
+            self._cond.notify_all()
+
+    def publish(self, topic: str, payload: bytes | Any, retain: bool = False) -> None:
+        raw = payload if isinstance(payload, bytes) else payload.encode()
+        self._client.publish(topic, raw, qos=1, retain=retain).wait_for_publish(WAIT)
+        if retain:
+            self._retained.add(topic)
+
+    def event(self, message: Any) -> None:
+        self.publish(topics.event(self.site, self.gateway, message.type), message)
+
+    def wait_acks(self, count: int, timeout: float = WAIT) -> list[tuple[str, str, str | None]]:
+        """Wait until ``count`` ack entries arrived; return them all."""
+        with self._cond:
+            assert self._cond.wait_for(lambda: len(self.acks) >= count, timeout), self.acks
+            return list(self.acks)
+
+    def close(self) -> None:
+        for topic in self._retained:  # an empty retained payload clears the retained message
+            self._client.publish(topic, b"", qos=1, retain=True).wait_for_publish(WAIT)
+        _disconnect(self._client)
+
+
+class Recorder(logging.Handler):
+    """Set an event when a log record containing ``text`` is emitted."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text, self.seen = text, threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.seen.set()
+
+
+@pytest.fixture
+def site() -> str:
+    """A site of its own, so tests never see each other's (retained) messages."""
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def factory(database_url: str) -> Iterator[sessionmaker[Session]]:
+    migrate(database_url)
+    engine = make_engine(database_url)
+    yield session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def gateway(broker: BrokerAddress, site: str) -> Iterator[FakeGateway]:
+    fake = FakeGateway(broker, site)
+    yield fake
+    fake.close()
+
+
+StartWorker = Callable[..., IngestWorker]
+
+
+@pytest.fixture
+def start_worker(broker: BrokerAddress, site: str,
+                 factory: sessionmaker[Session]) -> Iterator[StartWorker]:
+    """Start ingest workers for this test's site; stop them and drop their sessions after."""
+    started: list[tuple[IngestWorker, str, bool]] = []
+
+    def start(client_id: str | None = None, *, v5: bool | None = None,
+              session_factory: sessionmaker[Session] | None = None, share_group: str | None = None,
+              wait_ready: bool = True) -> IngestWorker:
+        client_id = client_id or f"hub-test-{uuid.uuid4().hex[:8]}"
+        settings = HubSettings(
+            mqtt=MqttSettings(url=broker.url, client_id=client_id, share_group=share_group),
+            ingest=IngestSettings(batch_size=100, batch_wait_ms=20))
+        speaks_v5 = broker.speaks_v5 if v5 is None else v5
+        worker = IngestWorker(settings, session_factory or factory, protocol_v5=speaks_v5,
+                              sites=[site], backoff_s=(0.05, 0.2))
+        worker.start()
+        started.append((worker, client_id, speaks_v5))
+        if wait_ready:
+            assert worker.wait_ready(WAIT), "worker did not subscribe"
+        return worker
+
+    yield start
+    for worker, _, _ in started:
+        worker.stop(timeout=2)
+    for _, client_id, speaks_v5 in started:  # a clean connect discards the persistent session
+        _disconnect(_connect(broker, client_id, v5=speaks_v5))
+    cleaner = _connect(broker, v5=False)
+    cleaner.publish(topics.HUB_STATE, b"", qos=1, retain=True).wait_for_publish(WAIT)
+    _disconnect(cleaner)
+
+
+def count(factory: sessionmaker[Session], model: type[Any]) -> int:
+    with factory() as session:
+        return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+PROTOCOLS = [pytest.param(True, id="v5"), pytest.param(False, id="v3.1.1")]
+
+
+@pytest.mark.parametrize("v5", PROTOCOLS)
+def test_events_are_stored_then_acked(broker: BrokerAddress, start_worker: StartWorker,
+                                      gateway: FakeGateway, factory: sessionmaker[Session],
+                                      v5: bool) -> None:
+    if v5 and not broker.speaks_v5:
+        pytest.skip("broker speaks MQTT 3.1.1 only")
+    worker = start_worker(v5=v5)
+    gateway.event(scan(1))
+    gateway.event(scan(2))
+    gateway.publish(topics.telemetry(gateway.site, GW),
+                    TelemetryBatch(id=f"{GW}:1:3", ts=T0, readings=[("p1", 1.0, 4.0),
+                                                                     ("p1", 2.0, 4.1)]))
+    gateway.publish(topics.state(gateway.site, GW),
+                    GatewayState(online=True, boot=1, software="edge 1.4"), retain=True)
+
+    assert sorted(gateway.wait_acks(2)) == [(f"{GW}:1:1", "stored", None),
+                                            (f"{GW}:1:2", "stored", None)]
+    assert worker.wait_idle(WAIT)
+    assert count(factory, Scan) == 2
+    assert count(factory, TelemetryReading) == 2
+    with factory() as session:
+        row = session.get_one(Gateway, GW)
+    assert (row.site, row.online, row.software) == (gateway.site, True, "edge 1.4")
+    counters = worker.counters
+    assert (counters.received, counters.committed, counters.stored, counters.readings,
+            counters.states) == (4, 4, 3, 2, 1)
+
+
+def test_republished_event_is_acked_duplicate_and_stored_once(
+        start_worker: StartWorker, gateway: FakeGateway, factory: sessionmaker[Session]) -> None:
+    worker = start_worker()
+    gateway.event(scan(1))
+    assert gateway.wait_acks(1) == [(f"{GW}:1:1", "stored", None)]
+
+    gateway.event(scan(1))  # the gateway did not see the ack in time and sends it again
+    assert gateway.wait_acks(2)[1] == (f"{GW}:1:1", "duplicate", None)
+    assert worker.wait_idle(WAIT)
+    assert count(factory, Scan) == 1
+    assert count(factory, StoredMessage) == 1
+    assert worker.counters.duplicates == 1
+
+
+def test_poison_event_is_quarantined_and_rejected(
+        start_worker: StartWorker, gateway: FakeGateway, factory: sessionmaker[Session]) -> None:
+    worker = start_worker()
+    poison = scan(5).model_dump(mode="json") | {"core_temp_c": "warm"}
+    gateway.publish(topics.event(gateway.site, GW, "scan"), json.dumps(poison).encode())
+
+    ((message_id, status, reason),) = gateway.wait_acks(1)
+    assert (message_id, status) == (f"{GW}:1:5", "rejected")
+    assert reason is not None and "core_temp_c" in reason
+    assert worker.wait_idle(WAIT)
+    with factory() as session:
+        kept = session.scalars(select(QuarantinedMessage)).one()
+    assert (kept.message_id, kept.reason) == (f"{GW}:1:5", reason)
+    assert count(factory, StoredMessage) == 0
+
+
+def test_event_the_database_refuses_is_quarantined_not_retried_forever(
+        start_worker: StartWorker, gateway: FakeGateway, factory: sessionmaker[Session]) -> None:
+    clash = CustodyEvent(id=f"{GW}:1:7", ts=T0, station="st-1", item_id="ITEM-7",
+                         action="received", actor="sorter", location="sc")
+    with transaction(factory) as session:  # the same id, already recorded by another path
+        session.add(CustodyRecord(message_id=clash.id, item_id="ITEM-7", action="picked_up",
+                                  actor="driver-3", location="customer", ts=T0))
+    worker = start_worker()
+    gateway.event(clash)
+    gateway.event(scan(8))
+
+    acks = {entry[0]: entry for entry in gateway.wait_acks(2)}
+    assert acks[f"{GW}:1:8"][1] == "stored"
+    assert acks[clash.id][1] == "rejected"
+    assert "database refused it" in (acks[clash.id][2] or "")
+    assert worker.wait_idle(WAIT)
+    assert count(factory, QuarantinedMessage) == 1
+
+
+def test_hub_state_is_retained_online_and_last_will_says_offline(
+        broker: BrokerAddress, start_worker: StartWorker) -> None:
+    states: list[HubState] = []
+    cond = threading.Condition()
+
+    def on_message(_c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
+        if message.payload:
+            with cond:
+                states.append(decode_as(HubState, message.payload))
+                cond.notify_all()
+
+    since = datetime.now(UTC)
+    worker = start_worker()
+    monitor = _connect(broker, v5=False)
+    monitor.on_message = on_message
+    monitor.subscribe(topics.HUB_STATE, qos=1)
+    try:
+        with cond:  # the retained state, delivered on subscribe
+            assert cond.wait_for(lambda: any(
+                s.online and s.ts is not None and s.ts >= since for s in states), WAIT)
+        seen = len(states)
+        worker.kill()
+        with cond:
+            assert cond.wait_for(lambda: any(not s.online for s in states[seen:]), WAIT)
+    finally:
+        _disconnect(monitor)
+
+
+def test_clean_stop_announces_offline(broker: BrokerAddress, start_worker: StartWorker) -> None:
+    worker = start_worker()
+    worker.stop()
+    received = threading.Event()
+    retained: list[HubState] = []
+
+    def on_message(_c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
+        retained.append(decode_as(HubState, message.payload))
+        received.set()
+
+    reader = _connect(broker, v5=False)
+    reader.on_message = on_message
+    reader.subscribe(topics.HUB_STATE, qos=1)
+    try:
+        assert received.wait(WAIT)
+        assert retained[0].online is False and retained[0].ts is not None
+    finally:
+        _disconnect(reader)
+
+
+def test_nothing_is_acked_while_the_database_is_down(
+        start_worker: StartWorker, gateway: FakeGateway, tmp_path: Any,
+        caplog: pytest.LogCaptureFixture) -> None:
+    url = f"sqlite:///{tmp_path / 'later.db'}"  # no schema yet: every commit fails
+    engine = make_engine(url)
+    recorder = Recorder("cannot commit")
+    logging.getLogger("hub.mqtt_consumer").addHandler(recorder)
+    try:
+        worker = start_worker(session_factory=session_factory(engine))
+        gateway.event(scan(1))
+        assert recorder.seen.wait(WAIT)
+        assert not worker.wait_idle(0.3)
+        assert gateway.acks == []
+
+        migrate(url)  # the database is back: the held batch goes in on the next retry
+        assert gateway.wait_acks(1) == [(f"{GW}:1:1", "stored", None)]
+        assert worker.wait_idle(WAIT)
+        assert worker.counters.commit_failures >= 1
+        assert count(session_factory(engine), Scan) == 1
+        failures = [r for r in caplog.records if "cannot commit" in r.getMessage()]
+        assert len(failures) == 1  # logged once, not per retry
+    finally:
+        logging.getLogger("hub.mqtt_consumer").removeHandler(recorder)
+        engine.dispose()
+
+
+def test_uncommitted_events_survive_a_hub_crash(
+        start_worker: StartWorker, gateway: FakeGateway, tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'later.db'}"
+    engine = make_engine(url)
+    recorder = Recorder("cannot commit")
+    logging.getLogger("hub.mqtt_consumer").addHandler(recorder)
+    try:
+        first = start_worker("hub-test-crash-" + gateway.site,
+                             session_factory=session_factory(engine))
+        gateway.event(scan(1))
+        assert recorder.seen.wait(WAIT)  # the hub holds it, unacked
+        first.kill()
+        assert gateway.acks == []
+
+        migrate(url)
+        second = start_worker("hub-test-crash-" + gateway.site,
+                              session_factory=session_factory(engine))
+        assert gateway.wait_acks(1) == [(f"{GW}:1:1", "stored", None)]
+        assert second.wait_idle(WAIT)
+        assert count(session_factory(engine), Scan) == 1
+    finally:
+        logging.getLogger("hub.mqtt_consumer").removeHandler(recorder)
+        engine.dispose()
+
+
+def test_shared_subscription_splits_the_load(
+        broker: BrokerAddress, start_worker: StartWorker, gateway: FakeGateway,
+        factory: sessionmaker[Session]) -> None:
+    if not broker.speaks_v5:
+        pytest.skip("shared subscriptions need MQTT v5")
+    group = f"g{uuid.uuid4().hex[:8]}"
+    workers = [start_worker(share_group=group), start_worker(share_group=group)]
+    for seq in range(1, 21):
+        gateway.event(scan(seq))
+
+    assert {entry[0] for entry in gateway.wait_acks(20)} == {f"{GW}:1:{n}" for n in range(1, 21)}
+    assert all(worker.wait_idle(WAIT) for worker in workers)
+    assert count(factory, Scan) == 20
+    assert sum(worker.counters.received for worker in workers) == 20
+
+
+def test_share_group_needs_mqtt_v5(factory: sessionmaker[Session]) -> None:
+    settings = HubSettings(mqtt=MqttSettings(url="mqtt://127.0.0.1:1", share_group="hub"))
+    with pytest.raises(BrokerUnavailable, match="share_group needs MQTT v5"):
+        IngestWorker(settings, factory, protocol_v5=False).start()
+
+
+def test_probe_tells_mosquitto_from_amqtt(broker: BrokerAddress) -> None:
+    if broker.kind == "mosquitto":
+        assert broker_speaks_v5(MqttSettings(url=broker.url)) is True
+    with EmbeddedBroker() as embedded:
+        assert broker_speaks_v5(MqttSettings(url=embedded.url)) is False
+
+
+def test_unreachable_broker_is_reported() -> None:
+    from hub.embedded_broker import free_port
+
+    url = f"mqtt://127.0.0.1:{free_port()}"
+    with pytest.raises(BrokerUnavailable, match="does not answer"):
+        broker_speaks_v5(MqttSettings(url=url))

@@ -1,0 +1,260 @@
+"""The admin web UI through Flask's test client, over a real database."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.test import TestResponse
+
+from hub import returns
+from hub.db import make_engine, migrate, session_factory
+from hub.models import (
+    Customer,
+    Gateway,
+    GradeRecord,
+    Item,
+    Order,
+    QuarantinedMessage,
+    Scan,
+)
+from hub.settings import DatabaseSettings, HubSettings, WebSettings
+from hub.web import create_app
+
+USER, PASSWORD = "ops-admin", "correct horse battery"
+T0 = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def factory(database_url: str) -> Iterator[sessionmaker[Session]]:
+    """A migrated database holding one customer, their order and its two items."""
+    migrate(database_url)
+    engine = make_engine(database_url)
+    sessions = session_factory(engine)
+    with sessions.begin() as session:
+        session.add(Customer(id="C-1", name="Li Wei", tier="gold", region="sh"))
+        session.flush()
+        session.add(Order(id="O-1", customer_id="C-1", placed_at=T0 - timedelta(days=2),
+                          delivered_at=T0 - timedelta(days=1)))
+        session.flush()
+        session.add_all([
+            Item(id="IT-1", order_id="O-1", gtin="06901234567892", lot="L2611",
+                 product="Strawberries 500 g", family="berries", packed_at=T0),
+            Item(id="IT-2", order_id="O-1", gtin="06901234567809", lot="L2612",
+                 product="Baby spinach 200 g", family="leafy", packed_at=T0),
+        ])
+    yield sessions
+    engine.dispose()
+
+
+@pytest.fixture
+def returned(factory: sessionmaker[Session]) -> str:
+    """Run one return through: complaint, collection, scan and grades; return the code."""
+    with factory.begin() as session:
+        _, pickup = returns.open_return(session, order_id="O-1", item_id="IT-1", channel="app",
+                                        text="Mouldy <b>strawberries</b>.", now=T0,
+                                        rng=random.Random(5))
+        returns.open_return(session, order_id="O-1", item_id="IT-2", channel="hotline",
+                            text="Spinach too.", now=T0, rng=random.Random(6))
+        returns.collect(session, code=pickup.code, driver="driver-7", location="Minhang",
+                        now=T0 + timedelta(hours=2))
+        code = pickup.code
+    with factory.begin() as session:
+        for seq, (item_id, grade) in enumerate([("IT-1", "scrap"), ("IT-2", "resell")]):
+            ts = T0 + timedelta(hours=5, minutes=seq)
+            scan_id = f"gw-1:1:{2 * seq}"
+            session.add(Scan(message_id=scan_id, gateway_id="gw-1", station="pad-1",
+                             item_id=item_id, tag_uid="04a1b2c3d4", lot="L2611",
+                             gtin="06901234567892", core_temp_c=6.5, ts=ts, clock="synced"))
+            session.add(GradeRecord(message_id=f"gw-1:1:{2 * seq + 1}", gateway_id="gw-1",
+                                    station="pad-1", item_id=item_id, scan_id=scan_id,
+                                    grade=grade, model_version="grader-3", scores={},
+                                    features={}, ts=ts + timedelta(seconds=1), clock="synced"))
+        session.add(Gateway(id="gw-1", site="sh-01", online=True, boot=2,
+                            last_seen=T0 + timedelta(hours=5), backlog=0))
+        session.add(Gateway(id="gw-2", site="sh-01", online=False, boot=7,
+                            last_seen=T0 - timedelta(days=1), backlog=42))
+        session.add(QuarantinedMessage(topic="coldloop/v1/sh-01/gw-1/evt/scan",
+                                       payload=b'{"v": "9.0"}', message_id="gw-1:1:99",
+                                       reason="schema major version 9 is not supported",
+                                       received_at=T0))
+    return code
+
+
+@pytest.fixture
+def app(database_url: str, factory: sessionmaker[Session]) -> Flask:
+    """The hub app over the seeded database, with a known admin and clock."""
+    settings = HubSettings(database=DatabaseSettings(url=database_url),
+                           web=WebSettings(admin_user=USER, admin_password=PASSWORD,
+                                           secret_key="test-secret-key-0123456789"))
+    return create_app(settings, factory=factory, test_config={
+        "TESTING": True, "COLDLOOP_CLOCK": lambda: T0 + timedelta(hours=6)})
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client that has not logged in."""
+    return app.test_client()
+
+
+@pytest.fixture
+def admin(client: FlaskClient) -> FlaskClient:
+    """A test client logged in as the admin."""
+    response = login(client, USER, PASSWORD)
+    assert response.status_code == 302, response.text
+    return client
+
+
+def csrf_token(client: FlaskClient, path: str = "/login") -> str:
+    """Fetch a page and return the CSRF token of its form."""
+    match = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text)
+    assert match, f"no CSRF token on {path}"
+    return match[1]
+
+
+def login(client: FlaskClient, user: str, password: str,
+          next_page: str | None = None) -> TestResponse:
+    """Post the login form as a browser would."""
+    form = {"username": user, "password": password, "csrf_token": csrf_token(client)}
+    if next_page:
+        form["next"] = next_page
+    return client.post("/login", data=form)
+
+
+def stat(html: str, name: str) -> str:
+    """Return the number shown on a dashboard card."""
+    match = re.search(rf'id="stat-{name}".*?class="stat-value">(?:<a [^>]*>)?(\d+)', html,
+                      re.DOTALL)
+    assert match, f"no {name} card"
+    return match[1]
+
+
+# --- login ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/", "/orders/O-1", "/orders?order_id=O-1", "/quarantine"])
+def test_pages_require_login(client: FlaskClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response.location.startswith("/login?next=")
+
+
+def test_login_page_is_self_contained(client: FlaskClient) -> None:
+    html = client.get("/login").text
+    assert '<form method="post" action="/login">' in html
+    assert "<script" not in html
+    assert not re.search(r'(src|href)="(https?:)?//', html)  # the machines are offline
+    assert client.get("/static/coldloop.css").status_code == 200
+
+
+@pytest.mark.parametrize(("user", "password"), [
+    (USER, "wrong password"), ("admin", PASSWORD), ("", ""), (USER, PASSWORD + " "),
+    ("管理员", "密码密码密码密码"),
+])
+def test_wrong_credentials_are_refused(client: FlaskClient, user: str, password: str) -> None:
+    response = login(client, user, password)
+
+    assert response.status_code == 401
+    assert "Wrong user name or password." in response.text
+    assert client.get("/").status_code == 302
+
+
+def test_login_without_the_form_token_is_refused(client: FlaskClient) -> None:
+    client.get("/login")
+    response = client.post("/login", data={"username": USER, "password": PASSWORD})
+    assert response.status_code == 400
+    assert client.get("/").status_code == 302
+
+
+def test_login_returns_to_the_page_asked_for(client: FlaskClient) -> None:
+    response = login(client, USER, PASSWORD, next_page="/orders/O-1")
+    assert response.location == "/orders/O-1"
+    assert client.get("/orders/O-1").status_code == 200
+
+
+@pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/\\evil"])
+def test_login_never_redirects_off_site(client: FlaskClient, target: str) -> None:
+    response = login(client, USER, PASSWORD, next_page=target)
+    assert response.location == "/"
+
+
+def test_logout_forgets_the_admin(admin: FlaskClient) -> None:
+    response = admin.post("/logout", data={"csrf_token": csrf_token(admin, "/")})
+    assert response.status_code == 302
+    assert admin.get("/").status_code == 302
+
+
+def test_logout_needs_the_form_token(admin: FlaskClient) -> None:
+    assert admin.post("/logout").status_code == 400
+    assert admin.get("/").status_code == 200
+
+
+# --- pages ---------------------------------------------------------------------------------
+
+
+def test_dashboard_of_an_empty_hub(admin: FlaskClient) -> None:
+    html = admin.get("/").text
+    assert stat(html, "orders") == "1"
+    assert stat(html, "tickets-open") == "0"
+    assert "No grades yet." in html
+    assert "No gateway has reported yet." in html
+
+
+def test_dashboard_shows_counts_grades_and_fleet(admin: FlaskClient, returned: str) -> None:
+    response = admin.get("/")
+    html = response.text
+
+    assert response.status_code == 200
+    assert {name: stat(html, name) for name in [
+        "orders", "tickets-open", "pickups-issued", "pickups-collected", "scans", "grades",
+        "quarantined", "gateways"]} == {
+        "orders": "1", "tickets-open": "1", "pickups-issued": "1", "pickups-collected": "1",
+        "scans": "2", "grades": "2", "quarantined": "1", "gateways": "1"}
+    assert '<span class="badge badge-red">scrap</span>' in html
+    assert '<span class="badge badge-green">resell</span>' in html
+    assert "state-online" in html and "state-offline" in html
+    assert "1 d ago" in html  # gw-2, last seen the day before
+    assert ">42<" in html  # gw-2's backlog
+    assert 'href="/orders/O-1"' in html
+
+
+def test_order_page_shows_the_timeline(admin: FlaskClient, returned: str) -> None:
+    html = admin.get("/orders/O-1").text
+
+    kinds = re.findall(r'<span class="event-kind">(\w+)</span>', html)
+    assert kinds == ["ticket", "pickup", "pickup", "custody", "scan", "grade", "scan", "grade"]
+    assert returned in html
+    assert "Picked up by driver-7 at Minhang" in html
+    assert "core 6.5 °C" in html
+    assert "Mouldy &lt;b&gt;strawberries&lt;/b&gt;." in html  # customer text is escaped
+    assert "via hotline ---" in html
+    assert "Li Wei" in html
+
+
+def test_order_search_opens_the_order(admin: FlaskClient) -> None:
+    assert admin.get("/orders?order_id=+O-1+").location == "/orders/O-1"
+    assert admin.get("/orders?order_id=").location == "/"
+
+
+def test_unknown_order_is_a_404_page(admin: FlaskClient) -> None:
+    response = admin.get("/orders/O-404")
+    assert response.status_code == 404
+    assert "There is no order &#39;O-404&#39;." in response.text
+    assert response.mimetype == "text/html"
+
+
+def test_quarantine_page_lists_messages(admin: FlaskClient, returned: str) -> None:
+    html = admin.get("/quarantine").text
+    assert "schema major version 9 is not supported" in html
+    assert "coldloop/v1/sh-01/gw-1/evt/scan" in html
+    assert "{&#34;v&#34;: &#34;9.0&#34;}" in html
+
+
+def test_empty_quarantine(admin: FlaskClient) -> None:
+    assert "Nothing in quarantine." in admin.get("/quarantine").text

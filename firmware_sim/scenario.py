@@ -123,8 +123,8 @@ def generate(seed: int, minutes: int, returns_per_hour: float = 30.0, day: int =
         at = start + timedelta(minutes=minutes * (k + rng.random()) / n_returns)
         temp = {"temperature": rng.uniform(7.0, 14.0), "spoiled": rng.uniform(3.0, 9.0),
                 "damaged": rng.uniform(0.5, 4.5)}[category]
-        text = rng.choice(COMPLAINTS[category]).format(zh=item.product.name_zh,
-                                                       en=re.sub(r" \d+ k?g$", "", item.product.name).lower())
+        english = re.sub(r" \d+ k?g$", "", item.product.name).lower()
+        text = rng.choice(COMPLAINTS[category]).format(zh=item.product.name_zh, en=english)
         complaints.append(Complaint(order, item, rng.choice(CHANNELS), text, at, round(temp, 2)))
     return Scenario(seed, orders, tuple(sorted(complaints, key=lambda c: c.at)))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -49,16 +50,14 @@ def _wait_for_port(host: str, port: int, proc: subprocess.Popen[bytes]) -> None:
             return
         if proc.poll() is not None:
             raise RuntimeError(f"mosquitto exited with {proc.returncode}")
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=0.05)
-        except subprocess.TimeoutExpired:
-            pass
     raise RuntimeError("mosquitto did not start listening")
 
 
 @pytest.fixture(scope="session")
 def broker() -> Iterator[BrokerAddress]:
-    """A real MQTT broker: COLDLOOP_TEST_BROKER, Mosquitto on :1883, a mosquitto binary, or amqtt."""
+    """A real MQTT broker: $COLDLOOP_TEST_BROKER, Mosquitto on :1883, a mosquitto binary, amqtt."""
     explicit = os.environ.get("COLDLOOP_TEST_BROKER")
     if explicit:
         url = urlparse(explicit)
@@ -100,7 +99,7 @@ def _database_params() -> list[object]:
 
 @pytest.fixture(params=_database_params())
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database: SQLite in a temp dir, and PostgreSQL when COLDLOOP_TEST_PG is set."""
+    """A fresh, empty database: SQLite in a temp dir; PostgreSQL too if COLDLOOP_TEST_PG is set."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'hub.db'}"
         return

@@ -74,7 +74,7 @@ def test_grade_lights_the_right_lamp_after_commit(rig, temp, light, lamps) -> No
 
 
 def test_unplugged_probe_asks_for_a_check_by_hand(rig) -> None:  # type: ignore[no-untyped-def]
-    station, devices, outbox = rig
+    station, devices, _outbox = rig
     devices.probe.unplug()
     devices.pad.present_tag("a1b2c3d4", RECORD)
     outcome = station.poll()
@@ -93,7 +93,7 @@ def test_blank_tag_is_a_fault_with_its_own_light(rig) -> None:  # type: ignore[n
 
 
 def test_reader_error_is_reported_not_raised(rig) -> None:  # type: ignore[no-untyped-def]
-    station, devices, outbox = rig
+    station, devices, _outbox = rig
     devices.pad.fail("SPI timeout")
     outcome = station.poll()
     assert outcome.fault is not None and outcome.fault.code == "reader_error"

@@ -142,7 +142,7 @@ def test_rejected_event_goes_to_dead_letters(peer, link) -> None:  # type: ignor
 
 
 def test_telemetry_leaves_on_puback(peer, link) -> None:  # type: ignore[no-untyped-def]
-    uplink, recorder, outbox, _clock = link
+    uplink, recorder, _outbox, _clock = link
     peer.answer = False
     peer.hub_online(True)
     batch = recorder.commit_telemetry([("st-1-core", T0.timestamp(), 2.5)])

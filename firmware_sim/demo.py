@@ -103,7 +103,7 @@ def _start_web(settings: HubSettings, factory: sessionmaker[Session], port: int,
 
 def start_stack(options: DemoOptions, run: DemoRun) -> tuple[HubSettings, str, str, Any]:
     """Start broker, hub (migrated database, ingest, web); return settings, URLs and ingest."""
-    from hub.mqtt_consumer import IngestWorker
+    from hub.mqtt_consumer import IngestWorker, broker_speaks_v5
 
     broker_url = options.broker
     if broker_url is None:
@@ -111,11 +111,12 @@ def start_stack(options: DemoOptions, run: DemoRun) -> tuple[HubSettings, str, s
 
         broker = EmbeddedBroker().start()
         run.stoppers.append(broker.stop)
-        broker_url, protocol = broker.url, "3.1.1"
-    else:
-        protocol = "5"
-    settings = load_hub_settings(options.config, options.data_dir,
-                                 {"mqtt.url": broker_url, "mqtt.protocol": protocol})
+        broker_url = broker.url
+    settings = load_hub_settings(options.config, options.data_dir, {"mqtt.url": broker_url})
+    embedded = options.broker is None  # amqtt speaks 3.1.1 only; ask any other broker
+    protocol = "3.1.1" if embedded or not broker_speaks_v5(settings.mqtt) else "5"
+    settings = settings.model_copy(update={
+        "mqtt": settings.mqtt.model_copy(update={"protocol": protocol})})
     migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     run.stoppers.append(engine.dispose)

@@ -174,10 +174,11 @@ class IngestWorker:
         """Wait until subscribed and announced online; return False on timeout."""
         return self._ready.wait(timeout)
 
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until every received message is committed and acked; False on timeout."""
+    def wait_idle(self, timeout: float, *, committed: int = 0) -> bool:
+        """Wait until every received message (at least ``committed``) is committed and acked."""
         with self._cond:
-            return self._cond.wait_for(self._idle, timeout)
+            return self._cond.wait_for(
+                lambda: self._idle() and self._counts["committed"] >= committed, timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Announce offline, store and ack what was queued, then disconnect cleanly."""

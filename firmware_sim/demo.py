@@ -9,6 +9,7 @@ acknowledges after commit, and the summary checks every scanned item was stored 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -88,12 +89,12 @@ def seed_hub(factory: sessionmaker[Session], scenario: Scenario) -> None:
 
 
 def _start_web(settings: HubSettings, factory: sessionmaker[Session], port: int,
-               run: DemoRun) -> str:
+               run: DemoRun, world: dict[str, Any]) -> str:
     from werkzeug.serving import make_server
 
     from hub.web import create_app
 
-    app = create_app(settings, factory=factory)
+    app = create_app(settings, factory=factory, test_config=world)
     server = make_server(settings.web.host, port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="hub-web", daemon=True)
     thread.start()
@@ -101,8 +102,13 @@ def _start_web(settings: HubSettings, factory: sessionmaker[Session], port: int,
     return f"http://{settings.web.host}:{server.server_port}"
 
 
-def start_stack(options: DemoOptions, run: DemoRun) -> tuple[HubSettings, str, str, Any]:
-    """Start broker, hub (migrated database, ingest, web); return settings, URLs and ingest."""
+def start_stack(options: DemoOptions, run: DemoRun,
+                clock: VirtualClock) -> tuple[HubSettings, str, str, Any]:
+    """Start broker, hub (migrated database, ingest, web); return settings, URLs and ingest.
+
+    The hub's web app runs on the scenario's virtual clock and a seeded code generator, so
+    tickets, pickups and scans share one timeline and a run is reproducible.
+    """
     from hub.mqtt_consumer import IngestWorker, broker_speaks_v5
 
     broker_url = options.broker
@@ -124,7 +130,8 @@ def start_stack(options: DemoOptions, run: DemoRun) -> tuple[HubSettings, str, s
     ingest = IngestWorker(settings, factory, protocol_v5=protocol == "5")
     ingest.start()
     run.stoppers.append(ingest.stop)
-    web_url = _start_web(settings, factory, 0 if options.headless else options.port, run)
+    world = {"COLDLOOP_CLOCK": clock.now, "COLDLOOP_RNG": random.Random(options.seed)}
+    web_url = _start_web(settings, factory, 0 if options.headless else options.port, run, world)
     return settings, broker_url, web_url, (ingest, factory)
 
 
@@ -137,8 +144,8 @@ def gateway_settings(data_dir: Path, broker_url: str, protocol: str) -> GatewayS
 
 def run_demo(options: DemoOptions, run: DemoRun) -> dict[str, Any]:
     """Run the scenario on the full stack and return the summary; the caller stops ``run``."""
-    settings, broker_url, web_url, (ingest, factory) = start_stack(options, run)
     clock = VirtualClock(EPOCH)
+    settings, broker_url, web_url, (ingest, factory) = start_stack(options, run, clock)
     hardware = SimulatedHardware()
     protocol = settings.mqtt.protocol
     gateway = build_gateway(gateway_settings(options.data_dir, broker_url, protocol), hardware,

@@ -66,9 +66,10 @@ class Recorder:
                        topics.event(self.site, self.gateway, EVENT_TYPES[type(e)]), e.encode())
             for e in events], self.clock())
 
-    def commit_telemetry(self, readings: list[tuple[str, float, float | None]]) -> TelemetryBatch:
+    def commit_telemetry(self, readings: Sequence[tuple[str, float, float | None]]
+                         ) -> TelemetryBatch:
         """Commit one batch of probe readings."""
-        batch = TelemetryBatch(id=self.next_id(), ts=self.now(), readings=readings,
+        batch = TelemetryBatch(id=self.next_id(), ts=self.now(), readings=list(readings),
                                historical=not self.is_live())
         self.outbox.put([NewMessage(batch.id, MessageClass.TELEMETRY,
                                     topics.telemetry(self.site, self.gateway), batch.encode())],

@@ -41,6 +41,7 @@ class Uplink:
     def __init__(self, settings: GatewaySettings, outbox: Outbox, boot: int,
                  clock: Clock = time.time, protocol_v5: bool = True) -> None:
         import paho.mqtt.client as mqtt  # the only module that imports paho on the gateway
+        from paho.mqtt.enums import CallbackAPIVersion
 
         self._mqtt = mqtt
         self.settings = settings
@@ -58,7 +59,7 @@ class Uplink:
         self._state_topic = topics.state(settings.site, settings.id)
         self._ack_topic = topics.ack(settings.site, settings.id)
         protocol = mqtt.MQTTv5 if protocol_v5 else mqtt.MQTTv311
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=settings.id,
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.id,
                                   protocol=protocol)
         if settings.mqtt.username:
             self.client.username_pw_set(settings.mqtt.username, settings.mqtt.password)

@@ -13,7 +13,7 @@ import random
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.gateway import Gateway, build_gateway
-from edge.settings import GatewaySettings, StationSettings
+from edge.settings import GatewaySettings
 from firmware_sim.apps import ApiClient, CustomerApp, DriverApp
 from firmware_sim.clock import VirtualClock
 from firmware_sim.devices import SimulatedHardware
@@ -137,9 +137,10 @@ def start_stack(options: DemoOptions, run: DemoRun,
 
 def gateway_settings(data_dir: Path, broker_url: str, protocol: str) -> GatewaySettings:
     """The demo gateway: one station at the demo sorting center."""
-    return GatewaySettings(id=DEMO_GATEWAY, site=DEMO_SITE, data_dir=data_dir,
-                           mqtt={"url": broker_url, "protocol": protocol, "ack_timeout_s": 5},
-                           stations=[StationSettings(id="st-1")])
+    return GatewaySettings.model_validate({
+        "id": DEMO_GATEWAY, "site": DEMO_SITE, "data_dir": data_dir,
+        "mqtt": {"url": broker_url, "protocol": protocol, "ack_timeout_s": 5},
+        "stations": [{"id": "st-1"}]})
 
 
 def run_demo(options: DemoOptions, run: DemoRun) -> dict[str, Any]:
@@ -166,7 +167,7 @@ def run_demo(options: DemoOptions, run: DemoRun) -> dict[str, Any]:
     readings = 0
     next_tlm = shift_start(day)
     for complaint in scenario.complaints:
-        readings += _telemetry_until(gateway, clock, station.probe.probe_id, next_tlm,
+        readings += _telemetry_until(gateway, station.probe.probe_id, next_tlm,
                                      complaint.at)
         next_tlm = max(next_tlm, complaint.at)
         clock.advance_to(complaint.at)
@@ -185,7 +186,7 @@ def run_demo(options: DemoOptions, run: DemoRun) -> dict[str, Any]:
             if outcome.scan is not None:
                 scanned.append(outcome.scan.item_id)
     end = shift_start(day) + timedelta(minutes=options.minutes)
-    readings += _telemetry_until(gateway, clock, station.probe.probe_id, next_tlm, end)
+    readings += _telemetry_until(gateway, station.probe.probe_id, next_tlm, end)
     clock.advance_to(end)
 
     drained = gateway.uplink.wait_drained(timeout=60)
@@ -196,10 +197,10 @@ def run_demo(options: DemoOptions, run: DemoRun) -> dict[str, Any]:
     return summary
 
 
-def _telemetry_until(gateway: Gateway, clock: VirtualClock, probe_id: str, start: Any,
-                     end: Any) -> int:
+def _telemetry_until(gateway: Gateway, probe_id: str, start: datetime, end: datetime) -> int:
     """Commit one batch of probe readings every simulated minute between ``start`` and ``end``."""
-    t, count, batch = start.timestamp(), 0, []
+    t, count = start.timestamp(), 0
+    batch: list[tuple[str, float, float | None]] = []
     while t < end.timestamp():
         batch.append((probe_id, t, 2.0 + (int(t) // TELEMETRY_EVERY_S % 7) * 0.1))
         t += TELEMETRY_EVERY_S
@@ -264,7 +265,7 @@ def _summary(factory: sessionmaker[Session], scenario: Scenario, scanned: list[s
         settled and once and summary["scans_stored"] == summary["grades_stored"]
         and summary["events_stored"] == summary["acks"]
         and summary["telemetry_readings_stored"] == readings
-        and summary["pickups_collected"] >= len(set(item_ids))
+        and summary["pickups_collected"] == len(set(item_ids))
         and summary["outbox_depth"] == 0 and summary["quarantined"] == 0
         and summary["sample_order"] is not None)
     return summary

@@ -168,8 +168,8 @@ def _classify(received: Received, result: IngestResult,
     except ProtocolError as err:
         rejected.append((received, str(err), None))
         return None
-    if topic.kind in _IGNORED_KINDS:
-        result.ignored += 1
+    if topic.kind in _IGNORED_KINDS or (topic.kind is Kind.STATE and not received.payload):
+        result.ignored += 1  # an empty state is a retained state being cleared, not a message
         return None
     try:
         message = decode_for_topic(topic, received.payload)

@@ -32,6 +32,7 @@ from hub.db import transaction
 from hub.ingest import IngestResult, Received, quarantine, store_batch
 from hub.settings import HubSettings, MqttSettings
 from protocols import topics
+from protocols.config import ConfigError
 from protocols.messages import Ack, HubState
 from protocols.topics import Kind
 
@@ -152,7 +153,7 @@ class IngestWorker:
         if self._v5 is None:
             self._v5 = broker_speaks_v5(mqtt_settings)
         if mqtt_settings.share_group and not self._v5:
-            raise BrokerUnavailable(
+            raise ConfigError(
                 f"mqtt.share_group needs MQTT v5, but the broker at {mqtt_settings.url} is "
                 "used with 3.1.1: unset share_group or use a v5 broker such as Mosquitto")
         host, port, tls = _endpoint(mqtt_settings.url)
@@ -215,8 +216,6 @@ class IngestWorker:
             sock.close()
         thread.join()
 
-    # --- paho callbacks (network thread): record and hand over, nothing more ---------------
-
     def _make_client(self, tls: bool) -> mqtt.Client:
         settings = self._settings.mqtt
         if self._v5:
@@ -234,6 +233,8 @@ class IngestWorker:
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         return client
+
+    # --- paho callbacks (network thread): record and hand over, nothing more ---------------
 
     def _on_connect(self, client: mqtt.Client, _userdata: Any, flags: Any,
                     code: ReasonCode, _properties: Any) -> None:
@@ -343,7 +344,7 @@ class IngestWorker:
             connection = self._connection
         assert self._client is not None
         for delivery in batch:
-            # A message from an earlier connection is redelivered on this one: ack that copy.
+            # Not on an earlier connection: the broker redelivers those, and acks that copy.
             if delivery.qos > 0 and delivery.connection == connection:
                 self._client.ack(delivery.mid, delivery.qos)
         with self._cond:

@@ -78,7 +78,7 @@ def peer(broker, site: str) -> Iterator[HubPeer]:  # type: ignore[no-untyped-def
 
 
 @pytest.fixture
-def link(broker, site: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+def link(broker, peer: HubPeer, site: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     settings = GatewaySettings(id="gw-1", site=site, data_dir=tmp_path,
                                mqtt={"url": broker.url, "ack_timeout_s": 30},
                                stations=[{"id": "st-1"}])
@@ -89,13 +89,7 @@ def link(broker, site: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     uplink.start()
     yield uplink, recorder, outbox, clock
     uplink.stop()
-    state_topic = topics.state(site, "gw-1")
-    cleaner = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    cleaner.connect(broker.host, broker.port)
-    cleaner.loop_start()
-    cleaner.publish(state_topic, b"", qos=1, retain=True).wait_for_publish(5)
-    cleaner.loop_stop()
-    cleaner.disconnect()
+    peer.client.publish(topics.state(site, "gw-1"), b"", qos=1, retain=True).wait_for_publish(5)
 
 
 def _fault(recorder: Recorder, code: str = "probe_unplugged") -> FaultEvent:

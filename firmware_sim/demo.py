@@ -127,7 +127,8 @@ def start_stack(options: DemoOptions, run: DemoRun,
     engine = make_engine(settings.database_url)
     run.stoppers.append(engine.dispose)
     factory = session_factory(engine)
-    ingest = IngestWorker(settings, factory, protocol_v5=protocol == "5")
+    # On a shared broker, ingest only the demo's site: other sites are not this demo's world.
+    ingest = IngestWorker(settings, factory, protocol_v5=protocol == "5", sites=[DEMO_SITE])
     ingest.start()
     run.stoppers.append(ingest.stop)
     world = {"COLDLOOP_CLOCK": clock.now, "COLDLOOP_RNG": random.Random(options.seed)}

@@ -28,6 +28,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub.errors import HubError
 from hub.db import transaction
 from hub.ingest import IngestResult, Received, quarantine, store_batch
 from hub.settings import HubSettings, MqttSettings
@@ -45,7 +46,7 @@ _UNSUPPORTED_PROTOCOL = 0x84
 _STOP = object()
 
 
-class BrokerUnavailable(ConnectionError):
+class BrokerUnavailable(HubError, ConnectionError):
     """The MQTT broker did not answer, or refused the hub's connection."""
 
 

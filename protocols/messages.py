@@ -34,7 +34,9 @@ MAX_PAYLOAD_BYTES = 256 * 1024
 _VERSION = re.compile(r"^(\d{1,3})\.(\d{1,3})$")
 _MESSAGE_ID = re.compile(r"^([a-z0-9][a-z0-9_-]{0,31}):(\d{1,9}):(\d{1,15})$")
 
-ShortText = Annotated[str, Field(min_length=1, max_length=64)]
+# No control characters: they corrupt logs and PostgreSQL refuses NUL in text.
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+ShortText = Annotated[str, Field(min_length=1, max_length=64, pattern=_PRINTABLE)]
 ItemId = Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Z0-9-]+$")]
 Celsius = Annotated[float, Field(ge=-60.0, le=150.0)]
 
@@ -108,7 +110,7 @@ class AckStatus(StrEnum):
 
 
 class _Message(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True, str_strip_whitespace=False)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
     name: ClassVar[str] = "message"
 
     v: str = SCHEMA_VERSION
@@ -197,7 +199,7 @@ class FaultEvent(_Event):
     component: ShortText
     code: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,48}$")]
     severity: Severity = Severity.WARNING
-    detail: Annotated[str, Field(max_length=500)] = ""
+    detail: Annotated[str, Field(max_length=500, pattern=_PRINTABLE)] = ""
 
 
 Event = ScanEvent | GradeEvent | CustodyEvent | FaultEvent
@@ -246,7 +248,7 @@ class HubState(_Message):
 class AckEntry(BaseModel):
     """The hub's verdict on one event id."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
     id: str
     status: AckStatus
     reason: str | None = None

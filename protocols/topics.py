@@ -25,6 +25,7 @@ HUB_STATE = f"{ROOT}/hub/state"
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 RESERVED_SITES = frozenset({"hub"})
+RESERVED_GATEWAYS = frozenset({"driver"})  # drivers' custody records use "driver:..." ids
 
 
 class Kind(StrEnum):
@@ -116,9 +117,16 @@ def config(site: str, gateway: str, direction: str) -> str:
     return _build(site, gateway, Kind.CONFIG, direction)
 
 
+def _check_gateway(gateway: str) -> str:
+    check_name(gateway, "gateway")
+    if gateway in RESERVED_GATEWAYS:
+        raise TopicError(f"gateway name {gateway!r} is reserved")
+    return gateway
+
+
 def _build(site: str, gateway: str, kind: Kind, leaf: str | None = None) -> str:
     _check_site(site)
-    check_name(gateway, "gateway")
+    _check_gateway(gateway)
     return str(GatewayTopic(site, gateway, kind, leaf))
 
 
@@ -135,7 +143,7 @@ def parse(topic: str) -> GatewayTopic:
         raise TopicError(f"{topic!r} is not under {ROOT}/{{site}}/{{gateway}}/")
     site, gateway, kind_text, *rest = parts[2:]
     _check_site(site)
-    check_name(gateway, "gateway")
+    _check_gateway(gateway)
     try:
         kind = Kind(kind_text)
     except ValueError:

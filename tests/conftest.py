@@ -57,37 +57,47 @@ def _wait_for_port(host: str, port: int, proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture(scope="session")
 def broker() -> Iterator[BrokerAddress]:
-    """A real MQTT broker: $COLDLOOP_TEST_BROKER, Mosquitto on :1883, a mosquitto binary, amqtt."""
+    """A real MQTT broker for the session.
+
+    In order: $COLDLOOP_TEST_BROKER; a private Mosquitto started from the ``mosquitto`` binary
+    with ``config/mosquitto/coldloop.conf`` on a free port (our queue limits, and no other
+    client's retained messages or sessions); Mosquitto on 127.0.0.1:1883; amqtt in-process.
+    """
     explicit = os.environ.get("COLDLOOP_TEST_BROKER")
     if explicit:
         url = urlparse(explicit)
         yield BrokerAddress(url.hostname or "127.0.0.1", url.port or 1883,
                             os.environ.get("COLDLOOP_TEST_BROKER_KIND", "mosquitto"))
         return
+    binary = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/sbin")
+    if binary:
+        yield from _private_mosquitto(binary)
+        return
     if _answers("127.0.0.1", 1883):
         yield BrokerAddress("127.0.0.1", 1883, "mosquitto")
         return
-    from hub.embedded_broker import EmbeddedBroker, free_port
+    from hub.embedded_broker import EmbeddedBroker
 
-    binary = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
-    if binary:
-        port = free_port()
-        with tempfile.TemporaryDirectory() as tmp:
-            conf = Path(tmp, "mosquitto.conf")
-            conf.write_text((REPO / "config/mosquitto/coldloop.conf").read_text()
-                            + f"\nlistener {port} 127.0.0.1\n")
-            proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
-            try:
-                _wait_for_port("127.0.0.1", port, proc)
-                yield BrokerAddress("127.0.0.1", port, "mosquitto")
-            finally:
-                proc.terminate()
-                proc.wait(timeout=10)
-        return
     with EmbeddedBroker() as embedded:
         yield BrokerAddress(embedded.host, embedded.port, "amqtt")
+
+
+def _private_mosquitto(binary: str) -> Iterator[BrokerAddress]:
+    from hub.embedded_broker import free_port
+
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        conf = Path(tmp, "mosquitto.conf")
+        conf.write_text((REPO / "config/mosquitto/coldloop.conf").read_text()
+                        + f"\nlistener {port} 127.0.0.1\n")
+        proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            _wait_for_port("127.0.0.1", port, proc)
+            yield BrokerAddress("127.0.0.1", port, "mosquitto")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
 
 
 def _database_params() -> list[object]:

@@ -92,6 +92,8 @@ def test_unknown_major_is_rejected_clearly(version: str) -> None:
     (json.dumps(_scan_dict(core_temp_c="warm")), "core_temp_c"),
     (json.dumps(_scan_dict(ts="2026-11-02T08:00:00")), "ts"),  # naive time: whose clock?
     (json.dumps(_scan_dict(gtin="123")), "gtin"),
+    (json.dumps(_scan_dict(station="st\u00001")), "station"),
+    (json.dumps(_scan_dict(core_temp_c=float("nan"))), "core_temp_c"),
     (json.dumps(_scan_dict(type="grade")), "type"),
     (b"{" + b" " * 300_000 + b"}", "over the"),
 ])

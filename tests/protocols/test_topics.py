@@ -10,7 +10,8 @@ from protocols import topics
 from protocols.errors import TopicError
 from protocols.topics import EventType, GatewayTopic, Kind
 
-names = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,31}", fullmatch=True).filter(lambda s: s != "hub")
+names = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,31}", fullmatch=True).filter(
+    lambda s: s not in {"hub", "driver"})
 
 
 @given(names, names, st.sampled_from(list(EventType)))
@@ -38,6 +39,7 @@ def test_every_kind_round_trips(built: str, kind: Kind, leaf: str | None) -> Non
     ("coldloop/v1/s1/gw-1", "not under coldloop/v1"),
     ("coldloop/v1/S1/gw-1/state", "site 'S1' is not a valid name"),
     ("coldloop/v1/hub/gw-1/state", "site 'hub' is reserved"),
+    ("coldloop/v1/s1/driver/evt/custody", "gateway name 'driver' is reserved"),
     ("coldloop/v1/s1/gw 1/state", "gateway 'gw 1' is not a valid name"),
     ("coldloop/v1/s1/gw-1/weather", "unknown kind 'weather'"),
     ("coldloop/v1/s1/gw-1/evt/party", "unknown event type 'party'"),

@@ -28,8 +28,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.errors import HubError
 from hub.db import transaction
+from hub.errors import HubError
 from hub.ingest import IngestResult, Received, quarantine, store_batch
 from hub.settings import HubSettings, MqttSettings
 from protocols import topics

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.db import make_engine, migrate, session_factory, transaction
+from hub.db import transaction
 from hub.ingest import IngestResult, Received, store_batch
 from hub.models import (
     CustodyRecord,
@@ -40,12 +40,9 @@ T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def factory(database_url: str) -> Iterator[sessionmaker[Session]]:
-    """A session factory over a freshly migrated database."""
-    migrate(database_url)
-    engine = make_engine(database_url)
-    yield session_factory(engine)
-    engine.dispose()
+def factory(hub_db: sessionmaker[Session]) -> sessionmaker[Session]:
+    """A session factory over a freshly migrated, empty database."""
+    return hub_db
 
 
 def scan(seq: int, item_id: str = "ITEM-1", gateway: str = GW, **fields: Any) -> ScanEvent:

@@ -5,43 +5,31 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub import returns
-from hub.db import make_engine, migrate, session_factory
 from hub.errors import Conflict, HubError, InvalidInput, NotFound
-from hub.models import CustodyRecord, Customer, Item, Order, Pickup, Ticket
+from hub.models import CustodyRecord, Item, Order, Pickup, Ticket
 from hub.queries import as_utc
 from protocols import pickup_code
-
-T0 = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+from tests.hub.conftest import T0
 
 
 @pytest.fixture
-def factory(database_url: str) -> Iterator[sessionmaker[Session]]:
-    """A migrated database holding one customer, their order and its two items."""
-    migrate(database_url)
-    engine = make_engine(database_url)
-    sessions = session_factory(engine)
-    with sessions.begin() as session:
-        session.add(Customer(id="C-1", name="Li Wei", tier="gold", region="sh"))
-        session.flush()
-        session.add(Order(id="O-1", customer_id="C-1", placed_at=T0 - timedelta(days=2),
-                          delivered_at=T0 - timedelta(days=1)))
+def factory(factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    """The shared seed plus a second order O-2 of the same customer, with item IT-3."""
+    with factory.begin() as session:
         session.add(Order(id="O-2", customer_id="C-1", placed_at=T0 - timedelta(days=5),
                           delivered_at=T0 - timedelta(days=4)))
         session.flush()
-        for item_id, order_id, product in [("IT-1", "O-1", "Strawberries 500 g"),
-                                           ("IT-2", "O-1", "Baby spinach 200 g"),
-                                           ("IT-3", "O-2", "Blueberries 125 g")]:
-            session.add(Item(id=item_id, order_id=order_id, gtin="06901234567892", lot="L2611",
-                             product=product, family="berries", packed_at=T0 - timedelta(days=3)))
-    yield sessions
-    engine.dispose()
+        session.add(Item(id="IT-3", order_id="O-2", gtin="06901234567892", lot="L2611",
+                         product="Blueberries 125 g", family="berries",
+                         packed_at=T0 - timedelta(days=3)))
+    return factory
 
 
 @pytest.fixture

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from flask import Flask
@@ -14,43 +13,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.test import TestResponse
 
 from hub import returns
-from hub.db import make_engine, migrate, session_factory
 from hub.models import (
-    Customer,
     Gateway,
     GradeRecord,
-    Item,
-    Order,
     QuarantinedMessage,
     Scan,
 )
 from hub.settings import DatabaseSettings, HubSettings, WebSettings
 from hub.web import create_app
+from tests.hub.conftest import T0
 
 USER, PASSWORD = "ops-admin", "correct horse battery"
-T0 = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-def factory(database_url: str) -> Iterator[sessionmaker[Session]]:
-    """A migrated database holding one customer, their order and its two items."""
-    migrate(database_url)
-    engine = make_engine(database_url)
-    sessions = session_factory(engine)
-    with sessions.begin() as session:
-        session.add(Customer(id="C-1", name="Li Wei", tier="gold", region="sh"))
-        session.flush()
-        session.add(Order(id="O-1", customer_id="C-1", placed_at=T0 - timedelta(days=2),
-                          delivered_at=T0 - timedelta(days=1)))
-        session.flush()
-        session.add_all([
-            Item(id="IT-1", order_id="O-1", gtin="06901234567892", lot="L2611",
-                 product="Strawberries 500 g", family="berries", packed_at=T0),
-            Item(id="IT-2", order_id="O-1", gtin="06901234567809", lot="L2612",
-                 product="Baby spinach 200 g", family="leafy", packed_at=T0),
-        ])
-    yield sessions
-    engine.dispose()
 
 
 @pytest.fixture

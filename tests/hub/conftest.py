@@ -1,0 +1,41 @@
+"""Fixtures of the hub tests, layered: ``hub_db`` (migrated, empty) -> ``factory`` (seeded)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub.db import make_engine, migrate, session_factory
+from hub.models import Customer, Item, Order
+
+T0 = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def hub_db(database_url: str) -> Iterator[sessionmaker[Session]]:
+    """A session factory over a freshly migrated, empty database."""
+    migrate(database_url)
+    engine = make_engine(database_url)
+    yield session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def factory(hub_db: sessionmaker[Session]) -> sessionmaker[Session]:
+    """The database holding one customer, their order O-1 and its items IT-1 and IT-2."""
+    with hub_db.begin() as session:
+        session.add(Customer(id="C-1", name="Li Wei", tier="gold", region="sh"))
+        session.flush()
+        session.add(Order(id="O-1", customer_id="C-1", placed_at=T0 - timedelta(days=2),
+                          delivered_at=T0 - timedelta(days=1)))
+        session.flush()
+        session.add_all([
+            Item(id="IT-1", order_id="O-1", gtin="06901234567892", lot="L2611",
+                 product="Strawberries 500 g", family="berries", packed_at=T0),
+            Item(id="IT-2", order_id="O-1", gtin="06901234567809", lot="L2612",
+                 product="Baby spinach 200 g", family="leafy", packed_at=T0),
+        ])
+    return hub_db

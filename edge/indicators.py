@@ -15,23 +15,30 @@ _BEEPS = {Light.OFF: 0, Light.GREEN: 1, Light.AMBER: 2, Light.RED: 3, Light.FAUL
 
 
 class LightTower:
-    """Green/amber/red lamps and a buzzer on GPIO pins; ``pin_factory`` chooses the back end."""
+    """Green/amber/red lamps, a buzzer and the scrap-bin gate; ``pin_factory`` picks the back end.
+
+    The gate opens for red (scrap goes to the bin) and closes for any other answer.
+    """
 
     def __init__(self, pins: tuple[int, int, int], buzzer_pin: int,
-                 pin_factory: Any = None) -> None:
-        from gpiozero import LED, Buzzer  # the only module that imports gpiozero
+                 gate_pin: int | None = None, pin_factory: Any = None) -> None:
+        from gpiozero import LED, Buzzer, DigitalOutputDevice  # the only gpiozero import
 
         green, amber, red = pins
         self.lamps = {name: LED(pin, pin_factory=pin_factory)
                       for name, pin in (("green", green), ("amber", amber), ("red", red))}
         self.buzzer = Buzzer(buzzer_pin, pin_factory=pin_factory)
+        self.gate = (DigitalOutputDevice(gate_pin, pin_factory=pin_factory)
+                     if gate_pin is not None else None)
         self.current = Light.OFF
 
     def show(self, light: Light) -> None:
-        """Light the lamps of ``light`` (others off) and beep its pattern in the background."""
+        """Light the lamps of ``light`` (others off), beep its pattern, set the bin gate."""
         wanted = _LAMPS[light]
         for name, lamp in self.lamps.items():
             lamp.on() if name in wanted else lamp.off()
+        if self.gate is not None:
+            self.gate.on() if light is Light.RED else self.gate.off()
         beeps = _BEEPS[light]
         if beeps:
             self.buzzer.beep(on_time=0.08, off_time=0.08, n=beeps, background=True)
@@ -43,8 +50,14 @@ class LightTower:
         """Names of the lamps that are on, read back from the pins."""
         return tuple(name for name, lamp in self.lamps.items() if lamp.is_lit)
 
+    def gate_open(self) -> bool:
+        """Whether the scrap-bin gate is open, read back from its pin."""
+        return bool(self.gate is not None and self.gate.value)
+
     def close(self) -> None:
         """Release the pins."""
         for lamp in self.lamps.values():
             lamp.close()
         self.buzzer.close()
+        if self.gate is not None:
+            self.gate.close()

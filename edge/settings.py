@@ -39,6 +39,7 @@ class StationSettings(_Section):
     probe: str = "sim"  # "sim" or a serial device such as /dev/ttyUSB0
     light_pins: tuple[int, int, int] = (17, 27, 22)  # green, amber, red (BCM numbering)
     buzzer_pin: int = 23
+    gate_pin: int | None = 24  # scrap-bin gate; None: the station has none
 
 
 class GraderSettings(_Section):

@@ -9,6 +9,7 @@ import json
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 
@@ -76,3 +77,12 @@ class DriverApp:
         """Post a pickup code typed by the driver."""
         return self.api.post("/pickups/collect", {"code": code, "driver": self.driver,
                                                   "location": location})
+
+    def upload_truck_log(self, truck_id: str, upload_id: str,
+                         readings: list[tuple[datetime, float | None]],
+                         compartment: str = "main") -> dict[str, Any]:
+        """Upload the reefer truck's temperature log (safe to retry with the same upload id)."""
+        return self.api.post(f"/trucks/{truck_id}/temperature-log", {
+            "upload_id": upload_id,
+            "readings": [{"compartment": compartment, "ts": ts.isoformat(), "temp_c": temp}
+                         for ts, temp in readings]})

@@ -90,7 +90,8 @@ class SimulatedHardware:
                 self._factory = MockFactory()
             self.stations[settings.id] = SimStation(
                 SimPad(), SimProbe(f"{settings.id}-core"),
-                LightTower(settings.light_pins, settings.buzzer_pin, self._factory))
+                LightTower(settings.light_pins, settings.buzzer_pin, settings.gate_pin,
+                           self._factory))
         return self.stations[settings.id]
 
     def tag_reader(self, station: StationSettings) -> SimPad:

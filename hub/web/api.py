@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -18,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from hub import queries, returns
+from hub import queries, returns, trucks
 from hub.errors import Conflict, HubError, InvalidInput, NotFound
 from hub.web import code_rng, db_session, hub_settings, now
 from hub.web import serialize as js
@@ -31,6 +32,7 @@ PUBLIC_ENDPOINTS = frozenset({"api.health"})
 STATUS_OF: dict[type[HubError], int] = {NotFound: 404, Conflict: 409, InvalidInput: 422}
 
 M = TypeVar("M", bound=BaseModel)
+TRUCK_ID = re.compile(r"^[A-Za-z0-9_-]{1,24}$")
 
 
 # --- request models ------------------------------------------------------------------------
@@ -56,6 +58,25 @@ class CollectRequest(_Body):
     code: Annotated[str, Field(min_length=1, max_length=32)]
     driver: Annotated[str, Field(min_length=1, max_length=64)]
     location: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class TruckReadingBody(_Body):
+    """One reading of a reefer truck's logger."""
+
+    # Not strict: timestamps arrive as ISO 8601 strings in JSON.
+    model_config = ConfigDict(strict=False)
+    compartment: Annotated[str, Field(min_length=1, max_length=16,
+                                      pattern=r"^[A-Za-z0-9_-]+$")] = "main"
+    ts: AwareDatetime
+    temp_c: Annotated[float, Field(ge=-60, le=80, allow_inf_nan=False)] | None
+
+
+class TruckLogRequest(_Body):
+    """A reefer truck's temperature log, uploaded by the driver's device."""
+
+    model_config = ConfigDict(strict=False)
+    upload_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    readings: Annotated[list[TruckReadingBody], Field(min_length=1, max_length=10_000)]
 
 
 class _Query(BaseModel):
@@ -159,6 +180,21 @@ def collect() -> Response:
                              location=body.location, now=now())
     session.commit()
     return jsonify(js.custody(record))
+
+
+@bp.post("/trucks/<truck_id>/temperature-log")
+def truck_log(truck_id: str) -> tuple[Response, int]:
+    """Store a reefer truck's temperature log; a repeated upload is acknowledged, not stored."""
+    if not TRUCK_ID.match(truck_id):
+        raise InvalidInput(f"truck id {truck_id!r} must be 1-24 of A-Z a-z 0-9 _ -")
+    body = _parse(TruckLogRequest, _json_body(), "field")
+    session = db_session()
+    count, duplicate = trucks.store_truck_log(
+        session, truck_id=truck_id, upload=body.upload_id, now=now(),
+        readings=[trucks.TruckReading(r.compartment, r.ts, r.temp_c) for r in body.readings])
+    session.commit()
+    return jsonify(truck_id=truck_id, upload_id=body.upload_id, readings=count,
+                   duplicate=duplicate), 200 if duplicate else 201
 
 
 # --- plumbing ------------------------------------------------------------------------------

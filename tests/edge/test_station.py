@@ -97,3 +97,21 @@ def test_reader_error_is_reported_not_raised(rig) -> None:  # type: ignore[no-un
     devices.pad.fail("SPI timeout")
     outcome = station.poll()
     assert outcome.fault is not None and outcome.fault.code == "reader_error"
+
+
+def test_pin_states_follow_the_answer(rig) -> None:  # type: ignore[no-untyped-def]
+    station, devices, _outbox = rig
+    factory = devices.lights.buzzer.pin_factory
+    pins = {n: factory.pin(p) for n, p in
+            (("green", 17), ("amber", 27), ("red", 22), ("gate", 24))}
+    devices.probe.set_temperature(11.0)
+    devices.pad.present_tag("a1b2c3d4", RECORD)
+    station.poll()
+    assert {n: p.state for n, p in pins.items()} == {"green": 0, "amber": 0, "red": 1, "gate": 1}
+    assert devices.lights.gate_open()
+    devices.pad.remove_tag()
+    station.poll()
+    devices.probe.set_temperature(2.0)
+    devices.pad.present_tag("a1b2c3d5", RECORD)
+    station.poll()
+    assert {n: p.state for n, p in pins.items()} == {"green": 1, "amber": 0, "red": 0, "gate": 0}

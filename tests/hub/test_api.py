@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.models import (
@@ -15,6 +16,7 @@ from hub.models import (
     GradeRecord,
     QuarantinedMessage,
     Scan,
+    TelemetryReading,
 )
 from hub.settings import DatabaseSettings, HubSettings, WebSettings
 from hub.web import create_app
@@ -353,3 +355,37 @@ def test_grades_fleet_and_quarantine(client: FlaskClient,
     assert message["reason"] == "not valid JSON"
     assert message["payload_preview"] == "\ufffd not json"
     assert message["payload_bytes"] == 10
+
+
+def _truck_log(upload: str = "route-12-2026-11-20", **extra: Any) -> dict[str, Any]:
+    return {"upload_id": upload, "readings": [
+        {"compartment": "chilled", "ts": (T0 + timedelta(minutes=5 * i)).isoformat(),
+         "temp_c": 3.0 + i * 0.5} for i in range(4)], **extra}
+
+
+def test_truck_log_is_stored_once(client: FlaskClient, factory: sessionmaker[Session]) -> None:
+    first = client.post("/api/v1/trucks/TRK-12/temperature-log", json=_truck_log(), headers=AUTH)
+    assert first.status_code == 201 and first.json["readings"] == 4
+    again = client.post("/api/v1/trucks/TRK-12/temperature-log", json=_truck_log(), headers=AUTH)
+    assert again.status_code == 200 and again.json["duplicate"] is True
+    with factory() as session:
+        rows = session.scalars(select(TelemetryReading).order_by(TelemetryReading.seq)).all()
+    assert [(r.probe, r.temp_c) for r in rows] == [("TRK-12/chilled", 3.0 + i * 0.5)
+                                                   for i in range(4)]
+
+
+@pytest.mark.parametrize(("path", "body", "message"), [
+    ("/api/v1/trucks/TRK 12/temperature-log", _truck_log(), "truck id"),
+    ("/api/v1/trucks/TRK-12/temperature-log", {"upload_id": "u1", "readings": []}, "readings"),
+    ("/api/v1/trucks/TRK-12/temperature-log",
+     {"upload_id": "u1", "readings": [{"ts": "2026-11-20T09:30:00", "temp_c": 3}]}, "ts"),
+    ("/api/v1/trucks/TRK-12/temperature-log",
+     {"upload_id": "u1", "readings": [{"ts": "2026-11-20T09:30:00Z", "temp_c": 300}]},
+     "temp_c"),
+    ("/api/v1/trucks/TRK-12/temperature-log", {"readings": []}, "upload_id"),
+])
+def test_bad_truck_logs_are_refused(client: FlaskClient, path: str, body: dict[str, Any],
+                                    message: str) -> None:
+    response = client.post(path, json=body, headers=AUTH)
+    assert response.status_code == 422
+    assert message in response.json["error"]

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from firmware_sim.coldchain import ColdChainHistory, generate_history
 from protocols.tag import TagRecord, gtin_check_digit
 
 EPOCH = datetime(2026, 11, 2, 6, 0, tzinfo=UTC)  # a Monday morning shift
@@ -89,6 +90,8 @@ class Complaint:
     text: str
     at: datetime
     core_temp_c: float  # what the probe will read when the item is scanned
+    station: str  # where the returned item will be scanned
+    history: ColdChainHistory  # the item's cold chain up to the complaint
 
 
 @dataclass(frozen=True)
@@ -98,14 +101,28 @@ class Scenario:
     seed: int
     orders: tuple[ScenarioOrder, ...]
     complaints: tuple[Complaint, ...]
+    stations: tuple[str, ...] = ("st-1",)
+    probes: tuple[str, ...] = ("st-1-core",)  # one core probe per station, then ambient ones
 
 
-def generate(seed: int, minutes: int, returns_per_hour: float = 30.0, day: int = 1) -> Scenario:
+# Which cold-chain faults can lie behind each kind of complaint.
+FAULTS_BEHIND = {
+    "spoiled": ("none", "supplier_warm", "warehouse_door"),
+    "damaged": ("none",),
+    "temperature": ("truck_reefer", "customer_doorstep"),
+}
+
+
+def generate(seed: int, minutes: int, returns_per_hour: float = 30.0, day: int = 1,
+             stations: int = 1, ambient_probes: int = 0) -> Scenario:
     """Generate a scenario: orders delivered before the shift, complaints spread over it.
 
     ``day`` numbers the shift: day N starts N-1 days after EPOCH and its ids carry N, so
-    several days can live in one hub.
+    several days can live in one hub. Returns are spread over ``stations`` scan stations;
+    each has a core probe, and ``ambient_probes`` more probes watch the rooms.
     """
+    if stations < 1 or ambient_probes < 0:
+        raise ValueError("a sorting center needs at least one station and no negative probes")
     if minutes < 1:
         raise ValueError(f"minutes must be at least 1, got {minutes}")
     if not 1 <= day <= 99:
@@ -123,10 +140,17 @@ def generate(seed: int, minutes: int, returns_per_hour: float = 30.0, day: int =
         at = start + timedelta(minutes=minutes * (k + rng.random()) / n_returns)
         temp = {"temperature": rng.uniform(7.0, 14.0), "spoiled": rng.uniform(3.0, 9.0),
                 "damaged": rng.uniform(0.5, 4.5)}[category]
+        station = f"st-{rng.randrange(stations) + 1}"
+        history = generate_history(rng, item.product.family, item.packed_at,
+                                   order.delivered_at, rng.choice(FAULTS_BEHIND[category]))
         english = re.sub(r" \d+ k?g$", "", item.product.name).lower()
         text = rng.choice(COMPLAINTS[category]).format(zh=item.product.name_zh, en=english)
-        complaints.append(Complaint(order, item, rng.choice(CHANNELS), text, at, round(temp, 2)))
-    return Scenario(seed, orders, tuple(sorted(complaints, key=lambda c: c.at)))
+        complaints.append(Complaint(order, item, rng.choice(CHANNELS), text, at,
+                                    round(temp, 2), station, history))
+    names = tuple(f"st-{i + 1}" for i in range(stations))
+    probes = tuple(f"{s}-core" for s in names) + tuple(
+        f"room-{i + 1}" for i in range(ambient_probes))
+    return Scenario(seed, orders, tuple(sorted(complaints, key=lambda c: c.at)), names, probes)
 
 
 def shift_start(day: int) -> datetime:

@@ -24,6 +24,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -43,6 +44,7 @@ from protocols.probe_frame import (
 __all__ = ["BoardProbe", "FaultCode", "ProbeFault", "SerialProbeBoard", "TimedReading"]
 
 logger = logging.getLogger(__name__)
+UNCLAIMED_LIMIT = 100_000  # events kept for take_events(); older ones are dropped first
 
 _SEQ_MOD = 0x1_0000
 _MAX_READ_PER_POLL = 64 * 1024  # a babbling line cannot keep one poll busy forever
@@ -152,6 +154,9 @@ class SerialProbeBoard:
         self._clock = clock
         self._open_port = serial_factory or pyserial_factory()
         self._lock = threading.RLock()
+        # Every event is also kept here until the gateway takes it for telemetry and faults,
+        # whoever polled (a station reading its probe polls too).
+        self._unclaimed: deque[ProbeFrame | ProbeFault] = deque(maxlen=UNCLAIMED_LIMIT)
         self._serial: SerialPort | None = None
         self._closed = False
         self._decoder = FrameDecoder()
@@ -201,7 +206,15 @@ class SerialProbeBoard:
                 self._lose(error, out)
             else:
                 self._check_stale(now, out)
+            self._unclaimed.extend(out)
             return out
+
+    def take_events(self) -> list[ProbeFrame | ProbeFault]:
+        """Return (and forget) every event polled since the last call, whoever polled."""
+        with self._lock:
+            taken = list(self._unclaimed)
+            self._unclaimed.clear()
+            return taken
 
     def temperature(self, index: int) -> float | None:
         """Return probe ``index``'s latest temperature, or None if it cannot be trusted now."""

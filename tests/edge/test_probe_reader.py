@@ -382,3 +382,10 @@ def test_probe_index_is_checked(reader: SerialProbeBoard) -> None:
     for bad in (0, 9):
         with pytest.raises(ValueError):
             reader.probe(bad, "x")
+
+
+def test_events_polled_by_anyone_are_kept_for_the_gateway(board, reader, clock) -> None:  # type: ignore[no-untyped-def]
+    board.run_until(clock() + 2)
+    seen = wait_frames(reader, 1)
+    assert reader.take_events() == seen
+    assert reader.take_events() == []

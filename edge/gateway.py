@@ -11,16 +11,27 @@ from typing import Protocol
 from edge.grader import RuleGrader
 from edge.outbox import Outbox
 from edge.ports import Grader, Indicator, TagReader, TemperatureProbe
+from edge.probe import ProbeFault
 from edge.recorder import Clock, Recorder
 from edge.settings import GatewaySettings, StationSettings
 from edge.station import ScanOutcome, Station
+from edge.telemetry import TelemetryPump
 from edge.uplink import Uplink
+from protocols.probe_frame import ProbeFrame
 
 logger = logging.getLogger(__name__)
 
 
 class Hardware(Protocol):
     """Builds a station's devices: real drivers on a Pi, firmware_sim elsewhere."""
+
+    def poll(self) -> list[tuple[str, ProbeFrame | ProbeFault]]:
+        """Poll the probe boards; return (port, frame or fault) since the last call."""
+        ...
+
+    def close(self) -> None:
+        """Release every device."""
+        ...
 
     def tag_reader(self, station: StationSettings) -> TagReader:
         """Return the RFID reader of a station."""
@@ -40,9 +51,11 @@ class Gateway:
     """A running gateway: its stations, outbox and uplink."""
 
     settings: GatewaySettings
+    hardware: Hardware
     outbox: Outbox
     uplink: Uplink
     recorder: Recorder
+    telemetry: TelemetryPump
     stations: dict[str, Station]
     boot: int
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -57,8 +70,14 @@ class Gateway:
             self._poller.start()
 
     def poll_once(self) -> list[ScanOutcome]:
-        """Poll every station's pad once and return the new scans."""
-        return [o for o in (s.poll() for s in self.stations.values()) if o is not None]
+        """Poll the probe boards and every station's pad once; return the new scans."""
+        for port, item in self.hardware.poll():
+            self.telemetry.take(port, item)
+        outcomes = [o for o in (s.poll() for s in self.stations.values()) if o is not None]
+        for port, item in self.hardware.poll():  # what the stations' probe reads pulled in
+            self.telemetry.take(port, item)
+        self.telemetry.flush_due()
+        return outcomes
 
     def _poll_forever(self, interval: float) -> None:
         while not self._stop.wait(interval):
@@ -69,8 +88,10 @@ class Gateway:
         self._stop.set()
         if self._poller is not None:
             self._poller.join(timeout=5)
+        self.telemetry.flush()
         self.uplink.stop()
         self.outbox.close()
+        self.hardware.close()
 
 
 def build_gateway(settings: GatewaySettings, hardware: Hardware, *,
@@ -86,5 +107,6 @@ def build_gateway(settings: GatewaySettings, hardware: Hardware, *,
                       grader, recorder)
         for s in settings.stations
     }
+    pump = TelemetryPump(recorder, settings.telemetry)
     logger.info("gateway %s boot %d with stations %s", settings.id, boot, sorted(stations))
-    return Gateway(settings, outbox, uplink, recorder, stations, boot)
+    return Gateway(settings, hardware, outbox, uplink, recorder, pump, stations, boot)

@@ -36,10 +36,18 @@ class OutboxSettings(_Section):
 class StationSettings(_Section):
     id: Name
     reader: str = "sim"  # "sim" or "spi:BUS.DEVICE"
-    probe: str = "sim"  # "sim" or a serial device such as /dev/ttyUSB0
+    rst_pin: int = 22  # MFRC522 reset, in the mfrc522 driver's BOARD numbering
+    probe: str = "sim"  # "sim" or a serial device such as /dev/serial/by-id/...
+    probe_index: Annotated[int, Field(ge=1, le=8)] = 1  # which probe of the board is the core
     light_pins: tuple[int, int, int] = (17, 27, 22)  # green, amber, red (BCM numbering)
     buzzer_pin: int = 23
     gate_pin: int | None = 24  # scrap-bin gate; None: the station has none
+
+
+class TelemetrySettings(_Section):
+    interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0  # commit a batch at least this often
+    batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
+    fault_repeat_s: Annotated[float, Field(ge=0)] = 60.0  # same fault again: counted, not sent
 
 
 class GraderSettings(_Section):
@@ -57,6 +65,7 @@ class GatewaySettings(_Section):
     mqtt: MqttSettings = MqttSettings()
     outbox: OutboxSettings = OutboxSettings()
     grader: GraderSettings = GraderSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
     stations: Annotated[list[StationSettings], Field(min_length=1)]
 
     @property

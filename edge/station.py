@@ -41,13 +41,18 @@ class Station:
         self.grader = grader
         self.recorder = recorder
         self._present_uid: str | None = None
+        self._present_fault: str | None = None
 
     def poll(self) -> ScanOutcome | None:
         """Read the pad once; return the outcome of a new scan, or None when nothing is new."""
         try:
             tag = self.reader.read()
         except ReaderFault as err:
-            return self._fault("rfid", "reader_error", str(err), Severity.ERROR)
+            if str(err) == self._present_fault:
+                return None  # the same bad tag still lying there: reported once
+            self._present_fault, self._present_uid = str(err), None
+            return self._fault("rfid", "reader_error", str(err), Severity.WARNING)
+        self._present_fault = None
         if tag is None:
             self._present_uid = None
             return None

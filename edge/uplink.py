@@ -55,7 +55,7 @@ class Uplink:
         self._hub_online = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._drained = threading.Condition()
+        self._changed = threading.Condition()
         self._state_topic = topics.state(settings.site, settings.id)
         self._ack_topic = topics.ack(settings.site, settings.id)
         protocol = mqtt.MQTTv5 if protocol_v5 else mqtt.MQTTv311
@@ -100,11 +100,17 @@ class Uplink:
         """True when connected and the hub says it is online: new events are not backlog."""
         return self._connected.is_set() and self._hub_online.is_set()
 
+    def wait_live(self, live: bool, timeout: float) -> bool:
+        """Block until ``is_live()`` equals ``live``; False if ``timeout`` passed first."""
+        self._inbox.put(("poke", None))
+        with self._changed:
+            return self._changed.wait_for(lambda: self.is_live() == live, timeout)
+
     def wait_drained(self, timeout: float) -> bool:
         """Block until the outbox is empty (tests and shutdown use it instead of sleeping)."""
         self._inbox.put(("poke", None))
-        with self._drained:
-            return self._drained.wait_for(lambda: self.outbox.depth() == 0, timeout)
+        with self._changed:
+            return self._changed.wait_for(lambda: self.outbox.depth() == 0, timeout)
 
     def _state(self, online: bool) -> bytes:
         return GatewayState(online=online, boot=self.boot, software=self.settings.software,
@@ -149,8 +155,8 @@ class Uplink:
                 except queue.Empty:
                     break
                 self._handle(kind, value)
-            with self._drained:
-                self._drained.notify_all()
+            with self._changed:
+                self._changed.notify_all()
 
     def _handle(self, kind: str, value: Any) -> None:
         if kind == "connected":

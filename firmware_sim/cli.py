@@ -50,7 +50,7 @@ def scenario(seed: int, minutes: int) -> None:
 def demo(ctx: click.Context, broker: str | None, headless: bool, minutes: int, seed: int,
          summary_path: str | None, port: int, config_path: str | None) -> None:
     """Run the whole loop: complaint, pickup, scan, grade, MQTT, hub, web UI."""
-    from firmware_sim.demo import DemoOptions, DemoRun, check_broker_url, run_demo
+    from firmware_sim.demo import DemoOptions, check_broker_url, run_demo
     from protocols.config import ConfigError
 
     if broker is not None:
@@ -60,12 +60,11 @@ def demo(ctx: click.Context, broker: str | None, headless: bool, minutes: int, s
             raise click.BadParameter(str(err), param_hint="--broker") from None
     options = DemoOptions(Path(data_dir(ctx)), broker, minutes, seed, headless, port,
                           Path(config_path) if config_path else None)
-    running = DemoRun()
     try:
-        try:
-            summary = run_demo(options, running)
-        except ConfigError as err:
-            raise click.ClickException(str(err)) from None
+        summary, stack = run_demo(options)
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
+    try:
         text = json.dumps(summary, indent=2, ensure_ascii=False)
         if summary_path:
             Path(summary_path).write_text(text + "\n")
@@ -76,12 +75,13 @@ def demo(ctx: click.Context, broker: str | None, headless: bool, minutes: int, s
             click.echo(f"\ncoldloop is running at {summary['web_url']}  "
                        f"(admin login: {summary['admin_user']} / see hub settings "
                        f"web.admin_password, default 'coldloop-admin')\nCtrl-C to stop.")
-            stop = threading.Event()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, lambda *_: stop.set())
-            stop.wait()
+            _wait_for_signal()
     finally:
-        running.stop()
+        stack.stop()
 
 
-__all__ = ["demo", "sim"]
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()

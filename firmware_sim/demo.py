@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 from collections import Counter
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -27,12 +26,11 @@ from firmware_sim.apps import ApiClient, CustomerApp, DriverApp
 from firmware_sim.clock import VirtualClock
 from firmware_sim.devices import SimulatedHardware
 from firmware_sim.scenario import EPOCH, Scenario, generate, shift_start
+from firmware_sim.stack import Stack, start_stack
 from hub import models
-from hub.db import make_engine, migrate, session_factory, transaction
-from hub.settings import HubSettings, load_hub_settings
+from hub.db import transaction
 
 logger = logging.getLogger(__name__)
-TELEMETRY_EVERY_S = 10
 DEMO_SITE = "demo-sc1"
 DEMO_GATEWAY = "gw-demo-01"
 
@@ -48,22 +46,6 @@ class DemoOptions:
     headless: bool = False
     port: int = 8080
     config: Path | None = None
-
-
-@dataclass
-class DemoRun:
-    """The running pieces, so they can be stopped in order."""
-
-    stoppers: list[Any] = field(default_factory=list)
-
-    def stop(self) -> None:
-        """Stop everything started, last first."""
-        for stop in reversed(self.stoppers):
-            try:
-                stop()
-            except (OSError, RuntimeError) as err:
-                logger.warning("demo: error while stopping: %s", err)
-        self.stoppers.clear()
 
 
 def seed_hub(factory: sessionmaker[Session], scenario: Scenario) -> None:
@@ -88,54 +70,6 @@ def seed_hub(factory: sessionmaker[Session], scenario: Scenario) -> None:
                     price_cents=item.product.price_cents))
 
 
-def _start_web(settings: HubSettings, factory: sessionmaker[Session], port: int,
-               run: DemoRun, world: dict[str, Any]) -> str:
-    from werkzeug.serving import make_server
-
-    from hub.web import create_app
-
-    app = create_app(settings, factory=factory, test_config=world)
-    server = make_server(settings.web.host, port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="hub-web", daemon=True)
-    thread.start()
-    run.stoppers.append(server.shutdown)
-    return f"http://{settings.web.host}:{server.server_port}"
-
-
-def start_stack(options: DemoOptions, run: DemoRun,
-                clock: VirtualClock) -> tuple[HubSettings, str, str, Any]:
-    """Start broker, hub (migrated database, ingest, web); return settings, URLs and ingest.
-
-    The hub's web app runs on the scenario's virtual clock and a seeded code generator, so
-    tickets, pickups and scans share one timeline and a run is reproducible.
-    """
-    from hub.mqtt_consumer import IngestWorker, broker_speaks_v5
-
-    broker_url = options.broker
-    if broker_url is None:
-        from hub.embedded_broker import EmbeddedBroker
-
-        broker = EmbeddedBroker().start()
-        run.stoppers.append(broker.stop)
-        broker_url = broker.url
-    settings = load_hub_settings(options.config, options.data_dir, {"mqtt.url": broker_url})
-    embedded = options.broker is None  # amqtt speaks 3.1.1 only; ask any other broker
-    protocol = "3.1.1" if embedded or not broker_speaks_v5(settings.mqtt) else "5"
-    settings = settings.model_copy(update={
-        "mqtt": settings.mqtt.model_copy(update={"protocol": protocol})})
-    migrate(settings.database_url)
-    engine = make_engine(settings.database_url)
-    run.stoppers.append(engine.dispose)
-    factory = session_factory(engine)
-    # On a shared broker, ingest only the demo's site: other sites are not this demo's world.
-    ingest = IngestWorker(settings, factory, protocol_v5=protocol == "5", sites=[DEMO_SITE])
-    ingest.start()
-    run.stoppers.append(ingest.stop)
-    world = {"COLDLOOP_CLOCK": clock.now, "COLDLOOP_RNG": random.Random(options.seed)}
-    web_url = _start_web(settings, factory, 0 if options.headless else options.port, run, world)
-    return settings, broker_url, web_url, (ingest, factory)
-
-
 def gateway_settings(data_dir: Path, broker_url: str, protocol: str) -> GatewaySettings:
     """The demo gateway: one station at the demo sorting center."""
     return GatewaySettings.model_validate({
@@ -144,79 +78,77 @@ def gateway_settings(data_dir: Path, broker_url: str, protocol: str) -> GatewayS
         "stations": [{"id": "st-1"}]})
 
 
-def run_demo(options: DemoOptions, run: DemoRun) -> dict[str, Any]:
-    """Run the scenario on the full stack and return the summary; the caller stops ``run``."""
+def run_demo(options: DemoOptions) -> tuple[dict[str, Any], Stack]:
+    """Run the scenario on the full stack; return the summary and the still-running stack."""
+    stack = start_stack(options.data_dir, sites=[DEMO_SITE], broker=options.broker,
+                        config=options.config)
+    try:
+        return _run(options, stack), stack
+    except BaseException:
+        stack.stop()
+        raise
+
+
+def _run(options: DemoOptions, stack: Stack) -> dict[str, Any]:
     clock = VirtualClock(EPOCH)
-    settings, broker_url, web_url, (ingest, factory) = start_stack(options, run, clock)
-    hardware = SimulatedHardware()
-    protocol = settings.mqtt.protocol
-    gateway = build_gateway(gateway_settings(options.data_dir, broker_url, protocol), hardware,
-                            clock=clock)
+    # The web app runs on the scenario's clock with seeded pickup codes: tickets, pickups and
+    # scans share one timeline and a run is reproducible.
+    world = {"COLDLOOP_CLOCK": clock.now, "COLDLOOP_RNG": random.Random(options.seed)}
+    web_url = stack.start_web(0 if options.headless else options.port, world)
+    hardware = SimulatedHardware(clock)
+    protocol = stack.settings.mqtt.protocol
+    gateway = build_gateway(gateway_settings(options.data_dir, stack.broker_url, protocol),
+                            hardware, clock=clock)
+    stack.on_stop(gateway.stop)
     # Each run on the same data dir is the next day of the same seeded world.
     day = min(gateway.boot, 99)
     scenario = generate(options.seed, options.minutes, day=day)
     clock.advance_to(shift_start(day))
-    seed_hub(factory, scenario)
-    gateway.start(poll_interval_s=None)  # the scenario polls the pad itself
-    run.stoppers.append(gateway.stop)
+    seed_hub(stack.factory, scenario)
+    gateway.start(poll_interval_s=None)  # the scenario polls the devices itself
     station = hardware.stations["st-1"]
-    api = ApiClient(web_url, settings.web.api_token)
+    api = ApiClient(web_url, stack.settings.web.api_token)
     customer, driver = CustomerApp(api), DriverApp(api, "driver-07")
 
     scanned: list[str] = []
     lights: Counter[str] = Counter()
-    readings = 0
-    next_tlm = shift_start(day)
+    truck_readings = 0
     for complaint in scenario.complaints:
-        readings += _telemetry_until(gateway, station.probe.probe_id, next_tlm,
-                                     complaint.at)
-        next_tlm = max(next_tlm, complaint.at)
         clock.advance_to(complaint.at)
+        gateway.poll_once()
         ticket = customer.complain(complaint.order.order_id, complaint.item.item_id,
                                    complaint.channel, complaint.text)
         driver.collect(ticket["pickup_code"], "route-12")
+        truck = next(s for s in complaint.history.segments if s.custodian == "truck")
+        truck_readings += driver.upload_truck_log(
+            "TRK-12", f"{complaint.order.order_id}-{complaint.item.item_id}",
+            list(truck.readings))["readings"]
         clock.advance(20 * 60)  # the driver brings it to the sorting center
-        station.probe.set_temperature(complaint.core_temp_c)
-        station.pad.present_tag(complaint.item.tag_uid, complaint.item.tag)
+        gateway.poll_once()
+        station.set_core_temperature(complaint.core_temp_c)
+        station.present_tag(complaint.item.tag_uid, complaint.item.tag)
         outcomes = gateway.poll_once()
         gateway.poll_once()  # still on the pad: no second scan
-        station.pad.remove_tag()
+        station.remove_tag()
         gateway.poll_once()
         for outcome in outcomes:
             lights[outcome.light.value] += 1
             if outcome.scan is not None:
                 scanned.append(outcome.scan.item_id)
-    end = shift_start(day) + timedelta(minutes=options.minutes)
-    readings += _telemetry_until(gateway, station.probe.probe_id, next_tlm, end)
-    clock.advance_to(end)
+    clock.advance_to(shift_start(day) + timedelta(minutes=options.minutes))
+    gateway.poll_once()
+    gateway.telemetry.flush()
 
     drained = gateway.uplink.wait_drained(timeout=60)
-    idle = ingest.wait_idle(timeout=60)
-    summary = _summary(factory, scenario, scanned, lights, readings, gateway, drained and idle)
-    summary.update({"web_url": web_url, "broker": broker_url,
-                    "admin_user": settings.web.admin_user})
+    idle = stack.ingest.wait_idle(timeout=60)
+    summary = _summary(stack.factory, scenario, scanned, lights, gateway, drained and idle)
+    summary.update({"truck_log_readings": truck_readings, "web_url": web_url,
+                    "broker": stack.broker_url, "admin_user": stack.settings.web.admin_user})
     return summary
 
 
-def _telemetry_until(gateway: Gateway, probe_id: str, start: datetime, end: datetime) -> int:
-    """Commit one batch of probe readings every simulated minute between ``start`` and ``end``."""
-    t, count = start.timestamp(), 0
-    batch: list[tuple[str, float, float | None]] = []
-    while t < end.timestamp():
-        batch.append((probe_id, t, 2.0 + (int(t) // TELEMETRY_EVERY_S % 7) * 0.1))
-        t += TELEMETRY_EVERY_S
-        if len(batch) == 60 // TELEMETRY_EVERY_S:
-            gateway.recorder.commit_telemetry(batch)
-            count, batch = count + len(batch), []
-    if batch:
-        gateway.recorder.commit_telemetry(batch)
-        count += len(batch)
-    return count
-
-
 def _summary(factory: sessionmaker[Session], scenario: Scenario, scanned: list[str],
-             lights: Counter[str], readings: int, gateway: Gateway,
-             settled: bool) -> dict[str, Any]:
+             lights: Counter[str], gateway: Gateway, settled: bool) -> dict[str, Any]:
     """Count what this run produced (earlier runs on the same data dir are left out)."""
     run_ids = f"{gateway.settings.id}:{gateway.boot}:%"
     order_ids = [c.order.order_id for c in scenario.complaints]
@@ -252,7 +184,7 @@ def _summary(factory: sessionmaker[Session], scenario: Scenario, scanned: list[s
             "events_stored": count(models.StoredMessage, models.StoredMessage.kind != "tlm",
                                    models.StoredMessage.message_id.like(run_ids)),
             "acks": gateway.uplink.counters.acked,
-            "telemetry_readings_sent": readings,
+            "telemetry_readings_sent": gateway.telemetry.readings_committed,
             "telemetry_readings_stored": count(models.TelemetryReading,
                                                models.TelemetryReading.batch_id.like(run_ids)),
             "quarantined": count(models.QuarantinedMessage,
@@ -265,7 +197,7 @@ def _summary(factory: sessionmaker[Session], scenario: Scenario, scanned: list[s
     summary["consistent"] = bool(
         settled and once and summary["scans_stored"] == summary["grades_stored"]
         and summary["events_stored"] == summary["acks"]
-        and summary["telemetry_readings_stored"] == readings
+        and summary["telemetry_readings_stored"] == summary["telemetry_readings_sent"]
         and summary["pickups_collected"] == len(set(item_ids))
         and summary["outbox_depth"] == 0 and summary["quarantined"] == 0
         and summary["sample_order"] is not None)

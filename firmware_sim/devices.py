@@ -1,107 +1,149 @@
-"""A scan station's devices in software, driven and inspected by tests, the demo and replays."""
+"""A sorting center's devices in software, under the gateway's real drivers.
+
+Each station gets an MFRC522 chip model on a simulated SPI bus (the unmodified ``mfrc522``
+driver talks to it), a probe board on a pseudo-terminal (read through real ``pyserial``) and
+gpiozero mock pins. Tests, the demo and replays drive the devices (``present_tag``,
+``set_core_temperature``, the board's fault injection) and read the pins back.
+"""
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
+import contextlib
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from edge.errors import ReaderFault
+from edge.hardware import DeviceHardware, ProbeEvent
 from edge.indicators import LightTower
-from edge.ports import TagRead
+from edge.probe import BoardProbe
+from edge.rfid import Mfrc522Reader
 from edge.settings import StationSettings
-from protocols.tag import TagRecord, encode_tag
-
-
-class SimPad:
-    """The RFID pad of a station: lay a tag on it, take it off, or make the reader fail."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._tag: TagRead | None = None
-        self._fault: str | None = None
-
-    def present_tag(self, uid: str, record: TagRecord | None = None, *,
-                    data: bytes | None = None) -> None:
-        """Lay a tag on the pad: a coldloop record, or raw block bytes (blank, foreign...)."""
-        payload = encode_tag(record) if record is not None else (data or bytes(48))
-        with self._lock:
-            self._tag = TagRead(uid, payload)
-
-    def remove_tag(self) -> None:
-        """Take the tag off the pad."""
-        with self._lock:
-            self._tag = None
-
-    def fail(self, reason: str | None) -> None:
-        """Make every read fail with ``reason`` (None: work again)."""
-        with self._lock:
-            self._fault = reason
-
-    def read(self) -> TagRead | None:
-        """What the station's reader sees."""
-        with self._lock:
-            if self._fault:
-                raise ReaderFault(self._fault)
-            return self._tag
-
-
-class SimProbe:
-    """A core-temperature probe whose reading tests set."""
-
-    def __init__(self, probe_id: str, celsius: float | None = 2.0) -> None:
-        self.probe_id = probe_id
-        self._celsius = celsius
-
-    def set_temperature(self, celsius: float) -> None:
-        """Set what the probe reads."""
-        self._celsius = celsius
-
-    def unplug(self) -> None:
-        """Unplug the probe: it has no valid reading."""
-        self._celsius = None
-
-    def read_celsius(self) -> float | None:
-        """The current reading."""
-        return self._celsius
+from firmware_sim.mfrc522_chip import Mfrc522Chip
+from firmware_sim.mifare import MifareClassic1K
+from firmware_sim.probe_board import ProbeBoard
+from firmware_sim.rf_field import RfField
+from firmware_sim.spi import simulated_spi
+from firmware_sim.thermal import Steady
+from protocols.tag import TAG_BLOCKS, TagRecord, encode_tag, split_blocks
 
 
 @dataclass
 class SimStation:
-    """The devices of one simulated station."""
+    """One station's simulated devices."""
 
-    pad: SimPad
-    probe: SimProbe
-    lights: LightTower
+    station_id: str
+    spi: tuple[int, int]
+    chip: Mfrc522Chip
+    board: ProbeBoard
+    pin_factory: Any
+    lights: LightTower | None = None
+    card: MifareClassic1K | None = None
+
+    @property
+    def field(self) -> RfField:
+        """The reader's RF field."""
+        return self.chip.field
+
+    def present_tag(self, uid: str, record: TagRecord | None = None, *,
+                    data: bytes | None = None) -> MifareClassic1K:
+        """Lay a tag on the pad: a coldloop record, or raw bytes for blocks 8-10 (None: blank)."""
+        self.remove_tag()
+        card = MifareClassic1K(bytes.fromhex(uid))
+        payload = encode_tag(record) if record is not None else data
+        if payload is not None:
+            blocks = split_blocks(payload.ljust(16 * len(TAG_BLOCKS), b"\0"))
+            for number, block in blocks.items():
+                card.write_block(number, block)
+        self.field.present(card)
+        self.card = card
+        return card
+
+    def remove_tag(self) -> None:
+        """Take the tag off the pad."""
+        if self.card is not None:
+            self.field.remove(self.card)
+            self.card = None
+
+    def set_core_temperature(self, celsius: float) -> None:
+        """Make the core probe read ``celsius`` and send a frame now."""
+        self.board.set_model(1, Steady(celsius, noise_sd_c=0.03))  # real probes jitter
+        self.board.send_now()
+
+    def pin_state(self, pin: int) -> int:
+        """The state of an output pin (BCM numbering)."""
+        return int(self.pin_factory.pin(pin).state)
 
 
-@dataclass
 class SimulatedHardware:
-    """Hardware for ``edge.gateway.build_gateway``: every station's devices in software."""
+    """``edge.gateway.Hardware`` on simulated devices; close it (or use ``with``) when done.
 
-    stations: dict[str, SimStation] = field(default_factory=dict)
-    _factory: Any = None
+    ``emit_frames``: boards send their scheduled frames as the clock moves (demo, tests);
+    off for replays, where the captured bytes are the only thing on the line.
+    """
 
-    def _station(self, settings: StationSettings) -> SimStation:
+    def __init__(self, clock: Callable[[], float], link_dir: Path | None = None, *,
+                 probe_rate_hz: float = 0.1, emit_frames: bool = True) -> None:
+        from gpiozero.pins.mock import MockFactory
+
+        self.clock = clock
+        self.emit_frames = emit_frames
+        self.probe_rate_hz = probe_rate_hz
+        self._exit = contextlib.ExitStack()
+        if link_dir is None:
+            link_dir = Path(self._exit.enter_context(tempfile.TemporaryDirectory(
+                prefix="coldloop-tty-")))
+        self.link_dir = link_dir
+        self.bus = self._exit.enter_context(simulated_spi({}))
+        self.pin_factory = MockFactory()
+        self.stations: dict[str, SimStation] = {}
+        self.devices = DeviceHardware(
+            pin_factory=self.pin_factory, clock=clock,
+            reader_address=lambda s: self.station(s).spi,
+            probe_port=lambda s: str(self.station(s).board.path))
+
+    def station(self, settings: StationSettings) -> SimStation:
+        """The simulated devices of a station (built on first use)."""
         if settings.id not in self.stations:
-            if self._factory is None:
-                from gpiozero.pins.mock import MockFactory
-
-                self._factory = MockFactory()
-            self.stations[settings.id] = SimStation(
-                SimPad(), SimProbe(f"{settings.id}-core"),
-                LightTower(settings.light_pins, settings.buzzer_pin, settings.gate_pin,
-                           self._factory))
+            spi = (0, len(self.stations))
+            chip = Mfrc522Chip(RfField())
+            self.bus.chips[spi] = chip
+            board = ProbeBoard(settings.id, [Steady(2.0, noise_sd_c=0.03)], self.probe_rate_hz,
+                               self.clock, self.link_dir)
+            self._exit.callback(board.close)
+            self.stations[settings.id] = SimStation(settings.id, spi, chip, board,
+                                                    self.pin_factory)
         return self.stations[settings.id]
 
-    def tag_reader(self, station: StationSettings) -> SimPad:
-        """The station's simulated pad."""
-        return self._station(station).pad
+    def tag_reader(self, station: StationSettings) -> Mfrc522Reader:
+        """The real MFRC522 reader, on this station's simulated chip."""
+        return self.devices.tag_reader(station)
 
-    def probe(self, station: StationSettings) -> SimProbe:
-        """The station's simulated probe."""
-        return self._station(station).probe
+    def probe(self, station: StationSettings) -> BoardProbe:
+        """The real serial probe reader, on this station's pty board."""
+        return self.devices.probe(station)
 
     def indicator(self, station: StationSettings) -> LightTower:
-        """The station's light tower on gpiozero mock pins."""
-        return self._station(station).lights
+        """The real light tower, on mock pins."""
+        tower = self.devices.indicator(station)
+        self.station(station).lights = tower
+        return tower
+
+    def poll(self) -> list[ProbeEvent]:
+        """Let the boards send what is due by now, then poll them through the real reader."""
+        if self.emit_frames:
+            for devices in self.stations.values():
+                devices.board.run_until()
+        return self.devices.poll()
+
+    def close(self) -> None:
+        """Close readers, ports, pty boards and the simulated SPI scope."""
+        self.devices.close()
+        self._exit.close()
+
+    def __enter__(self) -> SimulatedHardware:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -76,7 +76,7 @@ def has_valid_crc(frame: bytes) -> bool:
     return len(frame) >= 3 and crc_a(frame[:-2]) == frame[-2] | frame[-1] << 8
 
 
-def access_conditions(trailer: bytes) -> tuple[int, int, int, int] | None:
+def access_conditions(trailer: bytes | bytearray) -> tuple[int, int, int, int] | None:
     """Return C1C2C3 of blocks 0..3 of a sector from its trailer, or None if they are corrupt."""
     b6, b7, b8 = trailer[6], trailer[7], trailer[8]
     c1, c2, c3 = b7 >> 4, b8 & 0x0F, b8 >> 4
@@ -177,7 +177,7 @@ class MifareClassic1K:
     def receive(self, frame: bytes, bits: int = 0, *, crypto: bool = False) -> Answer | None:
         """Handle one frame from the reader; ``crypto``: sent inside this card's Crypto1 session."""
         state = self._state
-        if state in (CardState.POWER_OFF,):
+        if state is CardState.POWER_OFF:
             return None
         if crypto != (state is CardState.AUTHENTICATED):
             # Ciphertext to a card without a session, or plaintext to one with: noise to the card.

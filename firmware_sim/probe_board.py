@@ -136,6 +136,13 @@ class ProbeBoard:
             count += 1
         return count
 
+    def send_now(self) -> bool:
+        """Emit one frame measured at ``clock()`` now, off schedule (a board answering a poll)."""
+        if not self.connected:
+            return False
+        self._emit(self._build(self._clock()))
+        return True
+
     # --- what the probes do -----------------------------------------------------------------
 
     def set_model(self, probe: int, model: ThermalModel) -> None:

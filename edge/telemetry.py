@@ -1,0 +1,80 @@
+"""Probe-board output -> telemetry batches and fault events, committed through the recorder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge.probe import FaultCode, ProbeFault
+from edge.recorder import Recorder
+from edge.settings import TelemetrySettings
+from protocols.messages import FaultEvent, Severity
+from protocols.probe_frame import ProbeFrame, ReadingStatus
+
+SEVERITY = {FaultCode.DISCONNECTED: Severity.ERROR, FaultCode.UNPLUGGED: Severity.ERROR,
+            FaultCode.SENSOR_ERROR: Severity.ERROR, FaultCode.STUCK: Severity.ERROR,
+            FaultCode.STALE: Severity.WARNING, FaultCode.RECONNECTED: Severity.INFO}
+
+
+@dataclass
+class _Repeats:
+    last_sent: float
+    suppressed: int = 0
+
+
+@dataclass
+class TelemetryPump:
+    """Buffers probe readings into batches; turns probe faults into (rate-limited) fault events."""
+
+    recorder: Recorder
+    settings: TelemetrySettings
+    station_of_port: dict[str, str] = field(default_factory=dict)
+    readings_committed: int = 0
+    _buffer: list[tuple[str, float, float | None]] = field(default_factory=list)
+    _last_flush: float | None = None
+    _repeats: dict[tuple[str, str, int | None], _Repeats] = field(default_factory=dict)
+
+    def take(self, port: str, item: ProbeFrame | ProbeFault) -> None:
+        """Account for one thing the board on ``port`` said."""
+        now = self.recorder.clock()
+        if isinstance(item, ProbeFrame):
+            for reading in item.readings:
+                value = reading.temp_c if reading.status is ReadingStatus.OK else None
+                self._buffer.append((f"{item.board_id}-{reading.probe}", now, value))
+        else:
+            self._fault(port, Path(port).name, item, now)
+
+    def flush_due(self) -> None:
+        """Commit the buffered readings when the batch is full or the interval has passed."""
+        now = self.recorder.clock()
+        if self._last_flush is None:
+            self._last_flush = now
+        if self._buffer and (len(self._buffer) >= self.settings.batch_size
+                             or now - self._last_flush >= self.settings.interval_s):
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit whatever is buffered as one batch."""
+        while self._buffer:
+            batch = self._buffer[:self.settings.batch_size]
+            self.recorder.commit_telemetry(batch)
+            self.readings_committed += len(batch)
+            del self._buffer[:len(batch)]
+        self._last_flush = self.recorder.clock()
+
+    def _fault(self, port: str, board_id: str, fault: ProbeFault, now: float) -> None:
+        key = (port, str(fault.code), fault.probe)
+        seen = self._repeats.get(key)
+        if seen is not None and now - seen.last_sent < self.settings.fault_repeat_s:
+            seen.suppressed += 1
+            return
+        detail = f"{board_id}: {fault.detail}"
+        if seen is not None and seen.suppressed:
+            detail += f" (+{seen.suppressed} more since the last report)"
+        self._repeats[key] = _Repeats(now)
+        station = self.station_of_port.get(port, board_id)
+        event = FaultEvent(**self.recorder.common(), station=station,
+                           component=f"probe:{board_id}"[:64], code=str(fault.code),
+                           severity=SEVERITY.get(fault.code, Severity.WARNING),
+                           detail=detail[:500])
+        self.recorder.commit_events([event])

@@ -4,12 +4,47 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
+from typing import Any
 
 import click
 
-from edge.settings import load_gateway_settings
+from edge.settings import GatewaySettings, load_gateway_settings
 from hub.console import data_dir
 from protocols.config import ConfigError
+
+
+def load_settings(ctx: click.Context, config_path: str) -> GatewaySettings:
+    """Load gateway settings or fail with the file, key and expectation."""
+    try:
+        return load_gateway_settings(config_path, data_dir(ctx))
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
+
+
+def hardware_for(settings: GatewaySettings) -> Any:
+    """Real drivers on real devices, or (every station "sim") the same drivers on firmware_sim."""
+    simulated = [s.reader == "sim" and s.probe == "sim" for s in settings.stations]
+    if all(simulated):
+        from firmware_sim.devices import SimulatedHardware
+
+        return SimulatedHardware(time.time, probe_rate_hz=1.0)
+    if any(simulated) or any(s.reader == "sim" or s.probe == "sim" for s in settings.stations):
+        raise click.ClickException(
+            "either every station is simulated (reader = probe = \"sim\") or none is")
+    from gpiozero.pins.lgpio import LGPIOFactory  # the RPi.GPIO mode is the reader's
+
+    from edge.hardware import DeviceHardware
+
+    return DeviceHardware(pin_factory=LGPIOFactory())
+
+
+def wait_for_signal(stop: threading.Event | None = None) -> threading.Event:
+    """Return an event set by SIGINT/SIGTERM."""
+    stop = stop or threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
 
 
 @click.group()
@@ -25,23 +60,9 @@ def run(ctx: click.Context, config_path: str) -> None:
     """Run the gateway until SIGINT/SIGTERM."""
     from edge.gateway import build_gateway
 
-    try:
-        settings = load_gateway_settings(config_path, data_dir(ctx))
-    except ConfigError as err:
-        raise click.ClickException(str(err)) from None
-    unsupported = [f"{s.id}: reader={s.reader!r} probe={s.probe!r}" for s in settings.stations
-                   if s.reader != "sim" or s.probe != "sim"]
-    if unsupported:
-        raise click.ClickException(
-            "this build drives simulated stations only (reader = \"sim\", probe = \"sim\"); "
-            "not supported: " + "; ".join(unsupported))
-    from firmware_sim.devices import SimulatedHardware
-
-    gateway = build_gateway(settings, SimulatedHardware())
+    settings = load_settings(ctx, config_path)
+    gateway = build_gateway(settings, hardware_for(settings))
     gateway.start()
     click.echo(f"gateway {settings.id} (boot {gateway.boot}) linked to {settings.mqtt.url}")
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    wait_for_signal().wait()
     gateway.stop()

@@ -102,11 +102,15 @@ def build_gateway(settings: GatewaySettings, hardware: Hardware, *,
     uplink = Uplink(settings, outbox, boot, clock, protocol_v5=settings.mqtt.protocol == "5")
     recorder = Recorder(settings.id, settings.site, boot, outbox, clock, is_live=uplink.is_live)
     grader = grader or RuleGrader()
-    stations = {
-        s.id: Station(s.id, hardware.tag_reader(s), hardware.probe(s), hardware.indicator(s),
-                      grader, recorder)
-        for s in settings.stations
-    }
-    pump = TelemetryPump(recorder, settings.telemetry)
+    stations: dict[str, Station] = {}
+    station_of_port: dict[str, str] = {}
+    for s in settings.stations:
+        probe = hardware.probe(s)
+        port = getattr(getattr(probe, "board", None), "port", None)
+        if port is not None:
+            station_of_port.setdefault(port, s.id)  # a shared board's faults go to its first
+        stations[s.id] = Station(s.id, hardware.tag_reader(s), probe, hardware.indicator(s),
+                                 grader, recorder)
+    pump = TelemetryPump(recorder, settings.telemetry, station_of_port)
     logger.info("gateway %s boot %d with stations %s", settings.id, boot, sorted(stations))
     return Gateway(settings, hardware, outbox, uplink, recorder, pump, stations, boot)

@@ -43,7 +43,7 @@ class DeviceHardware:
         self.serial_factory = serial_factory
         self.stale_after_s = stale_after_s
         self._reader_address = reader_address or (lambda s: parse_spi(s.reader))
-        self._probe_port = probe_port or (lambda s: s.probe)
+        self._port_of = probe_port or (lambda s: s.probe)
         self.boards: dict[str, SerialProbeBoard] = {}
         self.readers: list[Mfrc522Reader] = []
         self.towers: list[LightTower] = []
@@ -55,9 +55,13 @@ class DeviceHardware:
         self.readers.append(reader)
         return reader
 
+    def probe_port(self, station: StationSettings) -> str:
+        """The serial device of the station's probe board."""
+        return self._port_of(station)
+
     def probe(self, station: StationSettings) -> BoardProbe:
         """The station's core probe: one probe of a (possibly shared) serial probe board."""
-        port = self._probe_port(station)
+        port = self.probe_port(station)
         if port not in self.boards:
             self.boards[port] = SerialProbeBoard(
                 port, clock=self.clock, serial_factory=self.serial_factory,

@@ -30,6 +30,8 @@ class LightTower:
         self.buzzer = Buzzer(buzzer_pin, pin_factory=pin_factory)
         self.gate = (DigitalOutputDevice(gate_pin, pin_factory=pin_factory)
                      if gate_pin is not None else None)
+        self._numbers = {**dict(zip(("green", "amber", "red"), pins, strict=True)),
+                         "gate": gate_pin}
         self.current = Light.OFF
 
     def show(self, light: Light) -> None:
@@ -49,6 +51,12 @@ class LightTower:
     def lit(self) -> tuple[str, ...]:
         """Names of the lamps that are on, read back from the pins."""
         return tuple(name for name, lamp in self.lamps.items() if lamp.is_lit)
+
+    def outputs(self) -> dict[int, bool]:
+        """State of each lamp and gate pin (BCM number -> on), read back from the pins."""
+        devices = {**self.lamps, "gate": self.gate}
+        return {number: bool(devices[name].value) for name, number in self._numbers.items()
+                if number is not None and devices[name] is not None}
 
     def gate_open(self) -> bool:
         """Whether the scrap-bin gate is open, read back from its pin."""

@@ -41,6 +41,7 @@ class Recorder:
         self.clock = clock
         self.is_live = is_live
         self.clock_state = clock_state
+        self.events_committed = 0
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -65,6 +66,7 @@ class Recorder:
             NewMessage(e.id, MessageClass.EVENT,
                        topics.event(self.site, self.gateway, EVENT_TYPES[type(e)]), e.encode())
             for e in events], self.clock())
+        self.events_committed += len(events)
 
     def commit_telemetry(self, readings: Sequence[tuple[str, float, float | None]]
                          ) -> TelemetryBatch:

@@ -26,6 +26,9 @@ class MqttSettings(_Section):
     ack_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
     backoff_min_s: Annotated[float, Field(gt=0)] = 0.5
     backoff_max_s: Annotated[float, Field(gt=0)] = 60.0
+    # "puback": telemetry leaves the outbox on the broker's PUBACK (a broker configured not to
+    # drop, like the shipped Mosquitto config); "application": on the hub's ack, like events.
+    telemetry_ack: Literal["puback", "application"] = "puback"
 
 
 class OutboxSettings(_Section):

@@ -30,6 +30,7 @@ class TelemetryPump:
     settings: TelemetrySettings
     station_of_port: dict[str, str] = field(default_factory=dict)
     readings_committed: int = 0
+    batches_committed: int = 0
     _buffer: list[tuple[str, float, float | None]] = field(default_factory=list)
     _last_flush: float | None = None
     _repeats: dict[tuple[str, str, int | None], _Repeats] = field(default_factory=dict)
@@ -59,6 +60,7 @@ class TelemetryPump:
             batch = self._buffer[:self.settings.batch_size]
             self.recorder.commit_telemetry(batch)
             self.readings_committed += len(batch)
+            self.batches_committed += 1
             del self._buffer[:len(batch)]
         self._last_flush = self.recorder.clock()
 
@@ -68,7 +70,8 @@ class TelemetryPump:
         if seen is not None and now - seen.last_sent < self.settings.fault_repeat_s:
             seen.suppressed += 1
             return
-        detail = f"{board_id}: {fault.detail}"
+        # The board's name, not its full device path: stable across machines and replays.
+        detail = f"{board_id}: {fault.detail.replace(port, board_id)}"
         if seen is not None and seen.suppressed:
             detail += f" (+{seen.suppressed} more since the last report)"
         self._repeats[key] = _Repeats(now)

@@ -177,7 +177,8 @@ class Uplink:
     def _on_puback(self, mid: int) -> None:
         pending = self._inflight.pop(mid, None)
         self.counters.pubacks += 1
-        if pending is not None and pending.cls is MessageClass.TELEMETRY:
+        if (pending is not None and pending.cls is MessageClass.TELEMETRY
+                and self.settings.mqtt.telemetry_ack == "puback"):
             self.outbox.remove([pending.msg_id])
 
     def _on_hub_message(self, topic: str, payload: bytes) -> None:

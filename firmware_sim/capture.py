@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -73,6 +73,14 @@ class SerialBytes(_Line):
         return base64.b64decode(self.data, validate=True)
 
 
+class PortChange(_Line):
+    """The probe board's serial device disappeared (unplugged) or came back."""
+
+    kind: Literal["port"] = "port"
+    source: str = Field(pattern=r"^serial:[a-z0-9][a-z0-9_-]{0,31}$")
+    open: bool
+
+
 class PinChange(_Line):
     """An output pin the gateway drove (lamps, buzzer, bin gate): recorded, checked on replay."""
 
@@ -90,7 +98,7 @@ class LinkChange(_Line):
     up: bool
 
 
-Event = CardPresented | CardRemoved | SerialBytes | PinChange | LinkChange
+Event = CardPresented | CardRemoved | SerialBytes | PortChange | PinChange | LinkChange
 _EVENT: TypeAdapter[Event] = TypeAdapter(Annotated[Event, Field(discriminator="kind")])
 
 
@@ -171,15 +179,15 @@ def load(path: Path) -> Capture:
 class CaptureWriter:
     """Appends events to a capture, one flushed line each (a crash loses at most one line)."""
 
-    def __init__(self, out: IO[str], header: Header, clock: Any) -> None:
+    def __init__(self, out: IO[str], header: Header, clock: Callable[[], float]) -> None:
         self._out = out
         self._clock = clock
-        self._t0 = clock()
+        self._t0 = float(clock())
         self._write(header.model_dump(mode="json"))
 
     def now(self) -> float:
         """Seconds since the capture started."""
-        return round(max(0.0, self._clock() - self._t0), 6)
+        return round(max(0.0, float(self._clock()) - self._t0), 6)
 
     def write(self, event: Event) -> None:
         """Append one event."""
@@ -200,5 +208,5 @@ def dump(capture: Capture) -> Iterator[str]:
 def header(gateway: str, site: str, stations: list[str], started_at: datetime,
            note: str = "") -> Header:
     """Build a capture header."""
-    return Header(format=FORMAT, gateway=gateway, site=site, stations=stations,
+    return Header(format="coldloop-capture/1", gateway=gateway, site=site, stations=stations,
                   started_at=started_at, note=note)

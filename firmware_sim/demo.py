@@ -70,11 +70,10 @@ def seed_hub(factory: sessionmaker[Session], scenario: Scenario) -> None:
                     price_cents=item.product.price_cents))
 
 
-def gateway_settings(data_dir: Path, broker_url: str, protocol: str) -> GatewaySettings:
+def gateway_settings(data_dir: Path, mqtt: dict[str, Any]) -> GatewaySettings:
     """The demo gateway: one station at the demo sorting center."""
     return GatewaySettings.model_validate({
-        "id": DEMO_GATEWAY, "site": DEMO_SITE, "data_dir": data_dir,
-        "mqtt": {"url": broker_url, "protocol": protocol, "ack_timeout_s": 5},
+        "id": DEMO_GATEWAY, "site": DEMO_SITE, "data_dir": data_dir, "mqtt": mqtt,
         "stations": [{"id": "st-1"}]})
 
 
@@ -96,8 +95,7 @@ def _run(options: DemoOptions, stack: Stack) -> dict[str, Any]:
     world = {"COLDLOOP_CLOCK": clock.now, "COLDLOOP_RNG": random.Random(options.seed)}
     web_url = stack.start_web(0 if options.headless else options.port, world)
     hardware = SimulatedHardware(clock)
-    protocol = stack.settings.mqtt.protocol
-    gateway = build_gateway(gateway_settings(options.data_dir, stack.broker_url, protocol),
+    gateway = build_gateway(gateway_settings(options.data_dir, stack.gateway_mqtt()),
                             hardware, clock=clock)
     stack.on_stop(gateway.stop)
     # Each run on the same data dir is the next day of the same seeded world.
@@ -196,7 +194,7 @@ def _summary(factory: sessionmaker[Session], scenario: Scenario, scanned: list[s
     once = Counter(scanned) == stored_scans
     summary["consistent"] = bool(
         settled and once and summary["scans_stored"] == summary["grades_stored"]
-        and summary["events_stored"] == summary["acks"]
+        and summary["events_stored"] == gateway.recorder.events_committed
         and summary["telemetry_readings_stored"] == summary["telemetry_readings_sent"]
         and summary["pickups_collected"] == len(set(item_ids))
         and summary["outbox_depth"] == 0 and summary["quarantined"] == 0

@@ -16,12 +16,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from edge.gateway import Gateway
+from edge.gateway import Gateway, build_gateway
+from edge.settings import GatewaySettings
 from firmware_sim.capture import (
     Capture,
     CardPresented,
@@ -29,12 +31,13 @@ from firmware_sim.capture import (
     Event,
     LinkChange,
     PinChange,
+    PortChange,
     SerialBytes,
     station_of,
 )
 from firmware_sim.clock import VirtualClock
 from firmware_sim.devices import SimulatedHardware
-from firmware_sim.stack import Stack
+from firmware_sim.stack import Stack, start_stack
 from hub import models
 
 SETTLE_S = 30.0  # longest wait for the gateway to notice a link change or drain its backlog
@@ -95,8 +98,8 @@ class Replayer:
         self.gateway.telemetry.flush()
         if not self.gateway.uplink.wait_drained(SETTLE_S):
             raise ReplayError(f"the gateway did not drain its outbox within {SETTLE_S} s")
-        if not self.stack.ingest.wait_idle(SETTLE_S):
-            raise ReplayError(f"the hub did not settle within {SETTLE_S} s")
+        # Telemetry left the gateway on the broker's PUBACK: wait until the hub has it all.
+        self._wait_for_hub(self.gateway.telemetry.batches_committed)
         result.hub_records, result.digest = hub_digest(self.stack.factory, self.gateway)
         return result
 
@@ -109,6 +112,11 @@ class Replayer:
             devices.remove_tag()  # type: ignore[union-attr]
         elif isinstance(event, SerialBytes):
             devices.board.send_raw(event.raw)  # type: ignore[union-attr]
+        elif isinstance(event, PortChange):
+            if event.open:
+                devices.board.reconnect(reboot=False)  # type: ignore[union-attr]
+            else:
+                devices.board.disconnect()  # type: ignore[union-attr]
         elif isinstance(event, PinChange):
             state = devices.pin_state(event.pin)  # type: ignore[union-attr]
             if state != event.state:
@@ -117,6 +125,21 @@ class Replayer:
                     f"captured {event.state}")
         elif isinstance(event, LinkChange):
             self._link(event.up)
+
+    def _wait_for_hub(self, batches: int) -> None:
+        prefix = f"{self.gateway.settings.id}:{self.gateway.boot}:%"
+        query = select(func.count()).select_from(models.StoredMessage).where(
+            models.StoredMessage.kind == "tlm", models.StoredMessage.message_id.like(prefix))
+        deadline = time.monotonic() + SETTLE_S
+        while True:
+            if not self.stack.ingest.wait_idle(SETTLE_S):
+                raise ReplayError(f"the hub did not settle within {SETTLE_S} s")
+            with self.stack.factory() as session:
+                if (session.scalar(query) or 0) >= batches:
+                    return
+            if time.monotonic() > deadline:
+                raise ReplayError(f"the hub did not store all {batches} telemetry batches")
+            threading.Event().wait(0.02)  # messages still crossing the broker
 
     def _link(self, up: bool) -> None:
         if up:
@@ -143,11 +166,9 @@ def hub_digest(factory: sessionmaker[Session], gateway: Gateway) -> tuple[dict[s
     tables: dict[str, list[dict[str, Any]]] = {}
     with factory() as session:
         for name, model, columns in _DIGESTED:
-            key = model.batch_id if model is models.TelemetryReading else model.message_id
-            order = ((model.batch_id, model.seq) if model is models.TelemetryReading
-                     else (model.message_id,))
+            order = [getattr(model, c) for c in columns[:2 if name == "telemetry" else 1]]
             rows = session.execute(select(*(getattr(model, c) for c in columns))
-                                   .where(key.like(prefix + "%")).order_by(*order))
+                                   .where(order[0].like(prefix + "%")).order_by(*order))
             tables[name] = [dict(zip(columns, _plain(row), strict=True)) for row in rows]
     blob = json.dumps(tables, sort_keys=True, separators=(",", ":")).encode()
     return {name: len(rows) for name, rows in tables.items()}, hashlib.sha256(blob).hexdigest()
@@ -167,3 +188,29 @@ _DIGESTED = [
                                     "severity", "detail", "ts", "historical"]),
     ("telemetry", models.TelemetryReading, ["batch_id", "seq", "probe", "ts", "temp_c"]),
 ]
+
+
+def replay_gateway_settings(capture: Capture, data_dir: Path,
+                            mqtt: dict[str, Any]) -> GatewaySettings:
+    """Settings of the gateway that replays a capture: the captured gateway, site and stations."""
+    header = capture.header
+    return GatewaySettings.model_validate({
+        "id": header.gateway, "site": header.site, "data_dir": data_dir, "mqtt": mqtt,
+        "stations": [{"id": s} for s in header.stations]})
+
+
+def replay_capture(capture: Capture, data_dir: Path, *, broker: str | None = None,
+                   speed: float = 0.0, progress: Callable[[int], None] | None = None
+                   ) -> ReplayResult:
+    """Replay ``capture`` on a fresh stack in ``data_dir`` and return what the hub stored."""
+    stack = start_stack(data_dir, sites=[capture.header.site], broker=broker)
+    try:
+        clock = VirtualClock(capture.header.started_at)
+        hardware = SimulatedHardware(clock, emit_frames=False)
+        settings = replay_gateway_settings(capture, data_dir, stack.gateway_mqtt())
+        gateway = build_gateway(settings, hardware, clock=clock)
+        stack.on_stop(gateway.stop)
+        gateway.start(poll_interval_s=None)
+        return Replayer(capture, stack, gateway, hardware, clock).run(speed, progress)
+    finally:
+        stack.stop()

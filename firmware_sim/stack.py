@@ -34,6 +34,13 @@ class Stack:
     web_url: str | None = None
     _stoppers: list[Callable[[], None]] = field(default_factory=list)
 
+    def gateway_mqtt(self) -> dict[str, Any]:
+        """MQTT settings for a gateway on this stack's broker."""
+        return {"url": self.broker_url, "protocol": self.settings.mqtt.protocol,
+                "ack_timeout_s": 5,
+                # amqtt may drop a QoS 1 message around a hub restart: wait for the hub's ack.
+                "telemetry_ack": "puback" if self.protocol_v5 else "application"}
+
     @property
     def protocol_v5(self) -> bool:
         """Whether the broker speaks MQTT v5."""
@@ -95,7 +102,11 @@ def start_stack(data_dir: Path, *, sites: list[str], broker: str | None = None,
         stoppers.append(embedded.stop)
         broker_url = embedded.url
     try:
-        settings = load_hub_settings(config, data_dir, {"mqtt.url": broker_url})
+        # A client id per site set: a persistent session on a shared broker keeps its
+        # subscriptions, so another stack's session must not be resumed by this one.
+        client_id = "coldloop-hub-" + "-".join(sites)
+        settings = load_hub_settings(config, data_dir, {"mqtt.url": broker_url,
+                                                        "mqtt.client_id": client_id[:64]})
         # amqtt speaks 3.1.1 only; any other broker is asked.
         v5 = broker is not None and broker_speaks_v5(settings.mqtt)
         settings = settings.model_copy(update={

@@ -124,17 +124,16 @@ def store_batch(session: Session, batch: Sequence[Received]) -> IngestResult:
     known = _already_stored(session, [a.message.id for a in accepted])
     fresh: list[_Accepted] = []
     for item in accepted:
-        is_event = item.topic.kind is Kind.EVENT
+        # Telemetry batches are acked too: a gateway behind a broker that may drop (amqtt)
+        # waits for this ack instead of trusting the broker's PUBACK.
         if item.message.id in known:
             result.duplicates += 1
-            if is_event:
-                result.ack(_key(item.topic), item.message.id, AckStatus.DUPLICATE)
+            result.ack(_key(item.topic), item.message.id, AckStatus.DUPLICATE)
             continue
         known.add(item.message.id)  # a second copy later in this batch is a duplicate
         fresh.append(item)
         result.stored += 1
-        if is_event:
-            result.ack(_key(item.topic), item.message.id, AckStatus.STORED)
+        result.ack(_key(item.topic), item.message.id, AckStatus.STORED)
 
     _insert_records(session, fresh, result)
     if states:
@@ -289,7 +288,8 @@ def _quarantine(session: Session, rejected: Sequence[_Rejected], result: IngestR
         rows.append({"topic": _printable(received.topic, _MAX_TOPIC),
                      "payload": bytes(received.payload), "reason": _printable(reason),
                      "message_id": message_id, "received_at": _utc(received.received_at)})
-        if topic is not None and topic.kind is Kind.EVENT and message_id is not None:
+        if (topic is not None and topic.kind in (Kind.EVENT, Kind.TELEMETRY)
+                and message_id is not None):
             result.ack(_key(topic), message_id, AckStatus.REJECTED, reason)
     if rows:
         session.execute(_bulk(QuarantinedMessage), rows)

@@ -133,3 +133,22 @@ def _fresh_postgres_schema(base_url: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+CAPTURES = REPO / "tests" / "captures"
+
+
+@pytest.fixture
+def replay(broker: BrokerAddress, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Replay a shipped capture (by name) on the test broker; each call gets a fresh hub."""
+    from firmware_sim import capture
+    from firmware_sim.replay import ReplayResult, replay_capture
+
+    runs = iter(range(1, 1000))
+
+    def run(name: str) -> tuple[ReplayResult, Path]:
+        data_dir = tmp_path / f"replay-{next(runs)}"
+        loaded = capture.load(CAPTURES / f"{name}.jsonl")
+        return replay_capture(loaded, data_dir, broker=broker.url), data_dir
+
+    return run

@@ -206,7 +206,7 @@ def test_unknown_item_scan_is_stored(factory: sessionmaker[Session]) -> None:
     assert count(factory, Scan) == 1
 
 
-def test_telemetry_is_stored_once_and_not_application_acked(
+def test_telemetry_is_stored_once_and_acked(
         factory: sessionmaker[Session]) -> None:
     topic = topics.telemetry(SITE, GW)
     first = store(factory, [on(topic, tlm(7)), on(topic, tlm(7))])
@@ -214,7 +214,8 @@ def test_telemetry_is_stored_once_and_not_application_acked(
 
     assert (first.stored, first.duplicates, first.readings) == (1, 1, 3)
     assert (again.stored, again.duplicates, again.readings) == (1, 1, 2)
-    assert first.acks == {} and again.acks == {}
+    assert statuses(first) == [(f"{GW}:1:7", "stored"), (f"{GW}:1:7", "duplicate")]
+    assert statuses(again) == [(f"{GW}:1:7", "duplicate"), (f"{GW}:1:8", "stored")]
     with factory() as session:
         rows = session.execute(select(TelemetryReading.batch_id, TelemetryReading.seq,
                                       TelemetryReading.probe, TelemetryReading.temp_c)
@@ -324,12 +325,10 @@ def test_poison_event_is_quarantined_and_rejected(
                  id="outside-the-tree"),
     pytest.param("coldloop/v1/site-a/gw-a/evt/smell", scan(9).encode(), "unknown event type",
                  id="unknown-event-type"),
-    pytest.param(topics.telemetry(SITE, GW), _payload(tlm(9), readings=[]), "readings",
-                 id="empty-telemetry"),
     pytest.param(topics.state(SITE, GW), b'{"v": "1.0", "online": "maybe", "boot": 1}',
                  "online", id="bad-state"),
 ])
-def test_poison_without_an_event_topic_is_quarantined_without_ack(
+def test_poison_without_an_acked_topic_is_quarantined_without_ack(
         factory: sessionmaker[Session], topic: str, payload: bytes, reason: str) -> None:
     result = store(factory, [on(topic, payload)])
 
@@ -391,3 +390,11 @@ def test_a_batch_of_500_takes_a_handful_of_statements(factory: sessionmaker[Sess
     assert len(statements) <= 12, statements
     assert count(factory, TelemetryReading) == 375
     assert _gateway(factory).backlog == 124
+
+
+def test_poison_telemetry_is_rejected_so_the_gateway_stops_retrying(
+        factory: sessionmaker[Session]) -> None:
+    result = store(factory, [on(topics.telemetry(SITE, GW), _payload(tlm(9), readings=[]))])
+    assert result.quarantined == 1
+    assert [(e.id, e.status.value) for e in result.acks[(SITE, GW)]] == [(f"{GW}:1:9",
+                                                                          "rejected")]

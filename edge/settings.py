@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from protocols.config import ConfigError, read_settings
 
@@ -70,6 +70,17 @@ class GatewaySettings(_Section):
     grader: GraderSettings = GraderSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
     stations: Annotated[list[StationSettings], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _distinct_stations(self) -> GatewaySettings:
+        ids = [s.id for s in self.stations]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"station ids must be unique, got {ids}")
+        real = [s for s in self.stations if s.reader != "sim"]
+        resets = [s.rst_pin for s in real]
+        if len(set(resets)) != len(resets):
+            raise ValueError("each station's reader needs its own rst_pin")
+        return self
 
     @property
     def outbox_path(self) -> Path:

@@ -77,3 +77,15 @@ def test_data_dir_resolution_order(tmp_path) -> None:  # type: ignore[no-untyped
     assert resolve_data_dir(tmp_path / "flag", env) == str(tmp_path / "flag")
     assert resolve_data_dir(None, env) == str(tmp_path / "env")
     assert resolve_data_dir(None, {}).endswith("/var")
+
+
+@pytest.mark.parametrize(("stations", "message"), [
+    ("[[stations]]\nid = 'st-1'\n[[stations]]\nid = 'st-1'\n", "station ids must be unique"),
+    ("[[stations]]\nid = 'a'\nreader = 'spi:0.0'\n[[stations]]\nid = 'b'\nreader = 'spi:0.1'\n",
+     "its own rst_pin"),
+])
+def test_stations_must_not_clash(tmp_path, stations: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "gw.toml"
+    path.write_text("id = 'g'\nsite = 's'\n" + stations)
+    with pytest.raises(ConfigError, match=message):
+        load_gateway_settings(path, tmp_path)

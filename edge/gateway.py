@@ -97,7 +97,9 @@ class Gateway:
 def build_gateway(settings: GatewaySettings, hardware: Hardware, *,
                   grader: Grader | None = None, clock: Clock = time.time) -> Gateway:
     """Wire a gateway from its settings and the hardware it runs on."""
-    outbox = Outbox(settings.outbox_path, settings.outbox.max_attempts)
+    outbox = Outbox(settings.outbox_path, settings.outbox.max_attempts,
+                    telemetry_reserve_mb=settings.outbox.telemetry_reserve_mb,
+                    event_reserve_mb=settings.outbox.event_reserve_mb)
     boot = outbox.next_boot()
     uplink = Uplink(settings, outbox, boot, clock, protocol_v5=settings.mqtt.protocol == "5")
     recorder = Recorder(settings.id, settings.site, boot, outbox, clock, is_live=uplink.is_live)

@@ -8,10 +8,12 @@ from edge.ports import Light
 
 # Which lamps each answer lights, and how many beeps the buzzer gives.
 _LAMPS = {
-    Light.OFF: (), Light.GREEN: ("green",), Light.AMBER: ("amber",),
-    Light.RED: ("red",), Light.FAULT: ("amber", "red"),
+    Light.OFF: (), Light.GREEN: ("green",), Light.AMBER: ("amber",), Light.RED: ("red",),
+    Light.UNKNOWN_TAG: ("green", "amber"), Light.PROBE_FAULT: ("green", "red"),
+    Light.FAULT: ("amber", "red"), Light.REFUSED: ("green", "amber", "red"),
 }
-_BEEPS = {Light.OFF: 0, Light.GREEN: 1, Light.AMBER: 2, Light.RED: 3, Light.FAULT: 5}
+_BEEPS = {Light.OFF: 0, Light.GREEN: 1, Light.AMBER: 2, Light.RED: 3, Light.UNKNOWN_TAG: 4,
+          Light.FAULT: 5, Light.PROBE_FAULT: 6, Light.REFUSED: 8}
 
 
 class LightTower:

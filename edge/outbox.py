@@ -7,12 +7,15 @@ PUBACK. A message the hub rejects, or that failed too often, moves to the dead-l
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+
+from edge.errors import OutboxFull
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -37,6 +40,14 @@ CREATE TABLE IF NOT EXISTS dead_letter (
     dead_at REAL NOT NULL
 );
 """
+
+
+class DiskLevel(StrEnum):
+    """How much room the outbox's disk has left, by the configured reserves."""
+
+    OK = "ok"
+    LOW = "low"  # below the telemetry reserve: telemetry is downsampled
+    FULL = "full"  # below the event reserve, or SQLite said the disk is full: events refused
 
 
 class MessageClass(StrEnum):
@@ -71,9 +82,15 @@ class NewMessage:
 class Outbox:
     """Durable message journal; safe to use from several threads (one connection each)."""
 
-    def __init__(self, path: Path, max_attempts: int = 20) -> None:
+    def __init__(self, path: Path, max_attempts: int = 20, *,
+                 telemetry_reserve_mb: float = 0.0, event_reserve_mb: float = 0.0,
+                 free_bytes: Callable[[], int] | None = None) -> None:
         self.path = path
         self.max_attempts = max_attempts
+        self.telemetry_reserve = int(telemetry_reserve_mb * 1024 * 1024)
+        self.event_reserve = int(event_reserve_mb * 1024 * 1024)
+        self._free_bytes = free_bytes or (lambda: shutil.disk_usage(self.path.parent).free)
+        self._sqlite_full = False  # SQLite refused a write: full until a write succeeds
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
@@ -101,14 +118,36 @@ class Outbox:
             row = conn.execute("SELECT value FROM meta WHERE key = 'boot'").fetchone()
         return int(row[0])
 
+    def disk_level(self) -> DiskLevel:
+        """Where the disk stands against the reserves."""
+        free = self._free_bytes()
+        if self._sqlite_full or free < self.event_reserve:
+            return DiskLevel.FULL
+        return DiskLevel.LOW if free < self.telemetry_reserve else DiskLevel.OK
+
     def put(self, messages: Sequence[NewMessage], now: float) -> None:
-        """Commit messages in one durable transaction: all of them or none."""
+        """Commit messages in one durable transaction: all of them or none.
+
+        Raises OutboxFull (nothing written) below the event reserve or when SQLite reports
+        the disk full.
+        """
+        if self._free_bytes() < self.event_reserve:
+            raise OutboxFull(f"only {self._free_bytes() // 2**20} MB free on the outbox's disk, "
+                             f"below the reserve of {self.event_reserve // 2**20} MB")
         conn = self._conn()
-        with _tx(conn):
-            conn.executemany(
-                "INSERT INTO outbox(msg_id, cls, topic, payload, created_at) VALUES (?,?,?,?,?)",
-                [(m.msg_id, m.cls.value, m.topic, m.payload, now) for m in messages],
-            )
+        try:
+            with _tx(conn):
+                conn.executemany(
+                    "INSERT INTO outbox(msg_id, cls, topic, payload, created_at) "
+                    "VALUES (?,?,?,?,?)",
+                    [(m.msg_id, m.cls.value, m.topic, m.payload, now) for m in messages],
+                )
+        except sqlite3.OperationalError as err:
+            if "full" not in str(err):
+                raise
+            self._sqlite_full = True
+            raise OutboxFull(f"the outbox's disk is full: {err}") from err
+        self._sqlite_full = False
 
     def due(self, limit: int, now: float, retry_after_s: float,
             exclude: Iterable[int] = ()) -> list[Pending]:
@@ -134,6 +173,10 @@ class Outbox:
         for msg_id in dead:
             self.dead_letter(msg_id, f"no ack after {self.max_attempts} attempts", now)
         return dead
+
+    def limit_pages(self, pages: int) -> None:
+        """Cap the database size (SQLite's max_page_count): a real SQLITE_FULL for tests."""
+        self._conn().execute(f"PRAGMA max_page_count = {int(pages)}")
 
     def remove(self, msg_ids: Iterable[str]) -> int:
         """Drop acknowledged messages; return how many were still there."""
@@ -188,4 +231,7 @@ class _tx:
         return self.conn
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        elif self.conn.in_transaction:  # SQLITE_FULL has already rolled back by itself
+            self.conn.execute("ROLLBACK")

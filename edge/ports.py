@@ -42,7 +42,10 @@ class Light(StrEnum):
     GREEN = "green"  # resell
     AMBER = "amber"  # discount, or check by hand
     RED = "red"  # scrap
-    FAULT = "fault"  # amber+red: unreadable tag, probe fault, unknown tag
+    UNKNOWN_TAG = "unknown_tag"  # green+amber: a coldloop tag this site does not expect
+    PROBE_FAULT = "probe_fault"  # green+red: graded "check by hand", the probe gave no reading
+    FAULT = "fault"  # amber+red: unreadable or foreign tag, reader error
+    REFUSED = "refused"  # all three: the scan could not be recorded (disk full): set it aside
 
 
 class Indicator(Protocol):

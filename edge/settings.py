@@ -34,6 +34,11 @@ class MqttSettings(_Section):
 class OutboxSettings(_Section):
     path: Path | None = None  # None: outbox.db in the gateway's data dir
     max_attempts: Annotated[int, Field(ge=1, le=1000)] = 20  # then the dead-letter table
+    # Disk policy: below telemetry_reserve_mb free, telemetry is kept as per-minute
+    # min/max/mean; below event_reserve_mb, new scans are refused (and alarmed) and telemetry
+    # is dropped (counted), so the last headroom is kept for acks and the dead-letter table.
+    telemetry_reserve_mb: Annotated[float, Field(ge=0)] = 200.0
+    event_reserve_mb: Annotated[float, Field(ge=0)] = 50.0
 
 
 class StationSettings(_Section):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from edge.errors import ReaderFault
+from edge.errors import OutboxFull, ReaderFault
 from edge.ports import Grader, Indicator, Light, TagRead, TagReader, TemperatureProbe
 from edge.recorder import Recorder
 from protocols.errors import TagError
@@ -27,14 +29,17 @@ class ScanOutcome:
     scan: ScanEvent | None = None
     grade: GradeEvent | None = None
     fault: FaultEvent | None = None
+    refused: str | None = None  # why nothing could be recorded (disk full)
 
 
 class Station:
     """Polls its reader; each newly presented tag is graded once (a tag lying there is one scan)."""
 
     def __init__(self, station_id: str, reader: TagReader, probe: TemperatureProbe,
-                 indicator: Indicator, grader: Grader, recorder: Recorder) -> None:
+                 indicator: Indicator, grader: Grader, recorder: Recorder,
+                 is_known: Callable[[str], bool] | None = None) -> None:
         self.station_id = station_id
+        self.is_known = is_known  # the hub's manifest: None until one has arrived
         self.reader = reader
         self.probe = probe
         self.indicator = indicator
@@ -69,19 +74,38 @@ class Station:
             return self._fault("rfid", "unreadable_tag", f"tag {tag.uid}: {err}",
                                Severity.WARNING)
         temp = self.probe.read_celsius()
-        features = self._features(record, temp)
-        decision = self.grader.grade(features)
         scan = ScanEvent(**self.recorder.common(), station=self.station_id,
                          item_id=record.item_id, tag_uid=tag.uid, lot=record.lot,
                          gtin=record.gtin, core_temp_c=temp, probe=self.probe.probe_id)
+        if self.is_known is not None and not self.is_known(record.item_id):
+            fault = self._fault_event("manifest", "unknown_item", Severity.WARNING,
+                                      f"item {record.item_id} (tag {tag.uid}) is not expected "
+                                      "back at this site")
+            return self._answer(Light.UNKNOWN_TAG, [scan, fault], scan=scan, fault=fault)
+        decision = self.grader.grade(self._features(record, temp))
         grade = GradeEvent(**self.recorder.common(), station=self.station_id,
                            item_id=record.item_id, scan_id=scan.id, grade=decision.grade,
                            model_version=decision.model_version, scores=decision.scores,
                            features=decision.features, rule=decision.rule)
-        self.recorder.commit_events([scan, grade])  # durable before the light turns on
-        light = LIGHT_FOR_GRADE[decision.grade]
+        if temp is None:
+            fault = self._fault_event("probe", "no_core_temperature", Severity.ERROR,
+                                      f"probe {self.probe.probe_id} gave no valid reading")
+            return self._answer(Light.PROBE_FAULT, [scan, grade, fault], scan=scan,
+                                grade=grade, fault=fault)
+        return self._answer(LIGHT_FOR_GRADE[decision.grade], [scan, grade], scan=scan,
+                            grade=grade)
+
+    def _answer(self, light: Light, events: list[ScanEvent | GradeEvent | FaultEvent],
+                **outcome: Any) -> ScanOutcome:
+        """Commit the evidence durably, then (only then) show the light."""
+        try:
+            self.recorder.commit_events(events)
+        except OutboxFull as err:
+            logger.error("station %s: scan refused: %s", self.station_id, err)
+            self.indicator.show(Light.REFUSED)
+            return ScanOutcome(Light.REFUSED, refused=str(err))
         self.indicator.show(light)
-        return ScanOutcome(light, scan=scan, grade=grade)
+        return ScanOutcome(light, **outcome)
 
     def _features(self, record: TagRecord, temp: float | None) -> dict[str, float | None]:
         now = datetime.fromtimestamp(self.recorder.clock(), UTC)
@@ -89,10 +113,13 @@ class Station:
         return {"core_temp_c": temp, "hours_since_packed": round(hours, 3),
                 "high_risk": 1.0 if record.high_risk else 0.0}
 
-    def _fault(self, component: str, code: str, detail: str, severity: Severity) -> ScanOutcome:
+    def _fault_event(self, component: str, code: str, severity: Severity,
+                     detail: str) -> FaultEvent:
         logger.warning("station %s: %s: %s", self.station_id, code, detail)
-        fault = FaultEvent(**self.recorder.common(), station=self.station_id,
-                           component=component, code=code, severity=severity, detail=detail)
-        self.recorder.commit_events([fault])
-        self.indicator.show(Light.FAULT)
-        return ScanOutcome(Light.FAULT, fault=fault)
+        return FaultEvent(**self.recorder.common(), station=self.station_id,
+                          component=component, code=code, severity=severity,
+                          detail=detail[:500])
+
+    def _fault(self, component: str, code: str, detail: str, severity: Severity) -> ScanOutcome:
+        fault = self._fault_event(component, code, severity, detail)
+        return self._answer(Light.FAULT, [fault], fault=fault)

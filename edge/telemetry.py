@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge.errors import OutboxFull
+from edge.outbox import DiskLevel
 from edge.probe import FaultCode, ProbeFault
 from edge.recorder import Recorder
 from edge.settings import TelemetrySettings
@@ -31,6 +33,8 @@ class TelemetryPump:
     station_of_port: dict[str, str] = field(default_factory=dict)
     readings_committed: int = 0
     batches_committed: int = 0
+    readings_downsampled: int = 0  # raw readings folded into per-minute aggregates
+    readings_dropped: int = 0  # lost to a full disk
     _buffer: list[tuple[str, float, float | None]] = field(default_factory=list)
     _last_flush: float | None = None
     _repeats: dict[tuple[str, str, int | None], _Repeats] = field(default_factory=dict)
@@ -55,10 +59,22 @@ class TelemetryPump:
             self.flush()
 
     def flush(self) -> None:
-        """Commit whatever is buffered as one batch."""
+        """Commit whatever is buffered, as the disk allows (see OutboxSettings)."""
+        level = self.recorder.outbox.disk_level()
+        if level is DiskLevel.FULL:
+            self.readings_dropped += len(self._buffer)
+            self._buffer.clear()
+        elif level is DiskLevel.LOW:
+            self.readings_downsampled += len(self._buffer)
+            self._buffer[:] = per_minute(self._buffer)
         while self._buffer:
             batch = self._buffer[:self.settings.batch_size]
-            self.recorder.commit_telemetry(batch)
+            try:
+                self.recorder.commit_telemetry(batch)
+            except OutboxFull:
+                self.readings_dropped += len(self._buffer)
+                self._buffer.clear()
+                break
             self.readings_committed += len(batch)
             self.batches_committed += 1
             del self._buffer[:len(batch)]
@@ -81,3 +97,22 @@ class TelemetryPump:
                            severity=SEVERITY.get(fault.code, Severity.WARNING),
                            detail=detail[:500])
         self.recorder.commit_events([event])
+
+
+def per_minute(readings: list[tuple[str, float, float | None]]
+               ) -> list[tuple[str, float, float | None]]:
+    """Fold readings into per-probe, per-minute min/max/mean (probe ids get /min /max /mean)."""
+    groups: dict[tuple[str, int], list[float]] = {}
+    for probe, ts, value in readings:
+        values = groups.setdefault((probe, int(ts // 60)), [])
+        if value is not None:
+            values.append(value)
+    out: list[tuple[str, float, float | None]] = []
+    for (probe, minute), values in groups.items():
+        at = minute * 60.0
+        if not values:
+            out.append((f"{probe}/mean", at, None))
+            continue
+        out += [(f"{probe}/min", at, min(values)), (f"{probe}/max", at, max(values)),
+                (f"{probe}/mean", at, round(sum(values) / len(values), 3))]
+    return out

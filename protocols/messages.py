@@ -27,7 +27,7 @@ from protocols.errors import MessageError, UnsupportedVersion
 from protocols.topics import EventType, GatewayTopic, Kind, check_name
 
 SCHEMA_MAJOR = 1
-SCHEMA_MINOR = 0
+SCHEMA_MINOR = 1  # 1.1: GatewayState.alarms
 SCHEMA_VERSION = f"{SCHEMA_MAJOR}.{SCHEMA_MINOR}"
 MAX_PAYLOAD_BYTES = 256 * 1024
 
@@ -235,6 +235,8 @@ class GatewayState(_Message):
     model_version: ShortText | None = None
     backlog: Annotated[int, Field(ge=0)] = 0
     clock: ClockState = ClockState.UNSYNCED
+    alarms: list[Annotated[str, Field(pattern=r"^[a-z0-9_]{1,48}$")]] = Field(
+        default_factory=list, max_length=32)  # e.g. "disk_full"
 
 
 class HubState(_Message):

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from edge.grader import RuleGrader
-from edge.outbox import Outbox
+from edge.errors import OutboxFull
+from edge.outbox import MessageClass, NewMessage, Outbox
 from edge.ports import Light
 from edge.recorder import Recorder
 from edge.settings import StationSettings
@@ -81,8 +82,10 @@ def test_unplugged_probe_asks_for_a_check_by_hand(rig) -> None:  # type: ignore[
     devices.board.send_now()
     devices.present_tag("a1b2c3d4", RECORD)
     outcome = station.poll()
-    assert outcome.light is Light.AMBER
+    assert outcome.light is Light.PROBE_FAULT
+    assert devices.lights.lit() == ("green", "red")
     assert outcome.grade.grade == "check" and outcome.grade.rule == "no_core_temperature"
+    assert outcome.fault.code == "no_core_temperature"
 
 
 def test_blank_tag_is_a_fault_with_its_own_light(rig) -> None:  # type: ignore[no-untyped-def]
@@ -121,3 +124,35 @@ def test_pin_states_follow_the_answer(rig) -> None:  # type: ignore[no-untyped-d
     devices.present_tag("a1b2c3d5", RECORD)
     station.poll()
     assert {n: p.state for n, p in pins.items()} == {"green": 1, "amber": 0, "red": 0, "gate": 0}
+
+
+def test_tag_missing_from_the_manifest_gets_its_own_light(rig) -> None:  # type: ignore[no-untyped-def]
+    station, devices, outbox = rig
+    station.is_known = lambda item_id: item_id != RECORD.item_id
+    devices.present_tag("a1b2c3d4", RECORD)
+    outcome = station.poll()
+    assert outcome.light is Light.UNKNOWN_TAG and devices.lights.lit() == ("green", "amber")
+    assert [p.get("code", p["type"]) for p in _payloads(outbox)] == ["scan", "unknown_item"]
+
+
+def test_full_disk_refuses_the_scan_and_commits_nothing(rig) -> None:  # type: ignore[no-untyped-def]
+    station, devices, outbox = rig
+    devices.set_core_temperature(2.0)
+    outbox.limit_pages(64)  # SQLite itself answers "database or disk is full"
+    filler = 0
+    with pytest.raises(OutboxFull):
+        while True:
+            filler += 1
+            outbox.put([NewMessage(f"x:1:{filler}", MessageClass.TELEMETRY, "t", bytes(2000))],
+                       now=0.0)
+    depth = outbox.depth()
+    devices.present_tag("a1b2c3d4", RECORD)
+    outcome = station.poll()
+    assert outcome.light is Light.REFUSED and "disk is full" in outcome.refused
+    assert devices.lights.lit() == ("green", "amber", "red")
+    assert outbox.depth() == depth  # nothing half-written
+    outbox.limit_pages(1_000_000)  # room again: the next presentation is recorded
+    devices.remove_tag()
+    station.poll()
+    devices.present_tag("a1b2c3d4", RECORD)
+    assert station.poll().light is Light.GREEN

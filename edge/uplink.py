@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import queue
+import random
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+from edge.backoff import Backoff
 from edge.outbox import MessageClass, Outbox, Pending
 from edge.recorder import Clock
 from edge.settings import GatewaySettings
@@ -39,7 +41,8 @@ class Uplink:
     """Publishes outbox messages over MQTT and removes them when acknowledged."""
 
     def __init__(self, settings: GatewaySettings, outbox: Outbox, boot: int,
-                 clock: Clock = time.time, protocol_v5: bool = True) -> None:
+                 clock: Clock = time.time, protocol_v5: bool = True,
+                 rng: random.Random | None = None) -> None:
         import paho.mqtt.client as mqtt  # the only module that imports paho on the gateway
         from paho.mqtt.enums import CallbackAPIVersion
 
@@ -64,13 +67,15 @@ class Uplink:
         if settings.mqtt.username:
             self.client.username_pw_set(settings.mqtt.username, settings.mqtt.password)
         self.client.max_inflight_messages_set(settings.mqtt.inflight)
-        self.client.reconnect_delay_set(int(settings.mqtt.backoff_min_s) or 1,
-                                        int(settings.mqtt.backoff_max_s))
+        self.backoff = Backoff(settings.mqtt.backoff_min_s, settings.mqtt.backoff_max_s,
+                               rng or random.Random())
+        self._schedule_reconnect()
         self.client.will_set(self._state_topic, self._state(online=False), qos=1, retain=True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_publish = self._on_publish
+        self.client.on_connect_fail = lambda *_: self._schedule_reconnect()
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -112,6 +117,11 @@ class Uplink:
         with self._changed:
             return self._changed.wait_for(lambda: self.outbox.depth() == 0, timeout)
 
+    def _schedule_reconnect(self) -> None:
+        # paho waits its "min delay" before the next attempt: give it ours, jittered.
+        delay = self.backoff.next_delay()
+        self.client.reconnect_delay_set(delay, delay)  # type: ignore[arg-type]
+
     def _state(self, online: bool) -> bytes:
         return GatewayState(online=online, boot=self.boot, software=self.settings.software,
                             backlog=self.outbox.depth() if online else 0,
@@ -124,6 +134,8 @@ class Uplink:
         if getattr(reason, "is_failure", False):
             logger.warning("gateway %s: broker refused connection: %s", self.settings.id, reason)
             return
+        self.backoff.reset()
+        self._schedule_reconnect()
         client.subscribe([(topics.HUB_STATE, 1), (self._ack_topic, 1)])
         client.publish(self._state_topic, self._state(online=True), qos=1, retain=True)
         self._inbox.put(("connected", None))

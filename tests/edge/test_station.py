@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.grader import RuleGrader
 from edge.errors import OutboxFull
+from edge.grader import RuleGrader
 from edge.outbox import MessageClass, NewMessage, Outbox
 from edge.ports import Light
 from edge.recorder import Recorder

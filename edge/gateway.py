@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from edge.grader import RuleGrader
-from edge.outbox import Outbox
+from edge.outbox import DiskLevel, Outbox
 from edge.ports import Grader, Indicator, TagReader, TemperatureProbe
 from edge.probe import ProbeFault
 from edge.recorder import Clock, Recorder
@@ -71,6 +71,8 @@ class Gateway:
 
     def poll_once(self) -> list[ScanOutcome]:
         """Poll the probe boards and every station's pad once; return the new scans."""
+        level = self.outbox.disk_level()
+        self.uplink.set_alarms(set() if level is DiskLevel.OK else {f"disk_{level.value}"})
         for port, item in self.hardware.poll():
             self.telemetry.take(port, item)
         outcomes = [o for o in (s.poll() for s in self.stations.values()) if o is not None]

@@ -89,7 +89,8 @@ class Outbox:
         self.max_attempts = max_attempts
         self.telemetry_reserve = int(telemetry_reserve_mb * 1024 * 1024)
         self.event_reserve = int(event_reserve_mb * 1024 * 1024)
-        self._free_bytes = free_bytes or (lambda: shutil.disk_usage(self.path.parent).free)
+        # Free bytes on the outbox's filesystem; replaceable (tests, or a quota).
+        self.free_bytes = free_bytes or (lambda: shutil.disk_usage(self.path.parent).free)
         self._sqlite_full = False  # SQLite refused a write: full until a write succeeds
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
@@ -120,7 +121,7 @@ class Outbox:
 
     def disk_level(self) -> DiskLevel:
         """Where the disk stands against the reserves."""
-        free = self._free_bytes()
+        free = self.free_bytes()
         if self._sqlite_full or free < self.event_reserve:
             return DiskLevel.FULL
         return DiskLevel.LOW if free < self.telemetry_reserve else DiskLevel.OK
@@ -131,8 +132,8 @@ class Outbox:
         Raises OutboxFull (nothing written) below the event reserve or when SQLite reports
         the disk full.
         """
-        if self._free_bytes() < self.event_reserve:
-            raise OutboxFull(f"only {self._free_bytes() // 2**20} MB free on the outbox's disk, "
+        if self.free_bytes() < self.event_reserve:
+            raise OutboxFull(f"only {self.free_bytes() // 2**20} MB free on the outbox's disk, "
                              f"below the reserve of {self.event_reserve // 2**20} MB")
         conn = self._conn()
         try:

@@ -11,6 +11,7 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -59,6 +60,8 @@ class Uplink:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._changed = threading.Condition()
+        self._alarms: set[str] = set()
+        self.clock_state: Callable[[], ClockState] = lambda: ClockState.SYNCED
         self._state_topic = topics.state(settings.site, settings.id)
         self._ack_topic = topics.ack(settings.site, settings.id)
         protocol = mqtt.MQTTv5 if protocol_v5 else mqtt.MQTTv311
@@ -122,10 +125,25 @@ class Uplink:
         delay = self.backoff.next_delay()
         self.client.reconnect_delay_set(delay, delay)  # type: ignore[arg-type]
 
+    @property
+    def alarms(self) -> frozenset[str]:
+        """The alarms the gateway's retained state carries."""
+        return frozenset(self._alarms)
+
+    def state_message(self) -> GatewayState:
+        """The state the gateway announces while connected."""
+        return decode_as(GatewayState, self._state(online=True))
+
+    def set_alarms(self, alarms: set[str]) -> None:
+        """Raise or clear alarms: the retained state is republished when they change."""
+        if alarms != self._alarms:
+            self._alarms = set(alarms)
+            self._inbox.put(("state", None))
+
     def _state(self, online: bool) -> bytes:
         return GatewayState(online=online, boot=self.boot, software=self.settings.software,
                             backlog=self.outbox.depth() if online else 0,
-                            clock=ClockState.SYNCED).encode()
+                            clock=self.clock_state(), alarms=sorted(self._alarms)).encode()
 
     # --- paho callbacks (network thread): hand over, never work ----------------------------
 
@@ -171,7 +189,9 @@ class Uplink:
                 self._changed.notify_all()
 
     def _handle(self, kind: str, value: Any) -> None:
-        if kind == "connected":
+        if kind == "state" and self._connected.is_set():
+            self.client.publish(self._state_topic, self._state(online=True), qos=1, retain=True)
+        elif kind == "connected":
             self._connected.set()
             self.counters.connects += 1
             logger.info("gateway %s: connected to broker", self.settings.id)

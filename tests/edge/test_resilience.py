@@ -79,6 +79,7 @@ class Rig:
         assert self.stack.ingest.wait_idle(WAIT)
 
     def close(self) -> None:
+        self.gateway.stop()  # also closes the simulated devices' SPI scope
         self.stack.stop()
 
 

@@ -58,11 +58,25 @@ def edge() -> None:
 @click.pass_context
 def run(ctx: click.Context, config_path: str) -> None:
     """Run the gateway until SIGINT/SIGTERM."""
+    from edge.clocksync import ClockMonitor
     from edge.gateway import build_gateway
+    from edge.watchdog import Heartbeat, SystemdNotifier, watchdog_interval_s
 
     settings = load_settings(ctx, config_path)
-    gateway = build_gateway(settings, hardware_for(settings))
+    notifier = SystemdNotifier.from_env()
+    heartbeat = Heartbeat(notifier)
+    monitor = ClockMonitor(marker=settings.data_dir / "gateways" / settings.id / "clock-synced")
+    gateway = build_gateway(settings, hardware_for(settings), clock_state=monitor.state,
+                            heartbeat=heartbeat)
     gateway.start()
+    notifier.ready(status=f"gateway {settings.id} boot {gateway.boot}")
     click.echo(f"gateway {settings.id} (boot {gateway.boot}) linked to {settings.mqtt.url}")
-    wait_for_signal().wait()
+    stop = wait_for_signal()
+    interval = watchdog_interval_s()
+    if interval:  # pet systemd only while every component shows progress
+        threading.Thread(target=heartbeat.run, args=(stop, interval), name="watchdog",
+                         daemon=True).start()
+    stop.wait()
+    notifier.stopping()
     gateway.stop()
+    notifier.close()

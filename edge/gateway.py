@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from edge.errors import OutboxFull
 from edge.grader import RuleGrader
+from edge.health import HealthSampler
 from edge.outbox import DiskLevel, Outbox
 from edge.ports import Grader, Indicator, TagReader, TemperatureProbe
 from edge.probe import ProbeFault
@@ -17,6 +21,8 @@ from edge.settings import GatewaySettings, StationSettings
 from edge.station import ScanOutcome, Station
 from edge.telemetry import TelemetryPump
 from edge.uplink import Uplink
+from edge.watchdog import Heartbeat
+from protocols.messages import ClockState
 from protocols.probe_frame import ProbeFrame
 
 logger = logging.getLogger(__name__)
@@ -58,6 +64,15 @@ class Gateway:
     telemetry: TelemetryPump
     stations: dict[str, Station]
     boot: int
+    heartbeat: Heartbeat | None = None
+    health: HealthSampler = field(init=False)
+    _health_at: float | None = None
+    _started_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.health = HealthSampler(
+            self.settings.data_dir, outbox_depth=self.outbox.depth,
+            reader_errors=lambda: sum(s.reader_errors for s in self.stations.values()))
     _stop: threading.Event = field(default_factory=threading.Event)
     _poller: threading.Thread | None = None
 
@@ -65,6 +80,8 @@ class Gateway:
         """Start the uplink and, unless ``poll_interval_s`` is None, a thread polling the pads."""
         self.uplink.start()
         if poll_interval_s is not None:
+            if self.heartbeat is not None:
+                self.heartbeat.register("stations")
             self._poller = threading.Thread(target=self._poll_forever, args=(poll_interval_s,),
                                             name=f"stations-{self.settings.id}", daemon=True)
             self._poller.start()
@@ -79,11 +96,28 @@ class Gateway:
         for port, item in self.hardware.poll():  # what the stations' probe reads pulled in
             self.telemetry.take(port, item)
         self.telemetry.flush_due()
+        self._report_health()
         return outcomes
+
+    def _report_health(self) -> None:
+        now = self.recorder.clock()
+        every = self.settings.telemetry.health_interval_s
+        if self._health_at is not None and now - self._health_at < every:
+            return
+        if self._health_at is None:
+            self._started_at = now
+        self._health_at = now
+        values = self.health.sample()
+        values["dead_letters"] = len(self.outbox.dead_letters())
+        # On a full disk the alarm is already raised; health is the first thing to give up.
+        with contextlib.suppress(OutboxFull):
+            self.recorder.commit_health(values, uptime_s=now - self._started_at)
 
     def _poll_forever(self, interval: float) -> None:
         while not self._stop.wait(interval):
             self.poll_once()
+            if self.heartbeat is not None:
+                self.heartbeat.beat("stations")
 
     def stop(self) -> None:
         """Stop polling, close the link cleanly and close the outbox."""
@@ -97,14 +131,21 @@ class Gateway:
 
 
 def build_gateway(settings: GatewaySettings, hardware: Hardware, *,
-                  grader: Grader | None = None, clock: Clock = time.time) -> Gateway:
+                  grader: Grader | None = None, clock: Clock = time.time,
+                  clock_state: Callable[[], ClockState] | None = None,
+                  heartbeat: Heartbeat | None = None) -> Gateway:
     """Wire a gateway from its settings and the hardware it runs on."""
     outbox = Outbox(settings.outbox_path, settings.outbox.max_attempts,
                     telemetry_reserve_mb=settings.outbox.telemetry_reserve_mb,
                     event_reserve_mb=settings.outbox.event_reserve_mb)
     boot = outbox.next_boot()
-    uplink = Uplink(settings, outbox, boot, clock, protocol_v5=settings.mqtt.protocol == "5")
-    recorder = Recorder(settings.id, settings.site, boot, outbox, clock, is_live=uplink.is_live)
+    if heartbeat is not None:
+        heartbeat.register("uplink")
+    uplink = Uplink(settings, outbox, boot, clock, protocol_v5=settings.mqtt.protocol == "5",
+                    clock_state=clock_state,
+                    on_progress=(lambda: heartbeat.beat("uplink")) if heartbeat else None)
+    recorder = Recorder(settings.id, settings.site, boot, outbox, clock, is_live=uplink.is_live,
+                        clock_state=clock_state or (lambda: ClockState.SYNCED))
     grader = grader or RuleGrader()
     stations: dict[str, Station] = {}
     station_of_port: dict[str, str] = {}
@@ -117,4 +158,4 @@ def build_gateway(settings: GatewaySettings, hardware: Hardware, *,
                                  grader, recorder)
     pump = TelemetryPump(recorder, settings.telemetry, station_of_port)
     logger.info("gateway %s boot %d with stations %s", settings.id, boot, sorted(stations))
-    return Gateway(settings, hardware, outbox, uplink, recorder, pump, stations, boot)
+    return Gateway(settings, hardware, outbox, uplink, recorder, pump, stations, boot, heartbeat)

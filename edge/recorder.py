@@ -15,6 +15,7 @@ from protocols.messages import (
     CustodyEvent,
     FaultEvent,
     GradeEvent,
+    HealthReport,
     MessageId,
     ScanEvent,
     TelemetryBatch,
@@ -28,6 +29,7 @@ EVENT_TYPES: dict[type[Any], EventType] = {
     FaultEvent: EventType.FAULT,
 }
 Clock = Callable[[], float]
+_COUNTS = frozenset({"outbox_depth", "dead_letters", "reader_errors"})
 
 
 class Recorder:
@@ -67,6 +69,17 @@ class Recorder:
                        topics.event(self.site, self.gateway, EVENT_TYPES[type(e)]), e.encode())
             for e in events], self.clock())
         self.events_committed += len(events)
+
+    def commit_health(self, values: dict[str, float], uptime_s: float) -> HealthReport:
+        """Commit one health report (it leaves the outbox like telemetry)."""
+        fields: dict[str, Any] = {k: (int(v) if k in _COUNTS else v) for k, v in values.items()}
+        report = HealthReport.model_validate({
+            "id": self.next_id(), "ts": self.now(), "historical": not self.is_live(),
+            "clock": self.clock_state(), "uptime_s": uptime_s, **fields})
+        self.outbox.put([NewMessage(report.id, MessageClass.TELEMETRY,
+                                    topics.health(self.site, self.gateway), report.encode())],
+                        self.clock())
+        return report
 
     def commit_telemetry(self, readings: Sequence[tuple[str, float, float | None]]
                          ) -> TelemetryBatch:

@@ -56,6 +56,7 @@ class TelemetrySettings(_Section):
     interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0  # commit a batch at least this often
     batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
     fault_repeat_s: Annotated[float, Field(ge=0)] = 60.0  # same fault again: counted, not sent
+    health_interval_s: Annotated[float, Field(gt=0)] = 60.0
 
 
 class GraderSettings(_Section):

@@ -47,12 +47,14 @@ class Station:
         self.recorder = recorder
         self._present_uid: str | None = None
         self._present_fault: str | None = None
+        self.reader_errors = 0
 
     def poll(self) -> ScanOutcome | None:
         """Read the pad once; return the outcome of a new scan, or None when nothing is new."""
         try:
             tag = self.reader.read()
         except ReaderFault as err:
+            self.reader_errors += 1
             if str(err) == self._present_fault:
                 return None  # the same bad tag still lying there: reported once
             self._present_fault, self._present_uid = str(err), None

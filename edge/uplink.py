@@ -43,7 +43,9 @@ class Uplink:
 
     def __init__(self, settings: GatewaySettings, outbox: Outbox, boot: int,
                  clock: Clock = time.time, protocol_v5: bool = True,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 clock_state: Callable[[], ClockState] | None = None,
+                 on_progress: Callable[[], None] | None = None) -> None:
         import paho.mqtt.client as mqtt  # the only module that imports paho on the gateway
         from paho.mqtt.enums import CallbackAPIVersion
 
@@ -61,7 +63,8 @@ class Uplink:
         self._thread: threading.Thread | None = None
         self._changed = threading.Condition()
         self._alarms: set[str] = set()
-        self.clock_state: Callable[[], ClockState] = lambda: ClockState.SYNCED
+        self.clock_state = clock_state or (lambda: ClockState.SYNCED)
+        self.on_progress = on_progress or (lambda: None)  # the watchdog's heartbeat
         self._state_topic = topics.state(settings.site, settings.id)
         self._ack_topic = topics.ack(settings.site, settings.id)
         protocol = mqtt.MQTTv5 if protocol_v5 else mqtt.MQTTv311
@@ -173,6 +176,7 @@ class Uplink:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self.on_progress()
             self._publish_due()
             try:
                 kind, value = self._inbox.get(timeout=0.2)

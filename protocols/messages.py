@@ -27,7 +27,7 @@ from protocols.errors import MessageError, UnsupportedVersion
 from protocols.topics import EventType, GatewayTopic, Kind, check_name
 
 SCHEMA_MAJOR = 1
-SCHEMA_MINOR = 1  # 1.1: GatewayState.alarms
+SCHEMA_MINOR = 1  # 1.1: GatewayState.alarms, HealthReport
 SCHEMA_VERSION = f"{SCHEMA_MAJOR}.{SCHEMA_MINOR}"
 MAX_PAYLOAD_BYTES = 256 * 1024
 
@@ -224,6 +224,23 @@ class TelemetryBatch(_GatewayMessage):
     readings: Annotated[list[TelemetryReading], Field(min_length=1, max_length=10_000)]
 
 
+class HealthReport(_GatewayMessage):
+    """The gateway's own health, every minute or so; leaves the outbox like telemetry."""
+
+    name: ClassVar[str] = "health"
+    historical: bool = False
+    clock: ClockState = ClockState.UNSYNCED
+    uptime_s: Annotated[float, Field(ge=0)] = 0.0
+    cpu_temp_c: Celsius | None = None
+    load1: Annotated[float, Field(ge=0)] | None = None
+    rss_mb: Annotated[float, Field(ge=0)] | None = None
+    disk_free_mb: Annotated[float, Field(ge=0)] | None = None
+    disk_used_pct: Annotated[float, Field(ge=0, le=100)] | None = None
+    outbox_depth: Annotated[int, Field(ge=0)] | None = None
+    dead_letters: Annotated[int, Field(ge=0)] | None = None
+    reader_errors: Annotated[int, Field(ge=0)] | None = None
+
+
 class GatewayState(_Message):
     """A gateway's retained state; its last will says offline."""
 
@@ -357,6 +374,8 @@ def decode_for_topic(topic: GatewayTopic, payload: bytes) -> _Message:
         message = decode_event(topic.leaf or "", payload)
     elif topic.kind is Kind.TELEMETRY:
         message = decode_as(TelemetryBatch, payload)
+    elif topic.kind is Kind.HEALTH:
+        message = decode_as(HealthReport, payload)
     elif topic.kind is Kind.STATE:
         message = decode_as(GatewayState, payload)
     elif topic.kind is Kind.ACK:
@@ -390,6 +409,7 @@ __all__ = [
     "GatewayState",
     "Grade",
     "GradeEvent",
+    "HealthReport",
     "HubState",
     "MessageId",
     "ScanEvent",

@@ -5,6 +5,7 @@ coldloop/v1/hub/state                         hub's retained online state
 coldloop/v1/{site}/{gateway}/state            gateway's retained state (last will: offline)
 coldloop/v1/{site}/{gateway}/evt/{type}       business events: scan, grade, custody, fault
 coldloop/v1/{site}/{gateway}/tlm              batched probe readings
+coldloop/v1/{site}/{gateway}/health           the gateway's own health (CPU, disk, queue)
 coldloop/v1/{site}/{gateway}/ack              hub -> gateway application acks
 coldloop/v1/{site}/{gateway}/cmd/{name}       hub -> gateway commands
 coldloop/v1/{site}/{gateway}/cfg/desired      hub -> gateway configuration
@@ -34,6 +35,7 @@ class Kind(StrEnum):
     STATE = "state"
     EVENT = "evt"
     TELEMETRY = "tlm"
+    HEALTH = "health"
     ACK = "ack"
     COMMAND = "cmd"
     CONFIG = "cfg"
@@ -98,6 +100,11 @@ def telemetry(site: str, gateway: str) -> str:
     return _build(site, gateway, Kind.TELEMETRY)
 
 
+def health(site: str, gateway: str) -> str:
+    """Build the health topic of a gateway."""
+    return _build(site, gateway, Kind.HEALTH)
+
+
 def ack(site: str, gateway: str) -> str:
     """Build the topic on which the hub acknowledges a gateway's events."""
     return _build(site, gateway, Kind.ACK)
@@ -155,7 +162,7 @@ def parse(topic: str) -> GatewayTopic:
 
 
 def _parse_leaf(topic: str, kind: Kind, rest: list[str]) -> str | None:
-    if kind in (Kind.STATE, Kind.TELEMETRY, Kind.ACK):
+    if kind in (Kind.STATE, Kind.TELEMETRY, Kind.HEALTH, Kind.ACK):
         if rest:
             raise TopicError(f"{topic!r}: {kind.value} takes no sub-level")
         return None
@@ -179,7 +186,7 @@ def _parse_leaf(topic: str, kind: Kind, rest: list[str]) -> str | None:
 def gateway_filter(kind: Kind, leaf: str = "+", site: str = "+", gateway: str = "+") -> str:
     """Build a subscription filter over gateways (``+`` wildcards by default)."""
     base = f"{ROOT}/{site}/{gateway}/{kind.value}"
-    if kind in (Kind.STATE, Kind.TELEMETRY, Kind.ACK):
+    if kind in (Kind.STATE, Kind.TELEMETRY, Kind.HEALTH, Kind.ACK):
         return base
     return f"{base}/{leaf}"
 

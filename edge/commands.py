@@ -10,29 +10,26 @@ probation until the uplink confirms the link survived it; otherwise it is rolled
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from edge.errors import EdgeError
 from edge.manifest import ApplyStatus, Manifest
+from edge.model_store import CommandError, ModelArgs, ModelStore, write_atomically
 from edge.recorder import Clock
 from edge.settings import GatewaySettings
 from protocols import topics
 from protocols.config import ConfigError, apply_overrides
 from protocols.errors import ProtocolError
-from protocols.messages import MAX_PAYLOAD_BYTES, Command, ConfigDocument, decode_as, describe
+from protocols.messages import Command, ConfigDocument, decode_as, describe
 from protocols.topics import Kind
 
 logger = logging.getLogger(__name__)
@@ -49,10 +46,6 @@ MODELS_DIR = "models"
 _ERROR_CHARS = 500
 
 
-class CommandError(EdgeError):
-    """A command the gateway refuses; the message says why."""
-
-
 class CommandStatus(StrEnum):
     """The gateway's answer to one command."""
 
@@ -61,31 +54,6 @@ class CommandStatus(StrEnum):
     STALE = "stale"  # an older version than the one in force: ignored
     UNCHANGED = "unchanged"  # the version in force already (a redelivery): ignored
     ROLLED_BACK = "rolled_back"
-
-
-class ModelArgs(BaseModel):
-    """The arguments of ``cmd/model``: a small model file, inline."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    version: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-    size: Annotated[int, Field(ge=1, le=MAX_PAYLOAD_BYTES, strict=True)]
-    content_b64: Annotated[str, Field(min_length=4, max_length=MAX_PAYLOAD_BYTES)]
-
-    def verified_content(self) -> bytes:
-        """Decode the content; raise CommandError unless its size and SHA-256 match."""
-        try:
-            content = base64.b64decode(self.content_b64, validate=True)
-        except ValueError as err:  # binascii.Error is a ValueError
-            raise CommandError(f"model {self.version}: content_b64 is not base64: {err}") from None
-        digest = hashlib.sha256(content).hexdigest()
-        if len(content) != self.size:
-            problem = f"size: got {len(content)} bytes, the command says {self.size}"
-        elif digest != self.sha256:
-            problem = f"sha256: checksum mismatch (got {digest[:12]}…)"
-        else:
-            return content
-        raise CommandError(f"model {self.version}: {problem}; nothing was changed")
 
 
 class _Applied(BaseModel):
@@ -323,7 +291,7 @@ class CommandHandler:
     def _commit(self, state: _ConfigState, *, must_persist: bool = True) -> None:
         """Save the configuration state, then make it the one in force."""
         try:
-            _write_atomically(self._config_path, state.model_dump_json(indent=1).encode())
+            write_atomically(self._config_path, state.model_dump_json(indent=1).encode())
         except OSError as err:
             if must_persist:
                 raise
@@ -364,92 +332,6 @@ class CommandHandler:
     def _notify_model(self, path: Path) -> None:
         if self.on_model is not None:
             _call(self.on_model, path)
-
-
-class ModelStore:
-    """Model files in one directory and a ``current`` pointer switched atomically."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.pointer = directory / "current"
-
-    @property
-    def active_version(self) -> str | None:
-        """The version of the model in force, or None."""
-        current = self.current()
-        return None if current is None else str(current["version"])
-
-    def active(self) -> Path | None:
-        """The file of the model in force (for the grader at start-up), or None."""
-        version = self.active_version
-        return None if version is None else self.path(version)
-
-    def path(self, version: str) -> Path:
-        """Where a model version lives."""
-        return self.directory / f"{version}.tflite"
-
-    def check(self, version: str, digest: str) -> None:
-        """Raise CommandError unless the stored file of ``version`` has ``digest``."""
-        path = self.path(version)
-        try:
-            found = hashlib.sha256(path.read_bytes()).hexdigest()
-        except FileNotFoundError:
-            raise CommandError(f"model {version}: file {path} is missing") from None
-        if found != digest:
-            raise CommandError(f"model {version}: {path} has another checksum ({found[:12]}…); "
-                               "publish the model under a new version")
-
-    def install(self, version: str, content: bytes, digest: str) -> Path:
-        """Store a verified model (temp file, fsync, rename) and make it current."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.path(version)
-        if path.exists():
-            self.check(version, digest)  # the same bytes: nothing to write
-        else:
-            _write_atomically(path, content)
-        current = self.current()
-        previous = current and {"version": current["version"], "sha256": current["sha256"]}
-        self._switch({"version": version, "sha256": digest, "previous": previous})
-        logger.info("model %s installed (previous: %s)", version, current and current["version"])
-        return path
-
-    def rollback(self) -> Path:
-        """Make the previous model current again; raise CommandError if there is none."""
-        current = self.current()
-        previous = current and current.get("previous")
-        if not previous:
-            raise CommandError("model: there is no previous model to roll back to")
-        self.check(previous["version"], previous["sha256"])
-        self._switch({**previous, "previous": None})
-        logger.warning("model rolled back from %s to %s", current and current["version"],
-                       previous["version"])
-        return self.path(previous["version"])
-
-    def restore(self, pointer: dict[str, Any] | None) -> None:
-        """Put back a pointer read with :meth:`current` (None: no model in force)."""
-        self._switch(pointer)
-
-    def _switch(self, pointer: dict[str, Any] | None) -> None:
-        if pointer is None:
-            self.pointer.unlink(missing_ok=True)
-        else:
-            _write_atomically(self.pointer, json.dumps(pointer).encode())
-        keep = {f"{p['version']}.tflite" for p in (pointer, pointer and pointer.get("previous"))
-                if p}
-        for stale in self.directory.glob("*.tflite"):
-            if stale.name not in keep:  # only current and previous: the card stays small
-                stale.unlink(missing_ok=True)
-
-    def current(self) -> dict[str, Any] | None:
-        """The pointer: version and sha256 of the model in force and of the previous one."""
-        try:
-            data = json.loads(self.pointer.read_bytes())
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as err:
-            logger.error("model pointer %s unreadable (%s): no model in force", self.pointer, err)
-            return None
-        return data if isinstance(data, dict) and "version" in data else None
 
 
 _HANDLERS: dict[str, Callable[[CommandHandler, Command], list[Publish]]] = {
@@ -498,22 +380,3 @@ def _explain(err: ValidationError) -> str:
 def _brief(err: Exception | str) -> str:
     text = str(err)
     return text if len(text) <= _ERROR_CHARS else text[:_ERROR_CHARS - 1] + "…"
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write a temp file in the same directory, fsync it, rename it over ``path``, fsync dir."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the rename itself survives a power cut
-    finally:
-        os.close(directory)

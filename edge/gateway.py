@@ -10,9 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from edge.commands import CommandHandler
 from edge.errors import OutboxFull
 from edge.grader import RuleGrader
 from edge.health import HealthSampler
+from edge.manifest import Manifest, manifest_path
 from edge.outbox import DiskLevel, Outbox
 from edge.ports import Grader, Indicator, TagReader, TemperatureProbe
 from edge.probe import ProbeFault
@@ -135,6 +137,9 @@ def build_gateway(settings: GatewaySettings, hardware: Hardware, *,
                   clock_state: Callable[[], ClockState] | None = None,
                   heartbeat: Heartbeat | None = None) -> Gateway:
     """Wire a gateway from its settings and the hardware it runs on."""
+    manifest = Manifest(manifest_path(settings), settings.site, clock)
+    commands = CommandHandler(settings, manifest, clock=clock)
+    settings = commands.settings  # the file's settings plus what the hub changed remotely
     outbox = Outbox(settings.outbox_path, settings.outbox.max_attempts,
                     telemetry_reserve_mb=settings.outbox.telemetry_reserve_mb,
                     event_reserve_mb=settings.outbox.event_reserve_mb)
@@ -143,7 +148,8 @@ def build_gateway(settings: GatewaySettings, hardware: Hardware, *,
         heartbeat.register("uplink")
     uplink = Uplink(settings, outbox, boot, clock, protocol_v5=settings.mqtt.protocol == "5",
                     clock_state=clock_state,
-                    on_progress=(lambda: heartbeat.beat("uplink")) if heartbeat else None)
+                    on_progress=(lambda: heartbeat.beat("uplink")) if heartbeat else None,
+                    commands=commands)
     recorder = Recorder(settings.id, settings.site, boot, outbox, clock, is_live=uplink.is_live,
                         clock_state=clock_state or (lambda: ClockState.SYNCED))
     grader = grader or RuleGrader()
@@ -155,7 +161,14 @@ def build_gateway(settings: GatewaySettings, hardware: Hardware, *,
         if port is not None:
             station_of_port.setdefault(port, s.id)  # a shared board's faults go to its first
         stations[s.id] = Station(s.id, hardware.tag_reader(s), probe, hardware.indicator(s),
-                                 grader, recorder)
+                                 grader, recorder, is_known=manifest.is_known)
     pump = TelemetryPump(recorder, settings.telemetry, station_of_port)
+
+    def apply_settings(changed: GatewaySettings) -> None:
+        uplink.apply_settings(changed)
+        pump.settings = changed.telemetry
+
+    commands.on_change = apply_settings
+    commands.resync = uplink.resync
     logger.info("gateway %s boot %d with stations %s", settings.id, boot, sorted(stations))
     return Gateway(settings, hardware, outbox, uplink, recorder, pump, stations, boot, heartbeat)

@@ -175,6 +175,12 @@ class Outbox:
             self.dead_letter(msg_id, f"no ack after {self.max_attempts} attempts", now)
         return dead
 
+    def make_all_due(self) -> int:
+        """Forget every send attempt's time: everything waiting goes out again (a resync)."""
+        conn = self._conn()
+        with _tx(conn):
+            return conn.execute("UPDATE outbox SET last_sent_at = NULL").rowcount
+
     def limit_pages(self, pages: int) -> None:
         """Cap the database size (SQLite's max_page_count): a real SQLITE_FULL for tests."""
         self._conn().execute(f"PRAGMA max_page_count = {int(pages)}")

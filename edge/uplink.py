@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from edge.backoff import Backoff
+from edge.commands import CommandHandler
 from edge.outbox import MessageClass, Outbox, Pending
 from edge.recorder import Clock
 from edge.settings import GatewaySettings
@@ -45,7 +46,8 @@ class Uplink:
                  clock: Clock = time.time, protocol_v5: bool = True,
                  rng: random.Random | None = None,
                  clock_state: Callable[[], ClockState] | None = None,
-                 on_progress: Callable[[], None] | None = None) -> None:
+                 on_progress: Callable[[], None] | None = None,
+                 commands: CommandHandler | None = None) -> None:
         import paho.mqtt.client as mqtt  # the only module that imports paho on the gateway
         from paho.mqtt.enums import CallbackAPIVersion
 
@@ -65,6 +67,7 @@ class Uplink:
         self._alarms: set[str] = set()
         self.clock_state = clock_state or (lambda: ClockState.SYNCED)
         self.on_progress = on_progress or (lambda: None)  # the watchdog's heartbeat
+        self.commands = commands
         self._state_topic = topics.state(settings.site, settings.id)
         self._ack_topic = topics.ack(settings.site, settings.id)
         protocol = mqtt.MQTTv5 if protocol_v5 else mqtt.MQTTv311
@@ -157,7 +160,8 @@ class Uplink:
             return
         self.backoff.reset()
         self._schedule_reconnect()
-        client.subscribe([(topics.HUB_STATE, 1), (self._ack_topic, 1)])
+        extra = self.commands.subscriptions() if self.commands is not None else []
+        client.subscribe([(topics.HUB_STATE, 1), (self._ack_topic, 1)] + [(f, 1) for f in extra])
         client.publish(self._state_topic, self._state(online=True), qos=1, retain=True)
         self._inbox.put(("connected", None))
 
@@ -174,9 +178,24 @@ class Uplink:
 
     # --- uplink thread ---------------------------------------------------------------------
 
+    def resync(self) -> None:
+        """Send the state again and every waiting message now (the hub asked for a resync)."""
+        self._inbox.put(("resync", None))
+
+    def apply_settings(self, settings: GatewaySettings) -> None:
+        """Take remotely changed settings (called in the uplink thread by the command handler)."""
+        self.settings = settings
+        self.client.max_inflight_messages_set(settings.mqtt.inflight)
+
+    def _send(self, messages: list[tuple[str, bytes, bool]]) -> None:
+        for topic, payload, retain in messages:
+            self.client.publish(topic, payload, qos=1, retain=retain)
+
     def _run(self) -> None:
         while not self._stop.is_set():
             self.on_progress()
+            if self.commands is not None and self._connected.is_set():
+                self._send(self.commands.tick())
             self._publish_due()
             try:
                 kind, value = self._inbox.get(timeout=0.2)
@@ -193,10 +212,16 @@ class Uplink:
                 self._changed.notify_all()
 
     def _handle(self, kind: str, value: Any) -> None:
-        if kind == "state" and self._connected.is_set():
+        if kind in ("state", "resync") and self._connected.is_set():
+            if kind == "resync":
+                self._inflight.clear()
+                logger.info("gateway %s: resync, %d messages due again", self.settings.id,
+                            self.outbox.make_all_due())
             self.client.publish(self._state_topic, self._state(online=True), qos=1, retain=True)
         elif kind == "connected":
             self._connected.set()
+            if self.commands is not None:
+                self._send(self.commands.report())
             self.counters.connects += 1
             logger.info("gateway %s: connected to broker", self.settings.id)
         elif kind == "disconnected":
@@ -227,11 +252,15 @@ class Uplink:
                 (self._hub_online.set if online else self._hub_online.clear)()
             elif topic == self._ack_topic:
                 self._apply_ack(decode_as(Ack, payload))
+            elif self.commands is not None:  # cmd/{name} or cfg/desired
+                self._send(self.commands.handle(topics.parse(topic).leaf or "", payload))
         except ProtocolError as err:
             logger.warning("gateway %s: ignoring bad message on %s: %s",
                            self.settings.id, topic, err)
 
     def _apply_ack(self, ack: Ack) -> None:
+        if self.commands is not None and self.commands.pending_confirmation:
+            self._send(self.commands.confirm_link(True))  # the hub still hears us
         done = [e.id for e in ack.entries if e.status is not AckStatus.REJECTED]
         self.counters.acked += self.outbox.remove(done)
         for entry in ack.entries:

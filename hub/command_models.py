@@ -60,3 +60,16 @@ class GatewaySync(Base):
         """Whether the gateway runs another model than the one last sent."""
         return self.model_desired is not None and self.reported_model_version != (
             self.model_desired)
+
+
+class GatewayHealth(Base):
+    """A gateway's health report (CPU, disk, queue depth, reader errors), as it sent it."""
+
+    __tablename__ = "gateway_health"
+
+    message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    gateway_id: Mapped[str] = mapped_column(String(32), index=True)
+    ts: Mapped[datetime]
+    clock: Mapped[str] = mapped_column(String(16))
+    historical: Mapped[bool] = mapped_column(Boolean, default=False)
+    values: Mapped[dict[str, Any]]

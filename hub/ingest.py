@@ -16,6 +16,9 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from hub.command_models import GatewayHealth
+from hub.commands import record_reported
+from hub.errors import HubError
 from hub.fleet import StateUpdate, record_states
 from hub.models import (
     CustodyRecord,
@@ -32,11 +35,13 @@ from protocols.errors import ProtocolError
 from protocols.messages import (
     AckEntry,
     AckStatus,
+    ConfigDocument,
     CustodyEvent,
     Event,
     FaultEvent,
     GatewayState,
     GradeEvent,
+    HealthReport,
     ScanEvent,
     TelemetryBatch,
     decode_for_topic,
@@ -49,7 +54,7 @@ TELEMETRY_KIND = "tlm"  # StoredMessage.kind of a telemetry batch
 _ID_CHUNK = 900  # ids per IN (...) list: far below SQLite's bound-parameter limit
 _MAX_ID = 64  # StoredMessage.message_id / QuarantinedMessage.message_id length
 _MAX_TOPIC = 256  # QuarantinedMessage.topic length
-_IGNORED_KINDS = frozenset({Kind.ACK, Kind.COMMAND, Kind.CONFIG})
+_IGNORED_KINDS = frozenset({Kind.ACK, Kind.COMMAND})
 
 GatewayKey = tuple[str, str]  # (site, gateway)
 
@@ -110,6 +115,7 @@ def store_batch(session: Session, batch: Sequence[Received]) -> IngestResult:
     result = IngestResult()
     accepted: list[_Accepted] = []
     states: list[StateUpdate] = []
+    reports: list[tuple[GatewayTopic, ConfigDocument, Received]] = []
     rejected: list[_Rejected] = []
     for received in batch:
         parsed = _classify(received, result, rejected)
@@ -118,6 +124,8 @@ def store_batch(session: Session, batch: Sequence[Received]) -> IngestResult:
         topic, message = parsed
         if isinstance(message, GatewayState):
             states.append(StateUpdate(topic.site, topic.gateway, message, received.received_at))
+        elif isinstance(message, ConfigDocument):
+            reports.append((topic, message, received))
         else:
             accepted.append(_Accepted(topic, message, received))
 
@@ -138,6 +146,13 @@ def store_batch(session: Session, batch: Sequence[Received]) -> IngestResult:
     _insert_records(session, fresh, result)
     if states:
         result.states, result.stale = record_states(session, states)
+    for topic, document, received in reports:
+        try:
+            with session.begin_nested():
+                record_reported(session, topic.site, topic.gateway, document,
+                                received_at=received.received_at)
+        except HubError as err:
+            rejected.append((received, str(err), topic))
     _quarantine(session, rejected, result)
     return result
 
@@ -167,7 +182,8 @@ def _classify(received: Received, result: IngestResult,
     except ProtocolError as err:
         rejected.append((received, str(err), None))
         return None
-    if topic.kind in _IGNORED_KINDS or (topic.kind is Kind.STATE and not received.payload):
+    if (topic.kind in _IGNORED_KINDS or (topic.kind is Kind.STATE and not received.payload)
+            or (topic.kind is Kind.CONFIG and (topic.leaf != "reported" or not received.payload))):
         result.ignored += 1  # an empty state is a retained state being cleared, not a message
         return None
     try:
@@ -195,7 +211,7 @@ def _insert_records(session: Session, fresh: Sequence[_Accepted], result: Ingest
         return
     session.execute(_bulk(StoredMessage), [
         {"message_id": a.message.id, "gateway_id": a.topic.gateway,
-         "kind": a.topic.leaf if a.topic.kind is Kind.EVENT else TELEMETRY_KIND,
+         "kind": a.topic.leaf if a.topic.kind is Kind.EVENT else _STORED_KIND[a.topic.kind],
          "received_at": _utc(a.received.received_at)}
         for a in fresh])
     rows: dict[type[Any], list[dict[str, Any]]] = {}
@@ -247,7 +263,16 @@ def _telemetry_rows(batch: TelemetryBatch) -> list[dict[str, Any]]:
             for seq, (probe, ts, temp_c) in enumerate(batch.readings)]
 
 
+def _health_rows(report: HealthReport) -> list[dict[str, Any]]:
+    values = report.model_dump(exclude={"v", "id", "ts", "historical", "clock"})
+    return [{"message_id": report.id, "gateway_id": report.message_id.gateway,
+             "ts": _utc(report.ts), "clock": report.clock.value,
+             "historical": report.historical, "values": values}]
+
+
+_STORED_KIND = {Kind.TELEMETRY: TELEMETRY_KIND, Kind.HEALTH: "health"}
 _RECORDS: dict[type[Any], tuple[type[Any], Callable[[Any], list[dict[str, Any]]]]] = {
+    HealthReport: (GatewayHealth, _health_rows),
     ScanEvent: (Scan, _scan_rows),
     GradeEvent: (GradeRecord, _grade_rows),
     CustodyEvent: (CustodyRecord, _custody_rows),

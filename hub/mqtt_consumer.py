@@ -247,7 +247,9 @@ class IngestWorker:
         logger.info("connected to the MQTT broker (session %s)",
                     "resumed" if flags.session_present else "new")
         filters = [topics.gateway_filter(kind, site=site) for site in self._sites
-                   for kind in (Kind.STATE, Kind.EVENT, Kind.TELEMETRY)]
+                   for kind in (Kind.STATE, Kind.EVENT, Kind.TELEMETRY, Kind.HEALTH)]
+        filters += [topics.gateway_filter(Kind.CONFIG, leaf="reported", site=site)
+                    for site in self._sites]
         group = self._settings.mqtt.share_group
         if group:
             filters = [topics.shared(group, f) for f in filters]

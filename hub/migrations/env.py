@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import hub.command_models  # noqa: F401  (registers its tables on Base.metadata)
 from hub.db import make_engine
 from hub.models import Base
 

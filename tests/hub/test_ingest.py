@@ -398,3 +398,33 @@ def test_poison_telemetry_is_rejected_so_the_gateway_stops_retrying(
     assert result.quarantined == 1
     assert [(e.id, e.status.value) for e in result.acks[(SITE, GW)]] == [(f"{GW}:1:9",
                                                                           "rejected")]
+
+
+def test_health_reports_are_stored_once_and_acked(factory: sessionmaker[Session]) -> None:
+    from hub.command_models import GatewayHealth
+    from protocols.messages import HealthReport
+
+    report = HealthReport(id=f"{GW}:1:40", ts=T0, clock="holdover", uptime_s=3600,
+                          cpu_temp_c=61.5, disk_used_pct=42.0, outbox_depth=17)
+    topic = topics.health(SITE, GW)
+    result = store(factory, [on(topic, report.encode()), on(topic, report.encode())])
+    assert statuses(result) == [(f"{GW}:1:40", "stored"), (f"{GW}:1:40", "duplicate")]
+    with factory() as session:
+        row = session.scalars(select(GatewayHealth)).one()
+    assert (row.clock, row.values["cpu_temp_c"], row.values["outbox_depth"]) == (
+        "holdover", 61.5, 17)
+
+
+def test_reported_config_is_recorded_and_garbage_quarantined(
+        factory: sessionmaker[Session]) -> None:
+    from hub.command_models import GatewaySync
+    from protocols.messages import ConfigDocument
+
+    doc = ConfigDocument(version=3, status="applied", settings={"mqtt.inflight": 50},
+                         model_version="m-7", active_version=3, pending=False)
+    topic = topics.config(SITE, GW, "reported")
+    result = store(factory, [on(topic, doc.encode()), on(topic, b'{"v": "1.0", "version": -1}')])
+    assert result.quarantined == 1
+    with factory() as session:
+        row = session.scalars(select(GatewaySync)).one()
+    assert (row.reported_config_version, row.reported_model_version) == (3, "m-7")

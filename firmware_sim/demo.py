@@ -31,6 +31,7 @@ from hub import models
 from hub.db import transaction
 
 logger = logging.getLogger(__name__)
+EVENT_KINDS = ("scan", "grade", "custody", "fault")
 DEMO_SITE = "demo-sc1"
 DEMO_GATEWAY = "gw-demo-01"
 
@@ -179,7 +180,8 @@ def _summary(factory: sessionmaker[Session], scenario: Scenario, scanned: list[s
             "grades_stored": sum(grades.values()),
             "grades": dict(sorted(grades.items())),
             "lights": dict(sorted(lights.items())),
-            "events_stored": count(models.StoredMessage, models.StoredMessage.kind != "tlm",
+            "events_stored": count(models.StoredMessage,
+                                   models.StoredMessage.kind.in_(EVENT_KINDS),
                                    models.StoredMessage.message_id.like(run_ids)),
             "acks": gateway.uplink.counters.acked,
             "telemetry_readings_sent": gateway.telemetry.readings_committed,

@@ -110,6 +110,14 @@ class Outbox:
                 self._conns.append(conn)
         return conn
 
+    def relax_this_thread(self) -> None:
+        """Use synchronous=NORMAL on this thread's connection (the uplink's bookkeeping).
+
+        Send attempts and ack removals lost to a power cut only mean a message is sent again,
+        and the hub acks a resend as a duplicate; new messages keep FULL on their threads.
+        """
+        self._conn().execute("PRAGMA synchronous=NORMAL")
+
     def next_boot(self) -> int:
         """Increment and return the boot counter (durably): message ids never repeat."""
         conn = self._conn()
@@ -169,8 +177,12 @@ class Outbox:
         with _tx(conn):
             conn.executemany("UPDATE outbox SET attempts = attempts + 1, last_sent_at = ? "
                              "WHERE seq = ?", [(now, s) for s in seqs])
-            dead = [r[0] for r in conn.execute(
-                "SELECT msg_id FROM outbox WHERE attempts >= ?", (self.max_attempts,))]
+            dead = []
+            for start in range(0, len(seqs), 500):  # only the rows just sent can have run out
+                chunk = list(seqs[start:start + 500])
+                dead += [r[0] for r in conn.execute(
+                    f"SELECT msg_id FROM outbox WHERE attempts >= ? AND seq IN "
+                    f"({','.join('?' * len(chunk))})", (self.max_attempts, *chunk))]
         for msg_id in dead:
             self.dead_letter(msg_id, f"no ack after {self.max_attempts} attempts", now)
         return dead

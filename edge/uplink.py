@@ -26,6 +26,7 @@ from protocols.errors import ProtocolError
 from protocols.messages import Ack, AckStatus, ClockState, GatewayState, HubState, decode_as
 
 logger = logging.getLogger(__name__)
+INFLIGHT_CEILING = 65535  # the most mqtt.inflight may be set to
 
 
 @dataclass
@@ -65,6 +66,7 @@ class Uplink:
         self._thread: threading.Thread | None = None
         self._changed = threading.Condition()
         self._alarms: set[str] = set()
+        self._waiters = 0
         self.clock_state = clock_state or (lambda: ClockState.SYNCED)
         self.on_progress = on_progress or (lambda: None)  # the watchdog's heartbeat
         self.commands = commands
@@ -75,7 +77,8 @@ class Uplink:
                                   protocol=protocol)
         if settings.mqtt.username:
             self.client.username_pw_set(settings.mqtt.username, settings.mqtt.password)
-        self.client.max_inflight_messages_set(settings.mqtt.inflight)
+        # paho cannot change this once connected; our own window (mqtt.inflight) governs.
+        self.client.max_inflight_messages_set(INFLIGHT_CEILING)
         self.backoff = Backoff(settings.mqtt.backoff_min_s, settings.mqtt.backoff_max_s,
                                rng or random.Random())
         self._schedule_reconnect()
@@ -116,15 +119,20 @@ class Uplink:
 
     def wait_live(self, live: bool, timeout: float) -> bool:
         """Block until ``is_live()`` equals ``live``; False if ``timeout`` passed first."""
-        self._inbox.put(("poke", None))
-        with self._changed:
-            return self._changed.wait_for(lambda: self.is_live() == live, timeout)
+        return self._wait(lambda: self.is_live() == live, timeout)
 
     def wait_drained(self, timeout: float) -> bool:
         """Block until the outbox is empty (tests and shutdown use it instead of sleeping)."""
-        self._inbox.put(("poke", None))
+        return self._wait(lambda: self.outbox.depth() == 0, timeout)
+
+    def _wait(self, condition: Callable[[], bool], timeout: float) -> bool:
         with self._changed:
-            return self._changed.wait_for(lambda: self.outbox.depth() == 0, timeout)
+            self._waiters += 1
+            try:
+                self._inbox.put(("poke", None))
+                return self._changed.wait_for(condition, timeout)
+            finally:
+                self._waiters -= 1
 
     def _schedule_reconnect(self) -> None:
         # paho waits its "min delay" before the next attempt: give it ours, jittered.
@@ -184,14 +192,14 @@ class Uplink:
 
     def apply_settings(self, settings: GatewaySettings) -> None:
         """Take remotely changed settings (called in the uplink thread by the command handler)."""
-        self.settings = settings
-        self.client.max_inflight_messages_set(settings.mqtt.inflight)
+        self.settings = settings  # the publishing window follows settings.mqtt.inflight
 
     def _send(self, messages: list[tuple[str, bytes, bool]]) -> None:
         for topic, payload, retain in messages:
             self.client.publish(topic, payload, qos=1, retain=retain)
 
     def _run(self) -> None:
+        self.outbox.relax_this_thread()
         while not self._stop.is_set():
             self.on_progress()
             if self.commands is not None and self._connected.is_set():
@@ -208,8 +216,9 @@ class Uplink:
                 except queue.Empty:
                     break
                 self._handle(kind, value)
-            with self._changed:
-                self._changed.notify_all()
+            if self._waiters:  # only wake waiters (tests, shutdown) when someone waits
+                with self._changed:
+                    self._changed.notify_all()
 
     def _handle(self, kind: str, value: Any) -> None:
         if kind in ("state", "resync") and self._connected.is_set():

@@ -143,3 +143,15 @@ def test_telemetry_leaves_on_puback(peer, link) -> None:  # type: ignore[no-unty
     topic, payload = peer.next()
     assert topic.endswith("/tlm") and payload["id"] == batch.id
     assert uplink.wait_drained(WAIT)
+
+
+def test_settings_change_while_connected(peer, link) -> None:  # type: ignore[no-untyped-def]
+    uplink, recorder, _outbox, _clock = link
+    peer.hub_online(True)
+    assert uplink.wait_live(True, WAIT)
+    changed = uplink.settings.model_copy(update={
+        "mqtt": uplink.settings.mqtt.model_copy(update={"inflight": 2})})
+    uplink.apply_settings(changed)  # paho refuses to resize its window now; ours follows
+    events = [_fault(recorder) for _ in range(6)]
+    assert sorted(peer.next()[1]["id"] for _ in range(6)) == sorted(e.id for e in events)
+    assert uplink.wait_drained(WAIT)

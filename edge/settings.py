@@ -22,7 +22,7 @@ class MqttSettings(_Section):
     username: str | None = None
     password: str | None = None
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
-    inflight: Annotated[int, Field(ge=1, le=65535)] = 100
+    inflight: Annotated[int, Field(ge=1, le=65535)] = 500
     ack_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
     backoff_min_s: Annotated[float, Field(gt=0)] = 0.5
     backoff_max_s: Annotated[float, Field(gt=0)] = 60.0

@@ -25,7 +25,7 @@ from firmware_sim.clock import VirtualClock
 from firmware_sim.devices import SimulatedHardware
 from firmware_sim.stack import Stack, start_stack
 from hub.embedded_broker import free_port
-from hub.models import Scan, StoredMessage
+from hub.models import Scan, StoredMessage, TelemetryReading
 from protocols.tag import TagRecord
 from tests.conftest import REPO, _wait_for_port
 
@@ -74,7 +74,14 @@ class Rig:
             rows = session.execute(select(Scan.item_id, Scan.historical).order_by(Scan.item_id))
             return [(item, historical) for item, historical in rows]
 
+    def hub_readings(self) -> int:
+        prefix = f"{self.settings.id}:{self.gateway.boot}:%"
+        with self.stack.factory() as session:
+            return int(session.scalar(select(func.count()).select_from(TelemetryReading)
+                                      .where(TelemetryReading.batch_id.like(prefix))) or 0)
+
     def settle(self) -> None:
+        self.gateway.telemetry.flush()
         assert self.gateway.uplink.wait_drained(WAIT), "gateway did not drain its outbox"
         assert self.stack.ingest.wait_idle(WAIT)
 
@@ -101,6 +108,7 @@ def test_hub_down_for_a_while(rig: Rig) -> None:
     scans = rig.hub_scans()
     assert [item for item, _ in scans] == [_record(n).item_id for n in range(1, 8)]
     assert sum(historical for _, historical in scans) == 4
+    assert rig.hub_readings() == rig.gateway.telemetry.readings_committed > 0
 
 
 def test_full_disk_refuses_scans_alarms_and_loses_nothing_recorded(rig: Rig) -> None:
@@ -160,6 +168,8 @@ def test_broker_restarted(own_mosquitto, tmp_path: Path) -> None:  # type: ignor
         rig.clock.advance(60)  # past the ack timeout: anything unacknowledged is due again
         rig.settle()
         assert [i for i, _ in rig.hub_scans()] == [_record(n).item_id for n in range(1, 7)]
+        # Telemetry left on PUBACK: what the broker lost in the restart is gone, never doubled.
+        assert 0 < rig.hub_readings() <= rig.gateway.telemetry.readings_committed
     finally:
         rig.close()
 

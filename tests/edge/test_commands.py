@@ -16,7 +16,7 @@ import pytest
 
 from edge.commands import CommandError, CommandHandler, Publish
 from edge.manifest import Manifest
-from edge.settings import GatewaySettings
+from edge.settings import GatewaySettings, MqttSettings
 from firmware_sim.clock import VirtualClock
 from protocols import topics
 from protocols.messages import MAX_PAYLOAD_BYTES, Command, ConfigDocument
@@ -24,6 +24,8 @@ from protocols.messages import MAX_PAYLOAD_BYTES, Command, ConfigDocument
 T0 = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 GRACE = 60.0
 REPORTED = topics.config("site-a", "gw-1", "reported")
+
+DEFAULT_INFLIGHT = MqttSettings().inflight  # what a rollback must come back to
 
 
 @dataclass
@@ -176,7 +178,8 @@ def test_link_failure_rolls_back_at_once(rig: Rig) -> None:
     rig.handler.handle("desired", desired(1, {"mqtt.inflight": 3}))
     report = answer(rig.handler.confirm_link(False))
     assert report["status"] == "rolled_back" and report["active_version"] == 0
-    assert rig.handler.current_overrides() == {} and rig.handler.settings.mqtt.inflight == 100
+    assert rig.handler.current_overrides() == {}
+    assert rig.handler.settings.mqtt.inflight == DEFAULT_INFLIGHT
 
 
 def test_second_change_on_probation_keeps_confirmed_fallback(rig: Rig) -> None:
@@ -196,7 +199,7 @@ def test_unconfirmed_change_is_rolled_back_after_reboot(rig: Rig) -> None:
     assert handler.tick() == []  # the grace period starts again at boot
     rig.clock.advance(1)
     assert answer(handler.tick())["status"] == "rolled_back"
-    assert handler.settings.mqtt.inflight == 100
+    assert handler.settings.mqtt.inflight == DEFAULT_INFLIGHT
 
 
 # --- models --------------------------------------------------------------------------------
@@ -322,7 +325,7 @@ def test_garbage_never_raises_and_is_logged_once(rig: Rig, caplog: pytest.LogCap
     assert first["command"]["status"] == second["command"]["status"] == "rejected"
     assert first["command"]["error"] and len(first["command"]["error"]) <= 500
     assert len(caplog.records) == 1
-    assert rig.handler.settings.mqtt.inflight == 100 and rig.manifest.version == 0
+    assert rig.handler.settings.mqtt.inflight == DEFAULT_INFLIGHT and rig.manifest.version == 0
 
 
 def test_deeply_nested_settings_are_refused(rig: Rig) -> None:
@@ -340,4 +343,5 @@ def test_gateway_that_cannot_take_the_change_rolls_back_at_once(rig: Rig) -> Non
     rig.handler.on_change = refuse
     report = answer(rig.handler.handle("desired", desired(1, {"mqtt.inflight": 1})))
     assert report["status"] == "rolled_back" and "cannot resize" in report["error"]
-    assert rig.handler.settings.mqtt.inflight == 100 and not rig.handler.pending_confirmation
+    assert rig.handler.settings.mqtt.inflight == DEFAULT_INFLIGHT
+    assert not rig.handler.pending_confirmation

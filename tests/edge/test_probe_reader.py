@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import random
-import select
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,42 +23,15 @@ from firmware_sim.clock import VirtualClock
 from firmware_sim.probe_board import ProbeBoard
 from firmware_sim.thermal import Steady
 from protocols.probe_frame import ProbeFrame, Reading, ReadingStatus, encode_frame
+from tests.serial_wait import Event, codes, frames_in, wait_code, wait_for, wait_frames
 
 NOW = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 STUCK_AFTER = 5
-Event = ProbeFrame | ProbeFault
 
 
-def frames_in(events: list[Event]) -> list[ProbeFrame]:
-    return [e for e in events if isinstance(e, ProbeFrame)]
 
 
-def codes(events: list[Event]) -> list[tuple[str, int | None]]:
-    return [(e.code.value, e.probe) for e in events if isinstance(e, ProbeFault)]
 
-
-def wait_for(reader: SerialProbeBoard, done: Callable[[list[Event]], bool],
-             tries: int = 40) -> list[Event]:
-    """Poll until ``done(events)``; between polls wait (<= 0.25 s) for the fd to be readable."""
-    events: list[Event] = []
-    for _ in range(tries):
-        events += reader.poll()
-        if done(events):
-            return events
-        fd = reader.fileno()
-        if fd is not None:
-            select.select([fd], [], [], 0.25)
-    raise AssertionError(f"gave up waiting; got {events}")
-
-
-def wait_frames(reader: SerialProbeBoard, count: int) -> list[Event]:
-    """Poll until ``count`` frames have arrived."""
-    return wait_for(reader, lambda events: len(frames_in(events)) >= count)
-
-
-def wait_code(reader: SerialProbeBoard, code: FaultCode) -> list[Event]:
-    """Poll until a fault with ``code`` has been reported."""
-    return wait_for(reader, lambda events: any(c == code for c, _ in codes(events)))
 
 
 @pytest.fixture

@@ -10,10 +10,9 @@ import itertools
 import math
 import os
 import random
-import select
 import stat
 import termios
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,33 +22,13 @@ from edge.probe import FaultCode, ProbeFault, SerialProbeBoard
 from firmware_sim.clock import VirtualClock
 from firmware_sim.probe_board import ProbeBoard
 from firmware_sim.thermal import ColdRoom, CoreProbe, Steady
-from protocols.probe_frame import ProbeFrame, Reading, ReadingStatus, encode_frame
+from protocols.probe_frame import Reading, ReadingStatus, encode_frame
+from tests.serial_wait import frames_in, wait_for, wait_frames
 
 NOW = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
-Event = ProbeFrame | ProbeFault
 
 
-def frames_in(events: list[Event]) -> list[ProbeFrame]:
-    return [e for e in events if isinstance(e, ProbeFrame)]
 
-
-def wait_for(reader: SerialProbeBoard, done: Callable[[list[Event]], bool],
-             tries: int = 40) -> list[Event]:
-    """Poll until ``done(events)``; between polls wait (<= 0.25 s) for the fd to be readable."""
-    events: list[Event] = []
-    for _ in range(tries):
-        events += reader.poll()
-        if done(events):
-            return events
-        fd = reader.fileno()
-        if fd is not None:
-            select.select([fd], [], [], 0.25)
-    raise AssertionError(f"gave up waiting; got {events}")
-
-
-def wait_frames(reader: SerialProbeBoard, count: int) -> list[Event]:
-    """Poll until ``count`` frames have arrived."""
-    return wait_for(reader, lambda events: len(frames_in(events)) >= count)
 
 
 @pytest.fixture

@@ -282,8 +282,8 @@ class Uplink:
         if not self.is_live():
             return
         room = self.settings.mqtt.inflight - len(self._inflight)
-        if room <= 0:
-            return
+        if room <= 0 or (self._inflight and room < self.settings.mqtt.inflight // 8):
+            return  # refill the window in chunks: one outbox round per chunk, not per PUBACK
         awaiting = {p.seq for p in self._inflight.values()}
         due = self.outbox.due(room, self.clock(), self.settings.mqtt.ack_timeout_s, awaiting)
         if not due:

@@ -67,6 +67,7 @@ class Gateway:
     stations: dict[str, Station]
     boot: int
     heartbeat: Heartbeat | None = None
+    manifest: Manifest | None = None
     health: HealthSampler = field(init=False)
     _health_at: float | None = None
     _started_at: float = 0.0
@@ -171,4 +172,5 @@ def build_gateway(settings: GatewaySettings, hardware: Hardware, *,
     commands.on_change = apply_settings
     commands.resync = uplink.resync
     logger.info("gateway %s boot %d with stations %s", settings.id, boot, sorted(stations))
-    return Gateway(settings, hardware, outbox, uplink, recorder, pump, stations, boot, heartbeat)
+    return Gateway(settings, hardware, outbox, uplink, recorder, pump, stations, boot, heartbeat,
+                   manifest)

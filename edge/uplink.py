@@ -119,13 +119,14 @@ class Uplink:
 
     def wait_live(self, live: bool, timeout: float) -> bool:
         """Block until ``is_live()`` equals ``live``; False if ``timeout`` passed first."""
-        return self._wait(lambda: self.is_live() == live, timeout)
+        return self.wait_until(lambda: self.is_live() == live, timeout)
 
     def wait_drained(self, timeout: float) -> bool:
         """Block until the outbox is empty (tests and shutdown use it instead of sleeping)."""
-        return self._wait(lambda: self.outbox.depth() == 0, timeout)
+        return self.wait_until(lambda: self.outbox.depth() == 0, timeout)
 
-    def _wait(self, condition: Callable[[], bool], timeout: float) -> bool:
+    def wait_until(self, condition: Callable[[], bool], timeout: float) -> bool:
+        """Block until ``condition()`` holds after the uplink thread handled something."""
         with self._changed:
             self._waiters += 1
             try:

@@ -99,3 +99,60 @@ def _wait_for_signal() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
+
+
+@hub.command("send-manifest")
+@config_option
+@click.argument("site")
+@click.argument("gateway")
+@click.option("--delta", is_flag=True, help="Send only what changed since the last manifest.")
+@click.pass_context
+def send_manifest_command(ctx: click.Context, config_path: str | None, site: str, gateway: str,
+                          delta: bool) -> None:
+    """Send a gateway the items its site expects back (the stations' unknown-tag check)."""
+    from hub.commands import Outbound, send_manifest
+    from hub.db import make_engine, session_factory, transaction
+    from hub.errors import HubError
+    from protocols.errors import ProtocolError
+
+    settings = _settings(ctx, config_path)
+    engine = make_engine(settings.database_url)
+    outbound = Outbound()
+    try:
+        with transaction(session_factory(engine)) as session:
+            sent = send_manifest(session, site, gateway, outbound, full=not delta)
+    except (HubError, ProtocolError) as err:
+        raise click.ClickException(str(err)) from None
+    finally:
+        engine.dispose()
+    published = _publish_all(settings, outbound.messages)
+    click.echo(f"manifest v{sent.version} for {site}/{gateway}: {sent.items} items, "
+               f"{sent.removed} removed, {published} message(s) published")
+
+
+def _publish_all(settings: HubSettings, messages: list[tuple[str, bytes, bool]]) -> int:
+    """Publish messages at QoS 1 and wait for the broker to take each one."""
+    from urllib.parse import urlparse
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    url = urlparse(settings.mqtt.url)
+    protocol = mqtt.MQTTv5 if settings.mqtt.protocol == "5" else mqtt.MQTTv311
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=protocol)
+    if settings.mqtt.username:
+        client.username_pw_set(settings.mqtt.username, settings.mqtt.password)
+    try:
+        client.connect(url.hostname or "127.0.0.1", url.port or 1883)
+    except OSError as err:
+        raise click.ClickException(f"MQTT broker at {settings.mqtt.url} does not answer "
+                                   f"({err}); the manifest version was recorded, send again "
+                                   "once it is up") from None
+    client.loop_start()
+    try:
+        for topic, payload, retain in messages:
+            client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(timeout=10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return len(messages)

@@ -247,3 +247,31 @@ def test_state_alarms_travel_in_the_retained_state(rig: Rig) -> None:
     rig.gateway.outbox.free_bytes = lambda: 100 * 2**20  # between the two reserves
     rig.gateway.poll_once()
     assert rig.gateway.uplink.state_message().alarms == ["disk_low"]
+
+
+def test_manifest_sent_by_the_hub_command_reaches_the_stations(rig: Rig, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from firmware_sim.scenario import EPOCH
+    from hub.console import main
+    from hub.models import Customer, Item, Order, Pickup
+
+    with rig.stack.factory.begin() as session:  # the hub expects item 1 back
+        session.add(Customer(id="C1", name="c"))
+        session.add(Order(id="O1", customer_id="C1", placed_at=EPOCH, delivered_at=EPOCH))
+        session.flush()
+        session.add(Item(id=_record(1).item_id, order_id="O1", gtin=GTIN, lot="L1",
+                         product="Strawberries", family="berries", packed_at=EPOCH))
+        session.flush()
+        session.add(Pickup(item_id=_record(1).item_id, code="K7M4-QX2A", issued_at=EPOCH))
+    assert rig.gateway.uplink.wait_live(True, WAIT)
+    config = tmp_path / "hub.toml"
+    config.write_text(f'[database]\nurl = "{rig.stack.settings.database_url}"\n'
+                      f'[mqtt]\nurl = "{rig.stack.broker_url}"\n'
+                      f'protocol = "{rig.stack.settings.mqtt.protocol}"\n')
+    result = CliRunner().invoke(main, ["--data-dir", str(tmp_path), "hub", "send-manifest",
+                                       "--config", str(config), rig.site, "gw-r"])
+    assert result.exit_code == 0, result.output
+    manifest = rig.gateway.manifest
+    assert rig.gateway.uplink.wait_until(lambda: manifest.version > 0, WAIT)  # uplink applied it
+    assert rig.scan(2) == [Light.GREEN, Light.UNKNOWN_TAG]  # item 2 is not expected back

@@ -52,6 +52,27 @@ def edge() -> None:
     """Run a scan-station gateway."""
 
 
+@edge.command("train-grader")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="edge/models",
+              show_default=True)
+@click.option("--version", default="grader-1", show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--size", type=click.IntRange(1000), default=40_000, show_default=True)
+def train_grader(out_dir: str, version: str, seed: int, size: int) -> None:
+    """Train the grader on generated data; write VERSION.tflite and its model card."""
+    from pathlib import Path
+
+    try:
+        from edge.train_grader import train
+        card = train(Path(out_dir), version, seed, size)
+    except ImportError as err:
+        raise click.ClickException(f"training needs TensorFlow ({err.name}): "
+                                   "pip install 'coldloop[train]'") from None
+    metrics = card["metrics_held_out"]
+    click.echo(f"{version}: accuracy {metrics['accuracy']}, recall {metrics['recall']}, "
+               f"sha256 {card['sha256']}")
+
+
 @edge.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), required=True,
               help="Gateway settings (TOML).")

@@ -153,7 +153,12 @@ def build_gateway(settings: GatewaySettings, hardware: Hardware, *,
                     commands=commands)
     recorder = Recorder(settings.id, settings.site, boot, outbox, clock, is_live=uplink.is_live,
                         clock_state=clock_state or (lambda: ClockState.SYNCED))
-    grader = grader or RuleGrader()
+    if grader is None:
+        grader = RuleGrader()
+        if settings.grader.kind == "tflite":  # a refused model leaves the rule grader in place
+            from edge.tflite_grader import MODELS_DIR, load_grader
+
+            grader = load_grader(settings.grader.model or MODELS_DIR / "grader-1.tflite", grader)
     stations: dict[str, Station] = {}
     station_of_port: dict[str, str] = {}
     for s in settings.stations:
@@ -162,7 +167,8 @@ def build_gateway(settings: GatewaySettings, hardware: Hardware, *,
         if port is not None:
             station_of_port.setdefault(port, s.id)  # a shared board's faults go to its first
         stations[s.id] = Station(s.id, hardware.tag_reader(s), probe, hardware.indicator(s),
-                                 grader, recorder, is_known=manifest.is_known)
+                                 grader, recorder, is_known=manifest.is_known,
+                                 lookup=manifest.lookup)
     pump = TelemetryPump(recorder, settings.telemetry, station_of_port)
 
     def apply_settings(changed: GatewaySettings) -> None:

@@ -60,7 +60,7 @@ class TelemetrySettings(_Section):
 
 
 class GraderSettings(_Section):
-    kind: str = "rule"
+    kind: Literal["rule", "tflite"] = "rule"
     model: Path | None = None
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from edge.errors import OutboxFull, ReaderFault
+from edge.features import ScanFacts, features
 from edge.ports import Grader, Indicator, Light, TagRead, TagReader, TemperatureProbe
 from edge.recorder import Recorder
 from protocols.errors import TagError
@@ -37,9 +38,11 @@ class Station:
 
     def __init__(self, station_id: str, reader: TagReader, probe: TemperatureProbe,
                  indicator: Indicator, grader: Grader, recorder: Recorder,
-                 is_known: Callable[[str], bool] | None = None) -> None:
+                 is_known: Callable[[str], bool] | None = None,
+                 lookup: Callable[[str], Any] | None = None) -> None:
         self.station_id = station_id
         self.is_known = is_known  # the hub's manifest: None until one has arrived
+        self.lookup = lookup  # the manifest's entry for an item (its cold-chain summary)
         self.reader = reader
         self.probe = probe
         self.indicator = indicator
@@ -110,10 +113,19 @@ class Station:
         return ScanOutcome(light, **outcome)
 
     def _features(self, record: TagRecord, temp: float | None) -> dict[str, float | None]:
+        """The grader's features (edge/features.py), with the manifest's cold-chain summary."""
         now = datetime.fromtimestamp(self.recorder.clock(), UTC)
-        hours = (now - record.packed_at).total_seconds() / 3600.0
-        return {"core_temp_c": temp, "hours_since_packed": round(hours, 3),
-                "high_risk": 1.0 if record.high_risk else 0.0}
+        hours = round((now - record.packed_at).total_seconds() / 3600.0, 3)
+        item = self.lookup(record.item_id) if self.lookup is not None else None
+        facts = ScanFacts(
+            family=(item.family if item is not None and item.family else ""),
+            hours_since_packed=hours, core_temp_c=temp,
+            hours_above_limit=item.hours_above_limit if item is not None else None,
+            degree_hours=item.degree_hours if item is not None else None,
+            shelf_life_used_frac=item.shelf_life_used_frac if item is not None else None)
+        named = features(facts)
+        named["high_risk"] = 1.0 if record.high_risk else 0.0  # recorded, not a model input
+        return named
 
     def _fault_event(self, component: str, code: str, severity: Severity,
                      detail: str) -> FaultEvent:

@@ -156,3 +156,21 @@ def test_full_disk_refuses_the_scan_and_commits_nothing(rig) -> None:  # type: i
     station.poll()
     devices.present_tag("a1b2c3d4", RECORD)
     assert station.poll().light is Light.GREEN
+
+
+def test_station_grades_with_the_tflite_model_and_the_manifest_summary(rig) -> None:  # type: ignore[no-untyped-def]
+    from edge.manifest import ManifestItem
+    from edge.tflite_grader import MODELS_DIR, TfliteGrader
+
+    station, devices, _outbox = rig
+    station.grader = TfliteGrader(MODELS_DIR / "grader-1.tflite")
+    station.lookup = lambda item_id: ManifestItem(
+        item_id=item_id, gtin=RECORD.gtin, lot=RECORD.lot, family="berries",
+        hours_above_limit=0.0, degree_hours=0.0, shelf_life_used_frac=0.2)
+    devices.set_core_temperature(2.0)
+    devices.present_tag("a1b2c3d4", RECORD)
+    outcome = station.poll()
+    assert outcome.light is Light.GREEN
+    assert outcome.grade.model_version == "grader-1" and outcome.grade.rule is None
+    assert outcome.grade.features["family_berries"] == 1.0
+    assert outcome.grade.features["shelf_life_used_frac"] == 0.2

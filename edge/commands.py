@@ -81,7 +81,9 @@ class CommandHandler:
                  link_grace_s: float = DEFAULT_LINK_GRACE_S,
                  on_change: Callable[[GatewaySettings], None] | None = None,
                  on_model: Callable[[Path], None] | None = None,
-                 resync: Callable[[], None] | None = None) -> None:
+                 resync: Callable[[], None] | None = None,
+                 model_public_key: bytes | None = None) -> None:
+        self.model_public_key = model_public_key  # None: checksum-verified models only
         self.base = settings  # as loaded from the gateway's file, without remote overrides
         self.manifest = manifest
         self.clock = clock
@@ -184,6 +186,7 @@ class CommandHandler:
         except ValidationError as err:
             raise CommandError(f"model: {describe(err)}") from None
         content = args.verified_content()  # before anything touches the disk
+        args.check_signature(content, self.model_public_key)
         if self.models.active_version == args.version:
             self.models.check(args.version, args.sha256)
             return [self._reported("model", command.id, CommandStatus.UNCHANGED, None)]

@@ -139,7 +139,9 @@ def build_gateway(settings: GatewaySettings, hardware: Hardware, *,
                   heartbeat: Heartbeat | None = None) -> Gateway:
     """Wire a gateway from its settings and the hardware it runs on."""
     manifest = Manifest(manifest_path(settings), settings.site, clock)
-    commands = CommandHandler(settings, manifest, clock=clock)
+    key = settings.grader.public_key
+    commands = CommandHandler(settings, manifest, clock=clock,
+                              model_public_key=bytes.fromhex(key) if key else None)
     settings = commands.settings  # the file's settings plus what the hub changed remotely
     outbox = Outbox(settings.outbox_path, settings.outbox.max_attempts,
                     telemetry_reserve_mb=settings.outbox.telemetry_reserve_mb,

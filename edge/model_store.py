@@ -34,6 +34,24 @@ class ModelArgs(BaseModel):
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     size: Annotated[int, Field(ge=1, le=MAX_PAYLOAD_BYTES, strict=True)]
     content_b64: Annotated[str, Field(min_length=4, max_length=MAX_PAYLOAD_BYTES)]
+    signature_b64: Annotated[str, Field(max_length=200)] | None = None  # Ed25519 over content
+
+    def check_signature(self, content: bytes, public_key: bytes | None) -> None:
+        """Refuse an unsigned or badly signed model when the gateway holds a public key."""
+        if public_key is None:
+            return  # this gateway accepts checksum-verified models (no key configured)
+        if self.signature_b64 is None:
+            raise CommandError(f"model {self.version}: unsigned, and this gateway only takes "
+                               "signed models; nothing was changed")
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+        try:
+            signature = base64.b64decode(self.signature_b64, validate=True)
+            Ed25519PublicKey.from_public_bytes(public_key).verify(signature, content)
+        except (ValueError, InvalidSignature):
+            raise CommandError(f"model {self.version}: the signature does not verify with "
+                               "this gateway's key; nothing was changed") from None
 
     def verified_content(self) -> bytes:
         """Decode the content; raise CommandError unless its size and SHA-256 match."""

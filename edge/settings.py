@@ -61,6 +61,8 @@ class TelemetrySettings(_Section):
 
 class GraderSettings(_Section):
     kind: Literal["rule", "tflite"] = "rule"
+    # Ed25519 public key (hex) that delivered models must be signed with; None: checksum only
+    public_key: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
     model: Path | None = None
 
 

@@ -149,7 +149,8 @@ def send_config(session: Session, site: str, gateway: str, overrides: Mapping[st
 
 
 def send_model(session: Session, site: str, gateway: str, version: str, content: bytes,
-               publish: Publish, *, now: datetime | None = None) -> str:
+               publish: Publish, *, now: datetime | None = None,
+               signing_key: bytes | None = None) -> str:
     """Send a model file inline; return its SHA-256. Raise InvalidInput if it does not fit."""
     topic = _topic(topics.command, site, gateway, "model")
     if not isinstance(version, str) or not _MODEL_VERSION.fullmatch(version):
@@ -161,6 +162,11 @@ def send_model(session: Session, site: str, gateway: str, version: str, content:
     stamp = _now(now)
     args = {"version": version, "sha256": digest, "size": len(content),
             "content_b64": base64.b64encode(content).decode()}
+    if signing_key is not None:  # Ed25519 private key (32-byte seed)
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        signature = Ed25519PrivateKey.from_private_bytes(signing_key).sign(content)
+        args["signature_b64"] = base64.b64encode(signature).decode()
     payload = Command(id=f"model-{digest[:12]}", ts=stamp, args=args).encode()
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise InvalidInput(f"model {version} is {len(content)} bytes: as base64 in one message "

@@ -345,3 +345,47 @@ def test_gateway_that_cannot_take_the_change_rolls_back_at_once(rig: Rig) -> Non
     assert report["status"] == "rolled_back" and "cannot resize" in report["error"]
     assert rig.handler.settings.mqtt.inflight == DEFAULT_INFLIGHT
     assert not rig.handler.pending_confirmation
+
+
+# --- signed models ---------------------------------------------------------------------------
+
+RFC8032_SECRET = bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+RFC8032_PUBLIC = bytes.fromhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+
+
+def _signed_args(version: str, content: bytes, secret: bytes = RFC8032_SECRET) -> dict[str, Any]:
+    """Arguments of cmd/model with an Ed25519 signature over the content."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    signature = Ed25519PrivateKey.from_private_bytes(secret).sign(content)
+    return {**model_args(version, content),
+            "signature_b64": base64.b64encode(signature).decode()}
+
+
+def test_rfc8032_key_pair_matches() -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    public = Ed25519PrivateKey.from_private_bytes(RFC8032_SECRET).public_key()
+    assert public.public_bytes(Encoding.Raw, PublicFormat.Raw) == RFC8032_PUBLIC
+    # RFC 8032 §7.1 test 1: the empty message's signature
+    assert Ed25519PrivateKey.from_private_bytes(RFC8032_SECRET).sign(b"").hex().startswith(
+        "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e3970")
+
+
+@pytest.mark.parametrize(("args", "status", "error"), [
+    (lambda c: _signed_args("m-1", c), "applied", None),
+    (lambda c: model_args("m-1", c), "rejected", "unsigned"),
+    (lambda c: _signed_args("m-1", c, secret=bytes(32)), "rejected", "does not verify"),
+    (lambda c: {**_signed_args("m-1", c), "signature_b64": "%%%"}, "rejected",
+     "does not verify"),
+])
+def test_a_gateway_with_a_key_takes_only_signed_models(rig: Rig, args, status: str,  # type: ignore[no-untyped-def]
+                                                       error: str | None) -> None:
+    rig.handler.model_public_key = RFC8032_PUBLIC
+    models = rig.settings.outbox_path.parent / "models"
+    report = answer(rig.handler.handle("model", command(args(b"tflite-bytes"))))
+    assert report["command"]["status"] == status
+    if error is not None:
+        assert error in report["command"]["error"]
+        assert not models.exists() or files(models) == {}

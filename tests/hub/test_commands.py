@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData
 from sqlalchemy.orm import Session, sessionmaker
 
-from edge.commands import CommandHandler, ModelArgs
+from edge.commands import CommandError, CommandHandler, ModelArgs
 from edge.manifest import Manifest, parse_document
 from edge.settings import GatewaySettings
 from hub import commands
@@ -187,6 +187,23 @@ def test_model_is_sent_verifiably(session: Session) -> None:
     with pytest.raises(InvalidInput, match="model version"):
         commands.send_model(session, SITE, GW, "../x", content, out)
     assert len(out.messages) == 1
+
+
+def test_signed_model_verifies_at_the_gateway(session: Session) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    secret = bytes(range(32))
+    public = Ed25519PrivateKey.from_private_bytes(secret).public_key().public_bytes(
+        Encoding.Raw, PublicFormat.Raw)
+    out = Outbound()
+    content = b"model bytes " * 10
+    commands.send_model(session, SITE, GW, "m8", content, out, now=T0, signing_key=secret)
+    [(_topic, args, _retain)] = commands_sent(out)
+    model = ModelArgs.model_validate(args)
+    model.check_signature(model.verified_content(), public)  # what the gateway does
+    with pytest.raises(CommandError, match="does not verify"):
+        model.check_signature(content + b"!", public)
 
 
 def test_resync_command(session: Session) -> None:

@@ -10,6 +10,7 @@ probation until the uplink confirms the link survived it; otherwise it is rolled
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -54,6 +55,7 @@ class CommandStatus(StrEnum):
     STALE = "stale"  # an older version than the one in force: ignored
     UNCHANGED = "unchanged"  # the version in force already (a redelivery): ignored
     ROLLED_BACK = "rolled_back"
+    PROMOTED = "promoted"  # a delivered model passed its shadow run
 
 
 class _Applied(BaseModel):
@@ -163,6 +165,21 @@ class CommandHandler:
         self._notify_model(path)
         return [self._reported("model", None, CommandStatus.ROLLED_BACK, None)]
 
+    def model_decided(self, version: str, scans: int, agreement: float,
+                      promoted: bool) -> list[Publish]:
+        """Report a shadow run's verdict; a rejected model is swapped back out (no reload)."""
+        shadow = {"model": version, "scans": scans, "agreement": round(agreement, 4)}
+        if promoted:
+            return [self._reported("model", None, CommandStatus.PROMOTED, None, shadow=shadow)]
+        current = self.models.current()
+        if current is not None and current.get("previous"):
+            self.models.rollback()
+        else:
+            self.models.restore(None)  # it was the first model: none in force, rules grade
+        return [self._reported("model", None, CommandStatus.ROLLED_BACK,
+                               f"shadow run agreed on {agreement:.0%} of {scans} scans",
+                               shadow=shadow)]
+
     # --- commands ----------------------------------------------------------------------------
 
     def _on_manifest(self, command: Command) -> list[Publish]:
@@ -192,6 +209,8 @@ class CommandHandler:
             return [self._reported("model", command.id, CommandStatus.UNCHANGED, None)]
         before = self.models.current()
         path = self.models.install(args.version, content, args.sha256)
+        if args.card is not None:  # the grader reads its card next to the model file
+            write_atomically(path.with_suffix(".json"), json.dumps(args.card).encode())
         try:
             self._notify_model(path)
         except CommandError:
@@ -304,10 +323,10 @@ class CommandHandler:
     # --- answers and callbacks -----------------------------------------------------------------
 
     def _reported(self, name: str | None, command_id: str | None, status: CommandStatus | None,
-                  error: str | None) -> Publish:
+                  error: str | None, **detail: Any) -> Publish:
         state = self._state
         answer = None if name is None else {"name": name, "id": command_id,
-                                            "status": status, "error": error}
+                                            "status": status, "error": error, **detail}
         document = ConfigDocument.model_validate({  # extra fields: allowed by the schema
             "version": state.last_version, "settings": state.settings,
             "status": state.last_status, "error": state.last_error,

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from edge.commands import CommandHandler
@@ -20,6 +21,7 @@ from edge.ports import Grader, Indicator, TagReader, TemperatureProbe
 from edge.probe import ProbeFault
 from edge.recorder import Clock, Recorder
 from edge.settings import GatewaySettings, StationSettings
+from edge.shadow import ShadowGrader, ShadowVerdict
 from edge.station import ScanOutcome, Station
 from edge.telemetry import TelemetryPump
 from edge.uplink import Uplink
@@ -157,10 +159,15 @@ def build_gateway(settings: GatewaySettings, hardware: Hardware, *,
                         clock_state=clock_state or (lambda: ClockState.SYNCED))
     if grader is None:
         grader = RuleGrader()
+        active = commands.models.active()
+        if active is not None and settings.grader.kind == "tflite":
+            settings = settings.model_copy(update={"grader": settings.grader.model_copy(
+                update={"model": active})})  # a model the hub delivered earlier
         if settings.grader.kind == "tflite":  # a refused model leaves the rule grader in place
             from edge.tflite_grader import MODELS_DIR, load_grader
 
             grader = load_grader(settings.grader.model or MODELS_DIR / "grader-1.tflite", grader)
+    shadow = ShadowGrader(grader)
     stations: dict[str, Station] = {}
     station_of_port: dict[str, str] = {}
     for s in settings.stations:
@@ -169,9 +176,21 @@ def build_gateway(settings: GatewaySettings, hardware: Hardware, *,
         if port is not None:
             station_of_port.setdefault(port, s.id)  # a shared board's faults go to its first
         stations[s.id] = Station(s.id, hardware.tag_reader(s), probe, hardware.indicator(s),
-                                 grader, recorder, is_known=manifest.is_known,
+                                 shadow, recorder, is_known=manifest.is_known,
                                  lookup=manifest.lookup)
     pump = TelemetryPump(recorder, settings.telemetry, station_of_port)
+
+    def on_model(path: Path) -> None:  # a refused file raises: the handler undoes the install
+        from edge.tflite_grader import TfliteGrader
+
+        shadow.offer(TfliteGrader(path))
+
+    def on_verdict(verdict: ShadowVerdict) -> None:
+        uplink.send_later(commands.model_decided(verdict.candidate, verdict.scans,
+                                                 verdict.agreement, verdict.promoted))
+
+    shadow.on_verdict = on_verdict
+    commands.on_model = on_model
 
     def apply_settings(changed: GatewaySettings) -> None:
         uplink.apply_settings(changed)

@@ -35,6 +35,7 @@ class ModelArgs(BaseModel):
     size: Annotated[int, Field(ge=1, le=MAX_PAYLOAD_BYTES, strict=True)]
     content_b64: Annotated[str, Field(min_length=4, max_length=MAX_PAYLOAD_BYTES)]
     signature_b64: Annotated[str, Field(max_length=200)] | None = None  # Ed25519 over content
+    card: dict[str, Any] | None = None  # the model card (inputs, outputs, metrics, sha256)
 
     def check_signature(self, content: bytes, public_key: bytes | None) -> None:
         """Refuse an unsigned or badly signed model when the gateway holds a public key."""

@@ -65,12 +65,16 @@ class GradeDecision:
     scores: dict[str, float] = field(default_factory=dict)
     features: dict[str, float | None] = field(default_factory=dict)
     rule: str | None = None
+    shadow: dict[str, str | bool] | None = None  # a candidate model's answer on the same scan
 
 
 class Grader(Protocol):
     """Decides resell / discount / scrap for an item."""
 
-    version: str
+    @property
+    def version(self) -> str:
+        """The version of the model or rules in force."""
+        ...
 
     def grade(self, features: dict[str, float | None]) -> GradeDecision:
         """Grade an item from its features."""

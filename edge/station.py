@@ -91,7 +91,8 @@ class Station:
         grade = GradeEvent(**self.recorder.common(), station=self.station_id,
                            item_id=record.item_id, scan_id=scan.id, grade=decision.grade,
                            model_version=decision.model_version, scores=decision.scores,
-                           features=decision.features, rule=decision.rule)
+                           features=decision.features, rule=decision.rule,
+                           shadow=decision.shadow)
         if temp is None:
             fault = self._fault_event("probe", "no_core_temperature", Severity.ERROR,
                                       f"probe {self.probe.probe_id} gave no valid reading")

@@ -187,6 +187,10 @@ class Uplink:
 
     # --- uplink thread ---------------------------------------------------------------------
 
+    def send_later(self, messages: list[tuple[str, bytes, bool]]) -> None:
+        """Publish from the uplink thread (for callers on other threads)."""
+        self._inbox.put(("send", messages))
+
     def resync(self) -> None:
         """Send the state again and every waiting message now (the hub asked for a resync)."""
         self._inbox.put(("resync", None))
@@ -222,7 +226,9 @@ class Uplink:
                     self._changed.notify_all()
 
     def _handle(self, kind: str, value: Any) -> None:
-        if kind in ("state", "resync") and self._connected.is_set():
+        if kind == "send":
+            self._send(value)
+        elif kind in ("state", "resync") and self._connected.is_set():
             if kind == "resync":
                 self._inflight.clear()
                 logger.info("gateway %s: resync, %d messages due again", self.settings.id,

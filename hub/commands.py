@@ -150,7 +150,7 @@ def send_config(session: Session, site: str, gateway: str, overrides: Mapping[st
 
 def send_model(session: Session, site: str, gateway: str, version: str, content: bytes,
                publish: Publish, *, now: datetime | None = None,
-               signing_key: bytes | None = None) -> str:
+               signing_key: bytes | None = None, card: dict[str, Any] | None = None) -> str:
     """Send a model file inline; return its SHA-256. Raise InvalidInput if it does not fit."""
     topic = _topic(topics.command, site, gateway, "model")
     if not isinstance(version, str) or not _MODEL_VERSION.fullmatch(version):
@@ -162,6 +162,8 @@ def send_model(session: Session, site: str, gateway: str, version: str, content:
     stamp = _now(now)
     args = {"version": version, "sha256": digest, "size": len(content),
             "content_b64": base64.b64encode(content).decode()}
+    if card is not None:
+        args["card"] = card
     if signing_key is not None:  # Ed25519 private key (32-byte seed)
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 

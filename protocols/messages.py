@@ -172,6 +172,8 @@ class GradeEvent(_Event):
     scores: dict[str, float] = Field(default_factory=dict)
     features: dict[str, float | None] = Field(default_factory=dict)
     rule: ShortText | None = None  # the safety rule that overrode the model, if any
+    # A model on trial graded the same scan: {"model", "grade", "agrees"} (schema 1.1).
+    shadow: dict[str, str | bool] | None = None
 
     @field_validator("scan_id")
     @classmethod

@@ -72,6 +72,26 @@ class ManifestSent:
     skipped: tuple[str, ...] = ()  # items whose data a gateway would refuse: not sent
 
 
+class _ShadowVerdict(BaseModel):
+    """A model trial's outcome, as the gateway reports it."""
+
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+    model: _Printable
+    scans: Annotated[int, Field(ge=0)]
+    agreement: Annotated[float, Field(ge=0, le=1)]
+
+
+class _ReportedCommand(BaseModel):
+    """The gateway's answer to the latest command."""
+
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+    name: _Printable | None = None
+    id: _Printable | None = None
+    status: _Printable | None = None
+    error: Annotated[str, Field(max_length=1000)] | None = None
+    shadow: _ShadowVerdict | None = None
+
+
 class _Reported(BaseModel):
     """The fields a gateway adds to its ``cfg/reported`` ConfigDocument."""
 
@@ -81,7 +101,7 @@ class _Reported(BaseModel):
     model_version: _Printable | None = None
     manifest_version: Annotated[int, Field(ge=0)] | None = None
     manifest_items: Annotated[int, Field(ge=0)] | None = None
-    command: dict[str, _Printable | Annotated[str, Field(max_length=1000)] | None] | None = None
+    command: _ReportedCommand | None = None
     ts: AwareDatetime | None = None
 
 
@@ -214,7 +234,8 @@ def record_reported(session: Session, site: str, gateway: str, document: ConfigD
     row.reported_model_version = extra.model_version
     row.reported_manifest_version = extra.manifest_version
     row.reported_manifest_items = extra.manifest_items
-    row.reported_command, row.reported_ts = extra.command, extra.ts
+    row.reported_command = extra.command.model_dump(exclude_none=True) if extra.command else None
+    row.reported_ts = extra.ts
     row.reported_at = _now(received_at)
     if extra.model_version is not None:  # the fleet view shows the model on the gateway row
         session.execute(update(Gateway).where(Gateway.id == gateway)

@@ -95,7 +95,7 @@ def dashboard() -> str:
     return render_template("dashboard.html", counts=queries.dashboard_counts(db),
                            grades=queries.recent_grades(db, limit=15),
                            tickets=queries.open_tickets(db, limit=10),
-                           gateways=queries.fleet(db))
+                           gateways=queries.fleet(db), trials=model_trials(db))
 
 
 @bp.get("/orders")
@@ -188,3 +188,18 @@ def _safe_next(target: str | None) -> str | None:
     if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
         return None
     return target
+
+
+def model_trials(db: Any) -> dict[str, str]:
+    """Per gateway id, the last model trial's verdict as reported ("grader-2: promoted, 96 %")."""
+    from hub.commands import sync_status
+
+    trials = {}
+    for row in sync_status(db):
+        answer = row.reported_command or {}
+        shadow = answer.get("shadow")
+        if answer.get("name") == "model" and isinstance(shadow, dict):
+            trials[row.gateway_id] = (f"{shadow.get('model')}: {answer.get('status')}, "
+                                      f"{100 * float(shadow.get('agreement', 0)):.0f} % agreement"
+                                      f" over {shadow.get('scans')} scans")
+    return trials

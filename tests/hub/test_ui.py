@@ -231,3 +231,19 @@ def test_quarantine_page_lists_messages(admin: FlaskClient, returned: str) -> No
 
 def test_empty_quarantine(admin: FlaskClient) -> None:
     assert "Nothing in quarantine." in admin.get("/quarantine").text
+
+
+def test_dashboard_shows_the_last_model_trial(admin: FlaskClient, returned: str,
+                                              factory: sessionmaker[Session]) -> None:
+    from hub import commands
+    from protocols.messages import ConfigDocument
+
+    report = ConfigDocument(version=0, status="applied", model_version="grader-2",
+                            ts=T0.isoformat(), command={
+                                "name": "model", "id": None, "status": "promoted",
+                                "error": None,
+                                "shadow": {"model": "grader-2", "scans": 50, "agreement": 0.96}})
+    with factory.begin() as session:
+        commands.record_reported(session, "sh-01", "gw-1", report)
+    html = admin.get("/").text
+    assert "grader-2: promoted, 96 % agreement over 50 scans" in html

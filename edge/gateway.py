@@ -177,7 +177,7 @@ def build_gateway(settings: GatewaySettings, hardware: Hardware, *,
             station_of_port.setdefault(port, s.id)  # a shared board's faults go to its first
         stations[s.id] = Station(s.id, hardware.tag_reader(s), probe, hardware.indicator(s),
                                  shadow, recorder, is_known=manifest.is_known,
-                                 lookup=manifest.lookup)
+                                 lookup=manifest.lookup, damaged=_damage_input(hardware, s))
     pump = TelemetryPump(recorder, settings.telemetry, station_of_port)
 
     def on_model(path: Path) -> None:  # a refused file raises: the handler undoes the install
@@ -201,3 +201,10 @@ def build_gateway(settings: GatewaySettings, hardware: Hardware, *,
     logger.info("gateway %s boot %d with stations %s", settings.id, boot, sorted(stations))
     return Gateway(settings, hardware, outbox, uplink, recorder, pump, stations, boot, heartbeat,
                    manifest)
+
+
+def _damage_input(hardware: Hardware, station: StationSettings) -> Callable[[], bool] | None:
+    """The station's damage button as a "pressed since the last scan?" callable, if any."""
+    build = getattr(hardware, "damage_button", None)  # hardware without one: no button
+    button = build(station) if build is not None else None
+    return button.take if button is not None else None

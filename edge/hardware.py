@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edge.errors import EdgeError
-from edge.indicators import LightTower
+from edge.indicators import DamageButton, LightTower
 from edge.probe import BoardProbe, ProbeFault, SerialFactory, SerialProbeBoard
 from edge.rfid import Mfrc522Reader
 from edge.settings import StationSettings
@@ -47,6 +47,7 @@ class DeviceHardware:
         self.boards: dict[str, SerialProbeBoard] = {}
         self.readers: list[Mfrc522Reader] = []
         self.towers: list[LightTower] = []
+        self.buttons: list[DamageButton] = []
 
     def tag_reader(self, station: StationSettings) -> Mfrc522Reader:
         """The station's MFRC522 reader."""
@@ -75,6 +76,14 @@ class DeviceHardware:
         self.towers.append(tower)
         return tower
 
+    def damage_button(self, station: StationSettings) -> DamageButton | None:
+        """The station's damage button, if it has one."""
+        if station.damage_pin is None:
+            return None
+        button = DamageButton(station.damage_pin, self.pin_factory)
+        self.buttons.append(button)
+        return button
+
     def poll(self) -> list[ProbeEvent]:
         """Poll every probe board; return what each said since the last call."""
         events: list[ProbeEvent] = []
@@ -91,3 +100,5 @@ class DeviceHardware:
             reader.close()
         for tower in self.towers:
             tower.close()
+        for button in self.buttons:
+            button.close()

@@ -71,3 +71,26 @@ class LightTower:
         self.buzzer.close()
         if self.gate is not None:
             self.gate.close()
+
+
+class DamageButton:
+    """The station's "damaged" button: a press marks the next scanned item as damaged."""
+
+    def __init__(self, pin: int, pin_factory: Any = None) -> None:
+        from gpiozero import Button
+
+        self.button = Button(pin, pin_factory=pin_factory)
+        self._pressed = False
+        self.button.when_pressed = self._press  # gpiozero calls this on its own thread
+
+    def _press(self) -> None:
+        self._pressed = True
+
+    def take(self) -> bool:
+        """Whether it was pressed since the last call (and forget the press)."""
+        pressed, self._pressed = self._pressed, False
+        return pressed
+
+    def close(self) -> None:
+        """Release the pin."""
+        self.button.close()

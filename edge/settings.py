@@ -50,6 +50,7 @@ class StationSettings(_Section):
     light_pins: tuple[int, int, int] = (17, 27, 22)  # green, amber, red (BCM numbering)
     buzzer_pin: int = 23
     gate_pin: int | None = 24  # scrap-bin gate; None: the station has none
+    damage_pin: int | None = 5  # the worker's "damaged" button; None: the station has none
 
 
 class TelemetrySettings(_Section):

@@ -39,10 +39,12 @@ class Station:
     def __init__(self, station_id: str, reader: TagReader, probe: TemperatureProbe,
                  indicator: Indicator, grader: Grader, recorder: Recorder,
                  is_known: Callable[[str], bool] | None = None,
-                 lookup: Callable[[str], Any] | None = None) -> None:
+                 lookup: Callable[[str], Any] | None = None,
+                 damaged: Callable[[], bool] | None = None) -> None:
         self.station_id = station_id
         self.is_known = is_known  # the hub's manifest: None until one has arrived
         self.lookup = lookup  # the manifest's entry for an item (its cold-chain summary)
+        self.damaged = damaged  # the worker's damage button: pressed since the last scan?
         self.reader = reader
         self.probe = probe
         self.indicator = indicator
@@ -123,7 +125,8 @@ class Station:
             hours_since_packed=hours, core_temp_c=temp,
             hours_above_limit=item.hours_above_limit if item is not None else None,
             degree_hours=item.degree_hours if item is not None else None,
-            shelf_life_used_frac=item.shelf_life_used_frac if item is not None else None)
+            shelf_life_used_frac=item.shelf_life_used_frac if item is not None else None,
+            damaged=self.damaged() if self.damaged is not None else False)
         named = features(facts)
         named["high_risk"] = 1.0 if record.high_risk else 0.0  # recorded, not a model input
         return named

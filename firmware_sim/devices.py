@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.hardware import DeviceHardware, ProbeEvent
-from edge.indicators import LightTower
+from edge.indicators import DamageButton, LightTower
 from edge.probe import BoardProbe
 from edge.rfid import Mfrc522Reader
 from edge.settings import StationSettings
@@ -71,6 +71,12 @@ class SimStation:
         self.board.set_model(1, Steady(celsius, noise_sd_c=0.03))  # real probes jitter
         self.board.send_now()
 
+    def press_damaged(self, pin: int = 5) -> None:
+        """The worker presses the station's "damaged" button (BCM ``pin``)."""
+        mock = self.pin_factory.pin(pin)
+        mock.drive_low()  # gpiozero's Button is pulled up: pressed reads low
+        mock.drive_high()
+
     def pin_state(self, pin: int) -> int:
         """The state of an output pin (BCM numbering)."""
         return int(self.pin_factory.pin(pin).state)
@@ -123,6 +129,10 @@ class SimulatedHardware:
     def probe(self, station: StationSettings) -> BoardProbe:
         """The real serial probe reader, on this station's pty board."""
         return self.devices.probe(station)
+
+    def damage_button(self, station: StationSettings) -> DamageButton | None:
+        """The real gpiozero button, on a mock pin."""
+        return self.devices.damage_button(station)
 
     def indicator(self, station: StationSettings) -> LightTower:
         """The real light tower, on mock pins."""

@@ -144,6 +144,11 @@ class TappedHardware:
         """The station's outputs, tapped."""
         return _TappedIndicator(self.hardware.indicator(station), self.writer, station.id)
 
+    def damage_button(self, station: StationSettings) -> Any:
+        """The station's damage button (presses are not recorded in captures yet)."""
+        build = getattr(self.hardware, "damage_button", None)
+        return build(station) if build is not None else None
+
     def poll(self) -> list[ProbeEvent]:
         """Poll the boards (their bytes are recorded as they are read)."""
         events: list[ProbeEvent] = self.hardware.poll()

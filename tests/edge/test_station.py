@@ -174,3 +174,26 @@ def test_station_grades_with_the_tflite_model_and_the_manifest_summary(rig) -> N
     assert outcome.grade.model_version == "grader-1" and outcome.grade.rule is None
     assert outcome.grade.features["family_berries"] == 1.0
     assert outcome.grade.features["shelf_life_used_frac"] == 0.2
+
+
+def test_damage_button_marks_the_next_scan_only(tmp_path: Path) -> None:
+    clock = VirtualClock(NOW)
+    settings = StationSettings(id="st-1")
+    outbox = Outbox(tmp_path / "outbox.db")
+    recorder = Recorder("gw-1", "site-a", outbox.next_boot(), outbox, clock)
+    with SimulatedHardware(clock, tmp_path) as hardware:
+        button = hardware.damage_button(settings)
+        station = Station("st-1", hardware.tag_reader(settings), hardware.probe(settings),
+                          hardware.indicator(settings), RuleGrader(), recorder,
+                          damaged=button.take)
+        devices = hardware.station(settings)
+        devices.set_core_temperature(2.0)
+        flags = []
+        for n, press in enumerate([True, False]):
+            if press:
+                devices.press_damaged()
+            devices.present_tag(f"a1b2c3d{n}", RECORD)
+            flags.append(station.poll().grade.features["damaged"])
+            devices.remove_tag()
+            station.poll()
+        assert flags == [1.0, 0.0]

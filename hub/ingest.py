@@ -340,8 +340,8 @@ def _printable(text: str, limit: int | None = None) -> str:
 
 
 def _bulk(model: type[Any]) -> Any:
-    """An ORM bulk INSERT that keeps NULLs in the rows, so all rows go in one executemany."""
-    return insert(model).execution_options(render_nulls=True)
+    """A Core INSERT of the model's table: one executemany per batch, no ORM bookkeeping."""
+    return insert(model.__table__)
 
 
 def _key(topic: GatewayTopic) -> GatewayKey:

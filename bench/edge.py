@@ -17,11 +17,8 @@ import contextlib
 import json
 import multiprocessing
 import os
-import shutil
-import socket
 import sqlite3
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
@@ -41,10 +38,10 @@ from edge.station import Station
 from edge.uplink import Uplink
 from firmware_sim.clock import VirtualClock
 from firmware_sim.devices import SimulatedHardware
+from firmware_sim.services import mosquitto_binary, private_mosquitto
 from protocols.messages import Grade, GradeEvent, ScanEvent
 from protocols.tag import TagRecord
 
-REPO = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 RECORD = TagRecord("IT-000001-1", "L261101-1", "06901234000115", NOW - timedelta(hours=30),
                    high_risk=True)
@@ -402,49 +399,15 @@ def bench_outage(work: Path, hours: int) -> Figures:
 # --- broker and entry point --------------------------------------------------------------
 
 
-def answers(host: str, port: int) -> bool:
-    """Whether something accepts TCP connections on ``host:port``."""
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def start_mosquitto(binary: str, conf_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Start Mosquitto with the repository's config on a free port; return it and its URL."""
-    from hub.embedded_broker import free_port
-
-    port = free_port()
-    conf = conf_dir / "mosquitto.conf"
-    conf.write_text((REPO / "config/mosquitto/coldloop.conf").read_text()
-                    + f"\nlistener {port} 127.0.0.1\n")
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    for _ in range(200):  # ready once it accepts a connection
-        if answers("127.0.0.1", port):
-            return proc, f"mqtt://127.0.0.1:{port}"
-        if proc.poll() is not None:
-            raise RuntimeError(f"mosquitto exited with {proc.returncode}")
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=0.05)
-    proc.terminate()
-    raise RuntimeError("mosquitto did not start listening")
-
-
 @contextlib.contextmanager
 def broker(explicit: str | None, work: Path) -> Iterator[str]:
     """Yield the broker URL: ``explicit``, else a private Mosquitto, else 127.0.0.1:1883."""
-    binary = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/sbin")
+    binary = mosquitto_binary()
     if explicit or not binary:
         yield explicit or "mqtt://127.0.0.1:1883"
         return
-    proc, url = start_mosquitto(binary, work)
-    try:
+    with private_mosquitto(binary, work) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def run(sizes: Sizes, broker_url: str | None) -> Figures:

@@ -25,14 +25,14 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from bench.edge import NOW, RAW_WINDOW, Counter, bare_client, broker, percentile_ms, rate, say
+from firmware_sim.services import fresh_postgres_schema
 from protocols import topics
 from protocols.messages import ScanEvent, TelemetryBatch
 from protocols.topics import EventType, Kind
@@ -223,24 +223,6 @@ class AckListener:
         self.client.loop_stop()
 
 
-@contextmanager
-def fresh_postgres(base_url: str) -> Iterator[str]:
-    """A URL to a fresh schema in the PostgreSQL at ``base_url``, dropped afterwards."""
-    import sqlalchemy as sa
-
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base_url else "?"
-    try:
-        yield f"{base_url}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 def forget_session(url: str, client_id: str, v5: bool) -> None:
     """Connect once with a clean session as ``client_id``, so the broker drops its queue."""
     import paho.mqtt.client as mqtt
@@ -346,7 +328,7 @@ def run(sizes: Sizes, broker_url: str | None, pg_url: str | None) -> Figures:
             figures["broker_v5"] = v5
             figures["sqlite"] = bench_database(work, url, v5, "sqlite", None, messages, sizes)
             if pg_url:
-                with fresh_postgres(pg_url) as schema_url:
+                with fresh_postgres_schema(pg_url, prefix="bench") as schema_url:
                     figures["postgresql"] = bench_database(work, url, v5, "postgresql",
                                                            schema_url, messages, sizes)
     figures["elapsed_s"] = round(time.perf_counter() - started, 1)

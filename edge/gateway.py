@@ -15,6 +15,7 @@ from edge.commands import CommandHandler
 from edge.errors import OutboxFull
 from edge.grader import RuleGrader
 from edge.health import HealthSampler
+from edge.indicators import DamageButton
 from edge.manifest import Manifest, manifest_path
 from edge.outbox import DiskLevel, Outbox
 from edge.ports import Grader, Indicator, TagReader, TemperatureProbe
@@ -34,6 +35,10 @@ logger = logging.getLogger(__name__)
 
 class Hardware(Protocol):
     """Builds a station's devices: real drivers on a Pi, firmware_sim elsewhere."""
+
+    def damage_button(self, station: StationSettings) -> DamageButton | None:
+        """Return the station's "damaged" button, or None when it has none."""
+        ...
 
     def poll(self) -> list[tuple[str, ProbeFrame | ProbeFault]]:
         """Poll the probe boards; return (port, frame or fault) since the last call."""
@@ -177,7 +182,7 @@ def build_gateway(settings: GatewaySettings, hardware: Hardware, *,
             station_of_port.setdefault(port, s.id)  # a shared board's faults go to its first
         stations[s.id] = Station(s.id, hardware.tag_reader(s), probe, hardware.indicator(s),
                                  shadow, recorder, is_known=manifest.is_known,
-                                 lookup=manifest.lookup, damaged=_damage_input(hardware, s))
+                                 lookup=manifest.lookup, damaged=_pressed(hardware, s))
     pump = TelemetryPump(recorder, settings.telemetry, station_of_port)
 
     def on_model(path: Path) -> None:  # a refused file raises: the handler undoes the install
@@ -203,8 +208,7 @@ def build_gateway(settings: GatewaySettings, hardware: Hardware, *,
                    manifest)
 
 
-def _damage_input(hardware: Hardware, station: StationSettings) -> Callable[[], bool] | None:
+def _pressed(hardware: Hardware, station: StationSettings) -> Callable[[], bool] | None:
     """The station's damage button as a "pressed since the last scan?" callable, if any."""
-    build = getattr(hardware, "damage_button", None)  # hardware without one: no button
-    button = build(station) if build is not None else None
+    button = hardware.damage_button(station)
     return button.take if button is not None else None

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge.hardware import DeviceHardware, ProbeEvent
+from edge.indicators import DamageButton
 from edge.ports import Indicator, Light, TagRead, TagReader, TemperatureProbe
 from edge.probe import SerialFactory, SerialPort, pyserial_factory
 from edge.settings import StationSettings
@@ -144,10 +145,10 @@ class TappedHardware:
         """The station's outputs, tapped."""
         return _TappedIndicator(self.hardware.indicator(station), self.writer, station.id)
 
-    def damage_button(self, station: StationSettings) -> Any:
+    def damage_button(self, station: StationSettings) -> DamageButton | None:
         """The station's damage button (presses are not recorded in captures yet)."""
-        build = getattr(self.hardware, "damage_button", None)
-        return build(station) if build is not None else None
+        button: DamageButton | None = self.hardware.damage_button(station)
+        return button
 
     def poll(self) -> list[ProbeEvent]:
         """Poll the boards (their bytes are recorded as they are read)."""

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import socket
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,7 +11,13 @@ from urllib.parse import urlparse
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from firmware_sim.services import (
+    REPO,
+    answers,
+    fresh_postgres_schema,
+    mosquitto_binary,
+    private_mosquitto,
+)
 
 
 @dataclass(frozen=True)
@@ -35,26 +37,6 @@ class BrokerAddress:
         return self.kind == "mosquitto"
 
 
-def _answers(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def _wait_for_port(host: str, port: int, proc: subprocess.Popen[bytes]) -> None:
-    # Poll the socket (not a sleep): the broker is ready when it accepts a connection.
-    for _ in range(200):
-        if _answers(host, port):
-            return
-        if proc.poll() is not None:
-            raise RuntimeError(f"mosquitto exited with {proc.returncode}")
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=0.05)
-    raise RuntimeError("mosquitto did not start listening")
-
-
 @pytest.fixture(scope="session")
 def broker() -> Iterator[BrokerAddress]:
     """A real MQTT broker for the session.
@@ -69,35 +51,20 @@ def broker() -> Iterator[BrokerAddress]:
         yield BrokerAddress(url.hostname or "127.0.0.1", url.port or 1883,
                             os.environ.get("COLDLOOP_TEST_BROKER_KIND", "mosquitto"))
         return
-    binary = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/sbin")
+    binary = mosquitto_binary()
     if binary:
-        yield from _private_mosquitto(binary)
+        with tempfile.TemporaryDirectory() as tmp, private_mosquitto(binary, Path(tmp)) as url:
+            port = urlparse(url).port
+            assert port is not None
+            yield BrokerAddress("127.0.0.1", port, "mosquitto")
         return
-    if _answers("127.0.0.1", 1883):
+    if answers("127.0.0.1", 1883):
         yield BrokerAddress("127.0.0.1", 1883, "mosquitto")
         return
     from hub.embedded_broker import EmbeddedBroker
 
     with EmbeddedBroker() as embedded:
         yield BrokerAddress(embedded.host, embedded.port, "amqtt")
-
-
-def _private_mosquitto(binary: str) -> Iterator[BrokerAddress]:
-    from hub.embedded_broker import free_port
-
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        conf = Path(tmp, "mosquitto.conf")
-        conf.write_text((REPO / "config/mosquitto/coldloop.conf").read_text()
-                        + f"\nlistener {port} 127.0.0.1\n")
-        proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        try:
-            _wait_for_port("127.0.0.1", port, proc)
-            yield BrokerAddress("127.0.0.1", port, "mosquitto")
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
 
 
 def _database_params() -> list[object]:
@@ -113,26 +80,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'hub.db'}"
         return
-    yield from _fresh_postgres_schema(os.environ["COLDLOOP_TEST_PG"])
-
-
-def _fresh_postgres_schema(base_url: str) -> Iterator[str]:
-    """Give each test its own PostgreSQL schema, dropped afterwards."""
-    import uuid
-
-    import sqlalchemy as sa
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base_url else "?"
-    try:
-        yield f"{base_url}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with fresh_postgres_schema(os.environ["COLDLOOP_TEST_PG"]) as url:
+        yield url
 
 
 CAPTURES = REPO / "tests" / "captures"

@@ -6,7 +6,6 @@ Afterwards the hub must hold every recorded scan exactly once; the tests count t
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 from sqlalchemy import func, select
@@ -23,11 +23,10 @@ from edge.ports import Light
 from edge.settings import GatewaySettings
 from firmware_sim.clock import VirtualClock
 from firmware_sim.devices import SimulatedHardware
+from firmware_sim.services import REPO, mosquitto_binary, start_mosquitto
 from firmware_sim.stack import Stack, start_stack
-from hub.embedded_broker import free_port
 from hub.models import Scan, StoredMessage, TelemetryReading
 from protocols.tag import TagRecord
-from tests.conftest import REPO, _wait_for_port
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 GTIN = "06901234000115"
@@ -127,29 +126,20 @@ def test_full_disk_refuses_scans_alarms_and_loses_nothing_recorded(rig: Rig) -> 
 
 @pytest.fixture
 def own_mosquitto(tmp_path: Path) -> Iterator[tuple[str, Callable[[], None]]]:
-    """A Mosquitto of this test's own, with a restart() the test can call."""
-    binary = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/sbin")
+    """A Mosquitto of this test's own, with a restart() (on the same port) the test can call."""
+    binary = mosquitto_binary()
     if binary is None:
         pytest.skip("needs the mosquitto binary to restart a broker")
-    port = free_port()
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text((REPO / "config/mosquitto/coldloop.conf").read_text()
-                    + f"\nlistener {port} 127.0.0.1\n")
     procs = []
-
-    def start() -> None:
-        proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        procs.append(proc)
-        _wait_for_port("127.0.0.1", port, proc)
+    proc, url = start_mosquitto(binary, tmp_path)
+    procs.append(proc)
 
     def restart() -> None:
         procs[-1].send_signal(signal.SIGKILL)
         procs[-1].wait(timeout=10)
-        start()
+        procs.append(start_mosquitto(binary, tmp_path, urlparse(url).port)[0])
 
-    start()
-    yield f"mqtt://127.0.0.1:{port}", restart
+    yield url, restart
     for proc in procs:
         if proc.poll() is None:
             proc.terminate()

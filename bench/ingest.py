@@ -1,44 +1,54 @@
 """Hub ingest benchmark: telemetry readings and scan events stored per second, ack latency.
 
 Run from the repository root: ``python -m bench.ingest [--quick] [--broker URL] [--pg URL]``.
-A few gateways of one site publish telemetry batches and scan events (real protocol messages)
-over QoS 1; an :class:`~hub.mqtt_consumer.IngestWorker`, subscribed first, stores them in a
-fresh database. The baseline, measured in the same run just before each hub run, is a bare
-subscriber (``mosquitto_sub`` if on PATH, else paho) draining the same messages from the same
-broker: ``ratio`` is hub readings/s over raw drain readings/s. ``ack_p99_ms`` is the time from
-publishing a scan event to the hub's application ack arriving on the gateway's ack topic.
+Per database (a fresh SQLite file always; PostgreSQL too with ``--pg URL`` or
+``COLDLOOP_TEST_PG``, in a fresh schema dropped afterwards), three measurements:
 
-SQLite (a fresh file) is always measured; PostgreSQL too when ``--pg URL`` or
-``COLDLOOP_TEST_PG`` is given (in a fresh schema, dropped afterwards). Progress goes to stdout;
-the last line is one JSON object with the figures. Without ``--broker`` a private Mosquitto
-(the repository's config, a free port) is started and stopped.
+1. **Flood.** A publisher process (a few gateways of one site, real protocol messages, QoS 1)
+   sends telemetry batches with scan events among them as fast as the broker takes them; an
+   :class:`~hub.mqtt_consumer.IngestWorker`, subscribed first, stores them. The baseline,
+   measured in the same run just before, is ``mosquitto_sub`` (paho if it is not on PATH)
+   draining the same messages from the same publisher: ``ratio`` is hub readings/s over raw
+   drain readings/s.
+2. **Paced.** Scan events at 500/s (with telemetry beside them) for a while; ``ack_p99_ms`` is
+   the time from publishing a scan to its application ack arriving on the gateway's ack topic.
+3. **Two workers.** Two ``coldloop hub ingest`` processes on one MQTT v5 shared subscription
+   store a flood; the database is then counted: messages lost, stored twice, and throughput.
+
+Progress goes to stdout; the last line is one JSON object with the figures. Without
+``--broker`` a private Mosquitto (the repository's config, a free port) is started and stopped.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from bench.edge import NOW, RAW_WINDOW, Counter, bare_client, broker, percentile_ms, rate, say
-from firmware_sim.services import fresh_postgres_schema
+from firmware_sim.services import REPO, fresh_postgres_schema
 from protocols import topics
 from protocols.messages import ScanEvent, TelemetryBatch
 from protocols.topics import EventType, Kind
 
 GATEWAYS = ("gw-1", "gw-2", "gw-3", "gw-4")
 PROBES = 20
+PACED_SCANS_PER_S = 500
+PACED_BATCHES_PER_S = 10  # beside the scans: 5,000 readings/s, a busy site's probes
 Figures = dict[str, Any]
 
 
@@ -50,11 +60,12 @@ class Sizes:
     batches: int  # telemetry batches, all gateways together
     readings: int  # readings per batch
     scans: int  # scan events, interleaved with the batches
+    paced_s: int  # seconds of the paced (latency) measurement
     timeout_s: float
 
 
-QUICK = Sizes("quick", batches=1_000, readings=500, scans=10_000, timeout_s=120)
-FULL = Sizes("full", batches=5_000, readings=500, scans=50_000, timeout_s=900)
+QUICK = Sizes("quick", batches=1_000, readings=500, scans=10_000, paced_s=8, timeout_s=120)
+FULL = Sizes("full", batches=5_000, readings=500, scans=50_000, paced_s=60, timeout_s=900)
 
 
 @dataclass(frozen=True)
@@ -73,25 +84,28 @@ class Message:
         return topics.event(site, self.gateway, EventType.SCAN)
 
 
-def make_messages(sizes: Sizes) -> list[Message]:
-    """Telemetry batches with scan events spread evenly among them, round-robin gateways."""
+def make_messages(batches: int, readings: int, scans: int, boot: int = 1) -> list[Message]:
+    """Telemetry batches with scan events spread evenly among them, round-robin gateways.
+
+    ``boot`` keeps message ids of different measurements apart in one database.
+    """
     seqs = dict.fromkeys(GATEWAYS, 0)
     base = NOW.timestamp()
 
     def next_id(gateway: str) -> str:
         seqs[gateway] += 1
-        return f"{gateway}:1:{seqs[gateway]}"
+        return f"{gateway}:{boot}:{seqs[gateway]}"
 
     messages: list[Message] = []
     scans_done = 0
-    for b in range(sizes.batches):
+    for b in range(batches):
         gateway = GATEWAYS[b % len(GATEWAYS)]
-        first = b * sizes.readings
-        readings = [(f"board{(n % PROBES) // 8}-{n % 8 + 1}", base + (first + n) / PROBES,
-                     2.0 + (n % 50) / 100) for n in range(sizes.readings)]
-        batch = TelemetryBatch(id=next_id(gateway), ts=NOW, readings=readings)
+        first = b * readings
+        values = [(f"board{(n % PROBES) // 8}-{n % 8 + 1}", base + (first + n) / PROBES,
+                   2.0 + (n % 50) / 100) for n in range(readings)]
+        batch = TelemetryBatch(id=next_id(gateway), ts=NOW, readings=values)
         messages.append(Message(gateway, Kind.TELEMETRY, batch.encode()))
-        due = (b + 1) * sizes.scans // sizes.batches
+        due = (b + 1) * scans // batches
         while scans_done < due:
             n = scans_done
             gateway = GATEWAYS[n % len(GATEWAYS)]
@@ -104,6 +118,16 @@ def make_messages(sizes: Sizes) -> list[Message]:
     return messages
 
 
+def paced_messages(sizes: Sizes, boot: int) -> list[Message]:
+    """The paced measurement's messages: scans at 500/s with telemetry batches among them."""
+    seconds = sizes.paced_s
+    return make_messages(PACED_BATCHES_PER_S * seconds, sizes.readings,
+                         PACED_SCANS_PER_S * seconds, boot)
+
+
+# --- the publisher: a separate process, so the hub under test has this one to itself ------
+
+
 class Publisher:
     """A bare QoS 1 paho publisher (a gateway's uplink) with a bounded unconfirmed window."""
 
@@ -113,19 +137,73 @@ class Publisher:
         self.client.on_publish = lambda *_: self.window.release()
 
     def publish(self, site: str, messages: Sequence[Message], timeout: float,
-                sent_ns: dict[str, int] | None = None) -> None:
-        """Publish every message in order; note scan ids' publish times in ``sent_ns``."""
-        for message in messages:
+                per_s: float | None = None) -> dict[str, int]:
+        """Publish in order (``per_s`` messages a second if given); return scans' send times."""
+        sent_ns: dict[str, int] = {}
+        start = time.perf_counter()
+        for n, message in enumerate(messages):
+            if per_s is not None:  # a load generator's schedule, not a synchronisation
+                time.sleep(max(0.0, start + n / per_s - time.perf_counter()))
             if not self.window.acquire(timeout=timeout):
                 raise RuntimeError("the broker stopped confirming publishes")
-            if sent_ns is not None and message.scan_id is not None:
+            if message.scan_id is not None:
                 sent_ns[message.scan_id] = time.perf_counter_ns()
             self.client.publish(message.topic(site), message.payload, qos=1)
+        for _ in range(RAW_WINDOW):  # every PUBACK back before disconnecting
+            if not self.window.acquire(timeout=timeout):
+                raise RuntimeError("the broker stopped confirming publishes")
+        return sent_ns
 
     def close(self) -> None:
         """Disconnect."""
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def _publisher_main(url: str, v5: bool, site: str, messages: Sequence[Message],
+                    timeout: float, per_s: float | None, results: Any) -> None:
+    try:
+        publisher = Publisher(url, v5)
+        try:
+            first_ns = time.perf_counter_ns()
+            sent = publisher.publish(site, messages, timeout, per_s)
+        finally:
+            publisher.close()
+        results.send((first_ns, sent, None))
+    except Exception as err:  # reported to the parent, which raises it
+        results.send((0, {}, f"{type(err).__name__}: {err}"))
+
+
+@contextmanager
+def publisher_process(url: str, v5: bool, site: str, messages: Sequence[Message],
+                      timeout: float, per_s: float | None = None
+                      ) -> Iterator[Any]:
+    """Publish ``messages`` from a child process; yields a handle whose ``result()`` waits.
+
+    ``result()`` returns (first publish in perf_counter ns, scan id -> send ns); the
+    monotonic clock is the same in both processes.
+    """
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_publisher_main, daemon=True,
+                            args=(url, v5, site, list(messages), timeout, per_s, sender))
+    child.start()
+
+    class Handle:
+        def result(self) -> tuple[int, dict[str, int]]:
+            if not receiver.poll(timeout + 30):
+                raise RuntimeError("the publisher process did not finish")
+            first_ns, sent, error = receiver.recv()
+            if error:
+                raise RuntimeError(f"publisher process: {error}")
+            return first_ns, sent
+
+    try:
+        yield Handle()
+    finally:
+        child.join(10)
+        if child.is_alive():
+            child.kill()
 
 
 # --- baseline: a bare subscriber drains the same messages ---------------------------------
@@ -142,18 +220,18 @@ def time_raw_drain(url: str, v5: bool, messages: Sequence[Message], timeout: flo
     subscriber = bare_client(url, v5)
     subscriber.on_subscribe = counter.on_subscribe
     subscriber.on_message = counter.on_message
-    publisher = Publisher(url, v5)
     try:
         subscriber.subscribe(topic_filter, qos=1)
         if not counter.subscribed.wait(10):
             raise RuntimeError(f"no SUBACK from {url}")
-        start = time.perf_counter()
-        publisher.publish(site, messages, timeout)
-        if not counter.done.wait(timeout):
-            raise RuntimeError(f"the bare subscriber got {counter.count} of {len(messages)}")
-        return time.perf_counter() - start
+        with publisher_process(url, v5, site, messages, timeout) as publishing:
+            if not counter.done.wait(timeout):
+                raise RuntimeError(f"the bare subscriber got {counter.count} of "
+                                   f"{len(messages)}")
+            end = time.perf_counter_ns()
+            first_ns, _ = publishing.result()
+        return (end - first_ns) / 1e9
     finally:
-        publisher.close()
         subscriber.disconnect()
         subscriber.loop_stop()
 
@@ -165,23 +243,21 @@ def _mosquitto_sub_drain(binary: str, url: str, v5: bool, site: str, topic_filte
     common = [binary, "-h", address.hostname or "127.0.0.1", "-p", str(address.port or 1883),
               "-i", f"bench-raw-{site}", "-q", "1", "-t", topic_filter]
     subprocess.run([*common, "-c", "-E"], check=True, timeout=10)  # subscribed, then offline
-    publisher = Publisher(url, v5)  # as in the hub run
     try:
-        start = time.perf_counter()
         drain = subprocess.Popen([*common, "-c", "-C", str(len(messages))],
                                  stdout=subprocess.DEVNULL)
-        publisher.publish(site, messages, timeout)
-        try:
-            code = drain.wait(timeout)
-        except subprocess.TimeoutExpired:
-            drain.kill()
-            raise RuntimeError("mosquitto_sub did not receive every message") from None
-        elapsed = time.perf_counter() - start
+        with publisher_process(url, v5, site, messages, timeout) as publishing:
+            try:
+                code = drain.wait(timeout)
+            except subprocess.TimeoutExpired:
+                drain.kill()
+                raise RuntimeError("mosquitto_sub did not receive every message") from None
+            end = time.perf_counter_ns()
+            first_ns, _ = publishing.result()
         if code != 0:
             raise RuntimeError(f"mosquitto_sub exited with {code}")
-        return elapsed
+        return (end - first_ns) / 1e9
     finally:
-        publisher.close()
         subprocess.run([*common, "-E"], check=False, timeout=10)  # clean session: forget it
 
 
@@ -192,8 +268,8 @@ class AckListener:
     """A gateway side's ack subscriber: notes when each scan's application ack arrives."""
 
     def __init__(self, url: str, v5: bool, site: str, scan_ids: set[str]) -> None:
-        self.sent_ns: dict[str, int] = {}
-        self.latency_ns: dict[str, int] = {}
+        self.arrived_ns: dict[str, int] = {}
+        self.statuses: dict[str, int] = {}
         self.pending = set(scan_ids)
         self.lock = threading.Lock()
         self.done = threading.Event()
@@ -204,6 +280,8 @@ class AckListener:
         self.client.subscribe(topics.gateway_filter(Kind.ACK, site=site), qos=1)
         if not self.subscribed.wait(10):
             raise RuntimeError("no SUBACK for the ack topics")
+        if not self.pending:
+            self.done.set()
 
     def on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
         """Note the arrival of every scan acked in this message (paho's network thread)."""
@@ -211,11 +289,17 @@ class AckListener:
         entries = json.loads(message.payload)["entries"]
         with self.lock:
             for entry in entries:
+                self.statuses[entry["status"]] = self.statuses.get(entry["status"], 0) + 1
                 if entry["id"] in self.pending:
                     self.pending.discard(entry["id"])
-                    self.latency_ns[entry["id"]] = now - self.sent_ns[entry["id"]]
+                    self.arrived_ns[entry["id"]] = now
             if not self.pending:
                 self.done.set()
+
+    def latencies(self, sent_ns: dict[str, int]) -> list[int]:
+        """Send-to-ack nanoseconds of every acked scan."""
+        with self.lock:
+            return [self.arrived_ns[i] - sent_ns[i] for i in self.arrived_ns]
 
     def close(self) -> None:
         """Disconnect."""
@@ -243,7 +327,8 @@ def forget_session(url: str, client_id: str, v5: bool) -> None:
 
 
 def time_hub(work: Path, url: str, v5: bool, database_url: str | None,
-             messages: Sequence[Message], timeout: float) -> tuple[float, Figures]:
+             messages: Sequence[Message], timeout: float, per_s: float | None = None
+             ) -> tuple[float, Figures]:
     """Seconds from the first publish until the hub committed every message; its figures."""
     from hub.db import make_engine, migrate, session_factory
     from hub.mqtt_consumer import IngestWorker
@@ -255,27 +340,26 @@ def time_hub(work: Path, url: str, v5: bool, database_url: str | None,
                                     "mqtt.protocol": "5" if v5 else "3.1.1"}
     if database_url:
         overrides["database.url"] = database_url
-    settings = load_hub_settings(None, work / site, overrides)
+    settings = load_hub_settings(None, work / "hub", overrides)
     migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     worker = IngestWorker(settings, session_factory(engine), protocol_v5=v5, sites=[site])
     scan_ids = {m.scan_id for m in messages if m.scan_id is not None}
     listener = AckListener(url, v5, site, scan_ids)
-    publisher = Publisher(url, v5)
     try:
         worker.start()
         if not worker.wait_ready(10):
             raise RuntimeError("the ingest worker did not subscribe")
-        start = time.perf_counter()
-        publisher.publish(site, messages, timeout, listener.sent_ns)
-        if not worker.wait_idle(timeout, committed=len(messages)):
-            raise RuntimeError(f"the hub committed {worker.counters.committed} of "
-                               f"{len(messages)} in {timeout} s")
-        elapsed = time.perf_counter() - start
+        with publisher_process(url, v5, site, messages, timeout, per_s) as publishing:
+            if not worker.wait_idle(timeout + len(messages) / (per_s or 1e9),
+                                    committed=len(messages)):
+                raise RuntimeError(f"the hub committed {worker.counters.committed} of "
+                                   f"{len(messages)} in {timeout} s")
+            end = time.perf_counter_ns()
+            first_ns, sent_ns = publishing.result()
         if not listener.done.wait(30):
             raise RuntimeError(f"{len(listener.pending)} scan acks never arrived")
     finally:
-        publisher.close()
         listener.close()
         worker.stop()
         engine.dispose()
@@ -284,26 +368,162 @@ def time_hub(work: Path, url: str, v5: bool, database_url: str | None,
     if counters.stored != len(messages) or counters.quarantined:
         raise RuntimeError(f"the hub stored {counters.stored} of {len(messages)} "
                            f"({counters.quarantined} quarantined)")
-    samples = list(listener.latency_ns.values())
-    return elapsed, {"ack_p50_ms": percentile_ms(samples, 50),
-                     "ack_p99_ms": percentile_ms(samples, 99),
-                     "hub_batches": counters.batches, "commit_failures": counters.commit_failures,
-                     "duplicates": counters.duplicates}
+    samples = listener.latencies(sent_ns)
+    return (end - first_ns) / 1e9, {
+        "ack_p50_ms": percentile_ms(samples, 50), "ack_p99_ms": percentile_ms(samples, 99),
+        "hub_batches": counters.batches, "commit_failures": counters.commit_failures}
+
+
+# --- two ingest worker processes on one shared subscription -------------------------------
+
+
+def time_two_workers(work: Path, url: str, database_url: str, messages: Sequence[Message],
+                     timeout: float) -> Figures:
+    """Two ``coldloop hub ingest`` processes share a flood; count what the database holds."""
+    from sqlalchemy import func, select
+
+    from hub.db import make_engine, migrate
+    from hub.models import Scan, StoredMessage, TelemetryBatchRecord
+
+    site = f"pair{uuid.uuid4().hex[:8]}"
+    group = f"bench{uuid.uuid4().hex[:6]}"
+    migrate(database_url)
+    scan_ids = {m.scan_id for m in messages if m.scan_id is not None}
+    batches = {json.loads(m.payload)["id"]: len(json.loads(m.payload)["readings"])
+               for m in messages if m.kind is Kind.TELEMETRY}
+    expected = scan_ids | set(batches)
+    boot = next(iter(expected)).split(":")[1]
+    mine = f"gw-%:{boot}:%"  # every id of this measurement, and no other
+    engine = make_engine(database_url)
+    workers: list[subprocess.Popen[bytes]] = []
+    listener = AckListener(url, True, site, scan_ids)
+    online = HubStateWatch(url)
+    try:
+        for n in (1, 2):
+            config = work / f"worker-{n}.toml"
+            config.write_text(
+                f'[database]\nurl = "{database_url}"\n'
+                f'[mqtt]\nurl = "{url}"\nclient_id = "coldloop-{site}-{n}"\n'
+                f'share_group = "{group}"\n')
+            with (work / f"worker-{n}.log").open("wb") as log:
+                workers.append(subprocess.Popen(
+                    [sys.executable, "-m", "hub.console", "--data-dir", str(work / "pair"),
+                     "hub", "ingest", "--config", str(config)],
+                    cwd=REPO, stdout=log, stderr=subprocess.STDOUT))
+        online.wait(len(workers), timeout=60)
+
+        def count_stored() -> int:
+            with engine.connect() as conn:
+                return int(conn.scalar(select(func.count()).select_from(StoredMessage)
+                                       .where(StoredMessage.message_id.like(mine))) or 0)
+
+        with publisher_process(url, True, site, messages, timeout) as publishing:
+            deadline = time.monotonic() + timeout
+            while count_stored() < len(expected):
+                if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
+                    raise RuntimeError(f"two workers stored {count_stored()} of "
+                                       f"{len(expected)} (logs in {work})")
+                time.sleep(0.05)  # polling the database for a condition, with a deadline
+            end = time.perf_counter_ns()
+            first_ns, _ = publishing.result()
+        listener.done.wait(30)
+        with engine.connect() as conn:
+            ids = set(conn.scalars(select(StoredMessage.message_id)
+                                   .where(StoredMessage.message_id.like(mine))))
+            scan_rows = int(conn.scalar(select(func.count()).select_from(Scan)
+                                        .where(Scan.message_id.like(mine))) or 0)
+            batch_rows = dict(conn.execute(
+                select(TelemetryBatchRecord.batch_id, TelemetryBatchRecord.readings)
+                .where(TelemetryBatchRecord.batch_id.like(mine))).all())
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            try:
+                worker.wait(20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        online.close()
+        listener.close()
+        engine.dispose()
+        for n in (1, 2):
+            forget_session(url, f"coldloop-{site}-{n}", True)
+    seconds = (end - first_ns) / 1e9
+    readings = sum(batch_rows.values())
+    return {"readings_per_s": rate(readings, seconds),
+            "scan_events_per_s": rate(scan_rows, seconds), "messages": len(expected),
+            "lost": len(expected - ids), "unexpected": len(ids - expected),
+            "stored_twice": scan_rows + len(batch_rows) - len(ids),
+            "readings_stored": readings, "readings_sent": sum(batches.values()),
+            "duplicate_acks": listener.statuses.get("duplicate", 0),
+            "seconds": round(seconds, 2)}
+
+
+class HubStateWatch:
+    """Counts live "online" hub states: an ingest worker sends one once it has subscribed."""
+
+    def __init__(self, url: str) -> None:
+        self.online = 0
+        self.cond = threading.Condition()
+        self.client = bare_client(url, True)
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *_: subscribed.set()
+        self.client.on_message = self.on_message
+        self.client.subscribe(topics.HUB_STATE, qos=1)
+        if not subscribed.wait(10):
+            raise RuntimeError("no SUBACK for the hub state topic")
+
+    def on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
+        """Count a fresh online state; ignore the retained one (paho's network thread)."""
+        if message.retain or not json.loads(message.payload or b"{}").get("online"):
+            return
+        with self.cond:
+            self.online += 1
+            self.cond.notify_all()
+
+    def wait(self, count: int, timeout: float) -> None:
+        """Wait until ``count`` workers said online."""
+        with self.cond:
+            if not self.cond.wait_for(lambda: self.online >= count, timeout):
+                raise RuntimeError(f"only {self.online} of {count} ingest workers came up")
+
+    def close(self) -> None:
+        """Disconnect."""
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+# --- per database and entry point ---------------------------------------------------------
 
 
 def bench_database(work: Path, url: str, v5: bool, name: str, database_url: str | None,
-                   messages: Sequence[Message], sizes: Sizes) -> Figures:
-    """Raw drain, then the hub on one database; the figures for that database."""
+                   sizes: Sizes) -> Figures:
+    """Raw drain, hub flood, hub paced, and (v5) two workers on one database."""
+    messages = make_messages(sizes.batches, sizes.readings, sizes.scans, boot=1)
     readings = sizes.batches * sizes.readings
     raw = time_raw_drain(url, v5, messages, sizes.timeout_s)
-    say(f"{name}: raw drain {rate(readings, raw)} readings/s; hub…")
-    hub, extra = time_hub(work, url, v5, database_url, messages, sizes.timeout_s)
-    figures = {"readings_per_s": rate(readings, hub), "scan_events_per_s": rate(sizes.scans, hub),
-               "messages_per_s": rate(len(messages), hub),
-               "raw_drain_readings_per_s": rate(readings, raw),
-               "ratio": round(raw / hub, 3), "hub_s": round(hub, 2), "raw_s": round(raw, 2),
-               **extra}
-    say(f"{name}: {figures}")
+    say(f"{name}: raw drain {rate(readings, raw)} readings/s; hub flood…")
+    hub, flood = time_hub(work, url, v5, database_url, messages, sizes.timeout_s)
+    figures: Figures = {
+        "readings_per_s": rate(readings, hub), "scan_events_per_s": rate(sizes.scans, hub),
+        "messages_per_s": rate(len(messages), hub),
+        "raw_drain_readings_per_s": rate(readings, raw),
+        "ratio": round(raw / hub, 3), "hub_s": round(hub, 2), "raw_s": round(raw, 2),
+        "flood_ack_p99_ms": flood["ack_p99_ms"], "hub_batches": flood["hub_batches"],
+        "commit_failures": flood["commit_failures"]}
+    say(f"{name}: flood {figures}; paced {PACED_SCANS_PER_S} scans/s…")
+    paced = paced_messages(sizes, boot=2)
+    _, latency = time_hub(work, url, v5, database_url, paced, sizes.timeout_s,
+                          per_s=len(paced) / sizes.paced_s)
+    figures |= {"ack_p50_ms": latency["ack_p50_ms"], "ack_p99_ms": latency["ack_p99_ms"],
+                "paced_scans_per_s": PACED_SCANS_PER_S, "paced_s": sizes.paced_s}
+    say(f"{name}: paced ack p50 {latency['ack_p50_ms']} ms, p99 {latency['ack_p99_ms']} ms")
+    if v5:
+        pair_url = database_url or f"sqlite:///{work / 'hub' / 'hub.db'}"
+        figures["two_workers"] = time_two_workers(
+            work, url, pair_url, make_messages(sizes.batches, sizes.readings, sizes.scans,
+                                               boot=3), sizes.timeout_s)
+        say(f"{name}: two workers {figures['two_workers']}")
     return figures
 
 
@@ -313,24 +533,22 @@ def run(sizes: Sizes, broker_url: str | None, pg_url: str | None) -> Figures:
     from hub.settings import MqttSettings
 
     started = time.perf_counter()
-    messages = make_messages(sizes)
     figures: Figures = {"mode": sizes.mode, "cpu_count": os.cpu_count(),
                         "gateways": len(GATEWAYS), "batches": sizes.batches,
                         "readings_per_batch": sizes.readings, "scan_events": sizes.scans,
                         "raw_subscriber": "mosquitto_sub" if shutil.which("mosquitto_sub")
                         else "paho"}
-    say(f"{len(messages)} messages, {sizes.batches * sizes.readings} readings")
     with tempfile.TemporaryDirectory(prefix="coldloop-bench-ingest-") as tmp:
         work = Path(tmp)
         with broker(broker_url, work) as url:
             v5 = broker_speaks_v5(MqttSettings(url=url))
             say(f"broker: {url} (MQTT {'5' if v5 else '3.1.1'})")
             figures["broker_v5"] = v5
-            figures["sqlite"] = bench_database(work, url, v5, "sqlite", None, messages, sizes)
+            figures["sqlite"] = bench_database(work / "sqlite", url, v5, "sqlite", None, sizes)
             if pg_url:
                 with fresh_postgres_schema(pg_url, prefix="bench") as schema_url:
-                    figures["postgresql"] = bench_database(work, url, v5, "postgresql",
-                                                           schema_url, messages, sizes)
+                    figures["postgresql"] = bench_database(work / "pg", url, v5, "postgresql",
+                                                           schema_url, sizes)
     figures["elapsed_s"] = round(time.perf_counter() - started, 1)
     return figures
 

@@ -185,8 +185,9 @@ def _summary(factory: sessionmaker[Session], scenario: Scenario, scanned: list[s
                                    models.StoredMessage.message_id.like(run_ids)),
             "acks": gateway.uplink.counters.acked,
             "telemetry_readings_sent": gateway.telemetry.readings_committed,
-            "telemetry_readings_stored": count(models.TelemetryReading,
-                                               models.TelemetryReading.batch_id.like(run_ids)),
+            "telemetry_readings_stored": int(session.scalar(
+                select(func.coalesce(func.sum(models.TelemetryBatchRecord.readings), 0))
+                .where(models.TelemetryBatchRecord.batch_id.like(run_ids))) or 0),
             "quarantined": count(models.QuarantinedMessage,
                                  models.QuarantinedMessage.message_id.like(run_ids)),
             "outbox_depth": gateway.outbox.depth(),

@@ -39,6 +39,7 @@ from firmware_sim.clock import VirtualClock
 from firmware_sim.devices import SimulatedHardware
 from firmware_sim.stack import Stack, start_stack
 from hub import models
+from hub.telemetry import iter_batches
 
 SETTLE_S = 30.0  # longest wait for the gateway to notice a link change or drain its backlog
 
@@ -166,10 +167,16 @@ def hub_digest(factory: sessionmaker[Session], gateway: Gateway) -> tuple[dict[s
     tables: dict[str, list[dict[str, Any]]] = {}
     with factory() as session:
         for name, model, columns in _DIGESTED:
-            order = [getattr(model, c) for c in columns[:2 if name == "telemetry" else 1]]
+            key = getattr(model, columns[0])
             rows = session.execute(select(*(getattr(model, c) for c in columns))
-                                   .where(order[0].like(prefix + "%")).order_by(*order))
+                                   .where(key.like(prefix + "%")).order_by(key))
             tables[name] = [dict(zip(columns, _plain(row), strict=True)) for row in rows]
+        tables["telemetry"] = [
+            {"batch_id": record.batch_id, "seq": seq, "probe": probe, "ts": ts, "temp_c": temp}
+            for record, readings in iter_batches(session)
+            if record.batch_id.startswith(prefix)
+            for seq, (probe, ts, temp) in enumerate(readings)]
+        tables["telemetry"].sort(key=lambda row: (row["batch_id"], row["seq"]))
     blob = json.dumps(tables, sort_keys=True, separators=(",", ":")).encode()
     return {name: len(rows) for name, rows in tables.items()}, hashlib.sha256(blob).hexdigest()
 
@@ -186,7 +193,6 @@ _DIGESTED = [
                                     "historical"]),
     ("faults", models.FaultRecord, ["message_id", "station", "component", "code",
                                     "severity", "detail", "ts", "historical"]),
-    ("telemetry", models.TelemetryReading, ["batch_id", "seq", "probe", "ts", "temp_c"]),
 ]
 
 

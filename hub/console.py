@@ -65,3 +65,7 @@ def data_dir(ctx: click.Context) -> str:
     """The data directory chosen by the root command."""
     obj: dict[str, Any] = ctx.find_root().obj or {}
     return str(obj.get("data_dir") or resolve_data_dir())
+
+
+if __name__ == "__main__":  # python -m hub.console, as the coldloop script
+    main()

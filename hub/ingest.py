@@ -28,8 +28,8 @@ from hub.models import (
     QuarantinedMessage,
     Scan,
     StoredMessage,
-    TelemetryReading,
 )
+from hub.telemetry import NewBatch, store_batches
 from protocols import topics
 from protocols.errors import ProtocolError
 from protocols.messages import (
@@ -87,6 +87,7 @@ class IngestResult:
     states: int = 0
     stale: int = 0  # gateway states older (lower boot) than the stored one
     ignored: int = 0  # hub -> gateway traffic and configuration reports
+    telemetry: list[NewBatch] = field(default_factory=list)  # newly stored, for the sinks
 
     def ack(self, key: GatewayKey, message_id: str, status: AckStatus,
             reason: str | None = None) -> None:
@@ -97,8 +98,9 @@ class IngestResult:
         """Add another result's acks and counters to this one."""
         for key, entries in other.acks.items():
             self.acks.setdefault(key, []).extend(entries)
+        self.telemetry.extend(other.telemetry)
         for counter in fields(self):
-            if counter.name != "acks":
+            if counter.name not in ("acks", "telemetry"):
                 setattr(self, counter.name,
                         getattr(self, counter.name) + getattr(other, counter.name))
 
@@ -216,12 +218,18 @@ def _insert_records(session: Session, fresh: Sequence[_Accepted], result: Ingest
         for a in fresh])
     rows: dict[type[Any], list[dict[str, Any]]] = {}
     for a in fresh:
+        if isinstance(a.message, TelemetryBatch):
+            result.telemetry.append(NewBatch(
+                batch_id=a.message.id, source=a.topic.gateway, site=a.topic.site,
+                readings=a.message.readings, document=a.received.payload,
+                received_at=a.received.received_at, historical=a.message.historical))
+            continue
         model, to_rows = _RECORDS[type(a.message)]
         rows.setdefault(model, []).extend(to_rows(a.message))
     for model, model_rows in rows.items():
         if model_rows:
             session.execute(_bulk(model), model_rows)
-    result.readings += len(rows.get(TelemetryReading, ()))
+    result.readings += store_batches(session, result.telemetry)
     _set_dispositions(session, [a.message for a in fresh if isinstance(a.message, GradeEvent)])
 
 
@@ -256,13 +264,6 @@ def _fault_rows(event: FaultEvent) -> list[dict[str, Any]]:
              "severity": event.severity.value, "detail": event.detail}]
 
 
-def _telemetry_rows(batch: TelemetryBatch) -> list[dict[str, Any]]:
-    gateway = batch.message_id.gateway
-    return [{"batch_id": batch.id, "seq": seq, "gateway_id": gateway, "probe": probe,
-             "ts": ts, "temp_c": temp_c}
-            for seq, (probe, ts, temp_c) in enumerate(batch.readings)]
-
-
 def _health_rows(report: HealthReport) -> list[dict[str, Any]]:
     values = report.model_dump(exclude={"v", "id", "ts", "historical", "clock"})
     return [{"message_id": report.id, "gateway_id": report.message_id.gateway,
@@ -277,7 +278,6 @@ _RECORDS: dict[type[Any], tuple[type[Any], Callable[[Any], list[dict[str, Any]]]
     GradeEvent: (GradeRecord, _grade_rows),
     CustodyEvent: (CustodyRecord, _custody_rows),
     FaultEvent: (FaultRecord, _fault_rows),
-    TelemetryBatch: (TelemetryReading, _telemetry_rows),
 }
 
 

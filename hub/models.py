@@ -17,7 +17,6 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
-    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -212,21 +211,41 @@ class FaultRecord(Base):
     historical: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-class TelemetryReading(Base):
-    __tablename__ = "telemetry"
-    __table_args__ = (
-        UniqueConstraint("batch_id", "seq", name="uq_telemetry_batch_seq"),
-        Index("ix_telemetry_probe_ts", "probe", "ts"),
-    )
+class TelemetryBatchRecord(Base):
+    """One telemetry batch as received (compressed JSON), found by source and time span."""
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
-                                    primary_key=True, autoincrement=True)
-    batch_id: Mapped[str] = mapped_column(String(64))  # message id of the batch
-    seq: Mapped[int] = mapped_column(Integer)  # position in the batch
-    gateway_id: Mapped[str] = mapped_column(String(32))
-    probe: Mapped[str] = mapped_column(String(32))
-    ts: Mapped[float] = mapped_column(Float)  # epoch seconds, as sent
-    temp_c: Mapped[float | None] = mapped_column(Float)
+    __tablename__ = "telemetry_batches"
+    __table_args__ = (Index("ix_telemetry_batches_source_ts", "source", "ts_first"),)
+
+    batch_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # message id
+    source: Mapped[str] = mapped_column(String(32))  # gateway id, or "truck:<id>"
+    site: Mapped[str] = mapped_column(String(32), default="")
+    ts_first: Mapped[float] = mapped_column(Float)  # epoch seconds of the earliest reading
+    ts_last: Mapped[float] = mapped_column(Float)
+    readings: Mapped[int] = mapped_column(Integer)
+    missing: Mapped[int] = mapped_column(Integer, default=0)  # readings without a value
+    historical: Mapped[bool] = mapped_column(Boolean, default=False)
+    received_at: Mapped[datetime]
+    data: Mapped[bytes] = mapped_column(LargeBinary)  # zlib(JSON document with "readings")
+
+
+class TelemetryWindow(Base):
+    """One probe's readings aggregated over a fixed window (hub.telemetry.WINDOW_S)."""
+
+    __tablename__ = "telemetry_windows"
+    __table_args__ = (Index("ix_telemetry_windows_probe_start", "probe", "window_start"),)
+
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    probe: Mapped[str] = mapped_column(String(32), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # epoch seconds
+    site: Mapped[str] = mapped_column(String(32), default="")
+    readings: Mapped[int] = mapped_column(Integer)  # readings with a value
+    missing: Mapped[int] = mapped_column(Integer, default=0)
+    sum_c: Mapped[float] = mapped_column(Float)
+    min_c: Mapped[float | None] = mapped_column(Float)
+    max_c: Mapped[float | None] = mapped_column(Float)
+    first_ts: Mapped[float] = mapped_column(Float)
+    last_ts: Mapped[float] = mapped_column(Float)
 
 
 class QuarantinedMessage(Base):

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.errors import InvalidInput
-from hub.models import StoredMessage, TelemetryReading
+from hub.models import StoredMessage
+from hub.telemetry import NewBatch, store_batches
 
 MAX_READINGS = 10_000
 
@@ -40,12 +42,13 @@ def store_truck_log(session: Session, *, truck_id: str, upload: str,
     key = upload_id(truck_id, upload)
     if session.scalar(select(StoredMessage.message_id).where(StoredMessage.message_id == key)):
         return len(readings), True
-    session.add(StoredMessage(message_id=key, gateway_id=f"truck:{truck_id}"[:32],
-                              kind="truck_log", received_at=now))
-    session.execute(insert(TelemetryReading), [
-        {"batch_id": key, "seq": i, "gateway_id": f"truck:{truck_id}"[:32],
-         "probe": f"{truck_id}/{r.compartment}"[:32], "ts": r.ts.timestamp(),
-         "temp_c": r.temp_c}
-        for i, r in enumerate(sorted(readings, key=lambda r: r.ts))])
+    source = f"truck:{truck_id}"[:32]
+    session.add(StoredMessage(message_id=key, gateway_id=source, kind="truck_log",
+                              received_at=now))
     session.flush()
+    rows = [(f"{truck_id}/{r.compartment}"[:32], r.ts.timestamp(), r.temp_c)
+            for r in sorted(readings, key=lambda r: r.ts)]
+    document = json.dumps({"truck": truck_id, "upload": upload, "readings": rows}).encode()
+    store_batches(session, [NewBatch(batch_id=key, source=source, site="", readings=rows,
+                                     document=document, received_at=now)])
     return len(readings), False

@@ -333,6 +333,16 @@ def load_json(payload: bytes | str, what: str = "payload") -> dict[str, Any]:
 
 def decode_as(model: type[M], payload: bytes | str | dict[str, Any]) -> M:
     """Validate a payload as ``model``; raise MessageError naming each bad field."""
+    if not isinstance(payload, dict) and len(payload) <= MAX_PAYLOAD_BYTES:
+        # Fast path: pydantic's own JSON parser, about twice as fast on telemetry batches.
+        # Anything it refuses, or a payload without "v", takes the path below for the error.
+        try:
+            message = model.model_validate_json(payload)
+        except ValidationError:
+            pass
+        else:
+            if "v" in message.model_fields_set:
+                return message
     data = payload if isinstance(payload, dict) else load_json(payload, model.name)
     if "v" not in data:
         raise MessageError(f"{model.name}: missing schema version 'v'")

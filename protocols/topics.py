@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from enum import StrEnum
 
 from protocols.errors import TopicError
@@ -139,6 +140,13 @@ def _build(site: str, gateway: str, kind: Kind, leaf: str | None = None) -> str:
 
 def parse(topic: str) -> GatewayTopic:
     """Parse a gateway topic; raise TopicError naming what is wrong."""
+    if not isinstance(topic, str):
+        raise TopicError(f"topic must be a string, got {type(topic).__name__}")
+    return _parse_cached(topic)
+
+
+@lru_cache(maxsize=4096)  # a hub sees the same few hundred topics over and over
+def _parse_cached(topic: str) -> GatewayTopic:
     if not isinstance(topic, str):
         raise TopicError(f"topic must be a string, got {type(topic).__name__}")
     if "+" in topic or "#" in topic:

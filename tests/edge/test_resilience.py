@@ -25,7 +25,7 @@ from firmware_sim.clock import VirtualClock
 from firmware_sim.devices import SimulatedHardware
 from firmware_sim.services import REPO, mosquitto_binary, start_mosquitto
 from firmware_sim.stack import Stack, start_stack
-from hub.models import Scan, StoredMessage, TelemetryReading
+from hub.models import Scan, StoredMessage, TelemetryBatchRecord
 from protocols.tag import TagRecord
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
@@ -76,8 +76,9 @@ class Rig:
     def hub_readings(self) -> int:
         prefix = f"{self.settings.id}:{self.gateway.boot}:%"
         with self.stack.factory() as session:
-            return int(session.scalar(select(func.count()).select_from(TelemetryReading)
-                                      .where(TelemetryReading.batch_id.like(prefix))) or 0)
+            return int(session.scalar(
+                select(func.coalesce(func.sum(TelemetryBatchRecord.readings), 0))
+                .where(TelemetryBatchRecord.batch_id.like(prefix))) or 0)
 
     def settle(self) -> None:
         self.gateway.telemetry.flush()

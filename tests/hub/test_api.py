@@ -16,9 +16,11 @@ from hub.models import (
     GradeRecord,
     QuarantinedMessage,
     Scan,
-    TelemetryReading,
+    TelemetryBatchRecord,
+    TelemetryWindow,
 )
 from hub.settings import DatabaseSettings, HubSettings, WebSettings
+from hub.telemetry import decode_document
 from hub.web import create_app
 from protocols import pickup_code
 from tests.hub.conftest import T0
@@ -369,9 +371,14 @@ def test_truck_log_is_stored_once(client: FlaskClient, factory: sessionmaker[Ses
     again = client.post("/api/v1/trucks/TRK-12/temperature-log", json=_truck_log(), headers=AUTH)
     assert again.status_code == 200 and again.json["duplicate"] is True
     with factory() as session:
-        rows = session.scalars(select(TelemetryReading).order_by(TelemetryReading.seq)).all()
-    assert [(r.probe, r.temp_c) for r in rows] == [("TRK-12/chilled", 3.0 + i * 0.5)
-                                                   for i in range(4)]
+        (record,) = session.scalars(select(TelemetryBatchRecord)).all()
+        readings = decode_document(record.data)
+        windows = session.scalars(select(TelemetryWindow)).all()
+    assert record.source == "truck:TRK-12"
+    assert [(p, t) for p, _, t in readings] == [("TRK-12/chilled", 3.0 + i * 0.5)
+                                                for i in range(4)]
+    assert sum(w.readings for w in windows) == 4 and {w.probe for w in windows} == {
+        "TRK-12/chilled"}
 
 
 @pytest.mark.parametrize(("path", "body", "message"), [

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import shutil
 import socket
 import subprocess
+import time
+import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,3 +82,57 @@ def fresh_postgres_schema(base_url: str, prefix: str = "t") -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def victoria_metrics_binary() -> str | None:
+    """The victoria-metrics executable, if installed (Debian's package: /usr/bin)."""
+    return shutil.which("victoria-metrics")
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=0.5) as response:
+            return bool(response.status == 200)
+    except (OSError, http.client.HTTPException):  # URLError is an OSError
+        return False
+
+
+@contextlib.contextmanager
+def start_victoria_metrics(binary: str, data_dir: Path, port: int | None = None, *,
+                           extra_args: Sequence[str] = (), start_timeout: float = 30.0
+                           ) -> Iterator[str]:
+    """Run VictoriaMetrics on 127.0.0.1:``port`` (default: a free one), storing in ``data_dir``.
+
+    It takes InfluxDB line protocol on ``/api/v2/write`` and exports on ``/api/v1/export``.
+    Loopback only, no scraping, a 100-year retention (tests write fixed past timestamps).
+    Yields its base URL once ``/health`` answers (polled, not slept on); stops it afterwards.
+    """
+    from hub.embedded_broker import free_port
+
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / "victoria-metrics.log"
+    args = [binary, f"-storageDataPath={data_dir / 'storage'}",
+            f"-httpListenAddr=127.0.0.1:{port}", "-retentionPeriod=100y",
+            "-search.disableCache", "-loggerLevel=WARN", *extra_args]
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + start_timeout
+        while not _healthy(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = log_path.read_text(errors="replace")[-2000:]
+                state = (f"exited with {proc.returncode}" if proc.returncode is not None
+                         else f"did not answer on {url}/health within {start_timeout} s")
+                raise RuntimeError(f"victoria-metrics {state}; its log:\n{tail}")
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.05)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

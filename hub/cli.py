@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import click
@@ -15,6 +16,7 @@ from protocols.config import ConfigError
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from hub.influx import InfluxSink
     from hub.mqtt_consumer import IngestWorker
 
 config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False),
@@ -52,11 +54,10 @@ def migrate(ctx: click.Context, config_path: str | None, revision: str) -> None:
 def ingest(ctx: click.Context, config_path: str | None) -> None:
     """Run one ingest worker (several share the load over MQTT v5 shared subscriptions)."""
     settings = _settings(ctx, config_path)
-    worker, engine = _start_ingest(settings)
+    worker, engine, sinks = _start_ingest(settings)
     click.echo(f"ingesting from {settings.mqtt.url}; Ctrl-C to stop")
     _wait_for_signal()
-    worker.stop()
-    engine.dispose()
+    _stop_ingest(worker, engine, sinks)
 
 
 @hub.command()
@@ -69,7 +70,7 @@ def serve(ctx: click.Context, config_path: str | None) -> None:
     from hub.web import create_app
 
     settings = _settings(ctx, config_path)
-    worker, engine = _start_ingest(settings)
+    worker, engine, sinks = _start_ingest(settings)
     from hub.db import session_factory
 
     app = create_app(settings, factory=session_factory(engine))
@@ -78,20 +79,31 @@ def serve(ctx: click.Context, config_path: str | None) -> None:
     click.echo(f"hub at http://{settings.web.host}:{server.server_port}; Ctrl-C to stop")
     _wait_for_signal()
     server.shutdown()
-    worker.stop()
-    engine.dispose()
+    _stop_ingest(worker, engine, sinks)
 
 
-def _start_ingest(settings: HubSettings) -> tuple[IngestWorker, Engine]:
+def _start_ingest(settings: HubSettings) -> tuple[IngestWorker, Engine, list[InfluxSink]]:
     from hub.db import make_engine, migrate, session_factory
     from hub.mqtt_consumer import IngestWorker
 
     migrate(settings.database_url)
     engine = make_engine(settings.database_url)
+    sinks: list[InfluxSink] = []
+    if settings.influx is not None:
+        from hub.influx import InfluxSink
+
+        sinks.append(InfluxSink(settings.influx))
     worker = IngestWorker(settings, session_factory(engine),
-                          protocol_v5=settings.mqtt.protocol == "5")
+                          protocol_v5=settings.mqtt.protocol == "5", sinks=sinks)
     worker.start()
-    return worker, engine
+    return worker, engine, sinks
+
+
+def _stop_ingest(worker: IngestWorker, engine: Engine, sinks: list[InfluxSink]) -> None:
+    worker.stop()  # first: its last batches still reach the sinks
+    for sink in sinks:
+        sink.close()
+    engine.dispose()
 
 
 def _wait_for_signal() -> None:
@@ -128,6 +140,44 @@ def send_manifest_command(ctx: click.Context, config_path: str | None, site: str
     published = _publish_all(settings, outbound.messages)
     click.echo(f"manifest v{sent.version} for {site}/{gateway}: {sent.items} items, "
                f"{sent.removed} removed, {published} message(s) published")
+
+
+@hub.command("influx-backfill")
+@config_option
+@click.option("--since", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]), required=True,
+              help="Start, e.g. 2026-11-20 (UTC) or 2026-11-20T08:00:00+08:00.")
+@click.option("--until", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]),
+              default=None, help="End (default: now).")
+@click.pass_context
+def influx_backfill(ctx: click.Context, config_path: str | None, since: datetime,
+                    until: datetime | None) -> None:
+    """Re-send stored telemetry of a period to InfluxDB (after an outage or queue overflow)."""
+    from hub.db import make_engine, session_factory
+    from hub.influx import InfluxSink, InfluxWriteError
+    from hub.telemetry import iter_batches
+
+    settings = _settings(ctx, config_path)
+    if settings.influx is None:
+        raise click.ClickException("no [influx] section in the hub settings: nothing to send to")
+    lo = since if since.tzinfo else since.replace(tzinfo=UTC)
+    hi = (until if until.tzinfo else until.replace(tzinfo=UTC)) if until else datetime.now(UTC)
+    if hi < lo:
+        raise click.ClickException("--until is before --since")
+    engine = make_engine(settings.database_url)
+    try:
+        with session_factory(engine)() as session, InfluxSink(settings.influx) as sink:
+            rows = ((record.site, record.source,
+                     [r for r in readings if lo.timestamp() <= r[1] <= hi.timestamp()])
+                    for record, readings in iter_batches(session, since=lo.timestamp(),
+                                                         until=hi.timestamp()))
+            written = sink.backfill(rows)
+    except InfluxWriteError as err:
+        raise click.ClickException(f"{err} ({err.written} readings were written first)") \
+            from None
+    finally:
+        engine.dispose()
+    click.echo(f"{written} readings sent to {settings.influx.url} ({lo:%Y-%m-%d %H:%M} to "
+               f"{hi:%Y-%m-%d %H:%M} UTC)")
 
 
 def _publish_all(settings: HubSettings, messages: list[tuple[str, bytes, bool]]) -> int:

@@ -32,6 +32,7 @@ from hub.db import transaction
 from hub.errors import HubError
 from hub.ingest import IngestResult, Received, quarantine, store_batch
 from hub.settings import HubSettings, MqttSettings
+from hub.telemetry import TelemetrySink
 from protocols import topics
 from protocols.config import ConfigError
 from protocols.messages import Ack, HubState
@@ -116,8 +117,10 @@ class IngestWorker:
 
     def __init__(self, settings: HubSettings, factory: sessionmaker[Session], *,
                  protocol_v5: bool | None = None, sites: Sequence[str] = ("+",),
-                 backoff_s: tuple[float, float] = (0.5, 30.0)) -> None:
+                 backoff_s: tuple[float, float] = (0.5, 30.0),
+                 sinks: Sequence[TelemetrySink] = ()) -> None:
         self._settings = settings
+        self._sinks = tuple(sinks)  # told of each newly stored telemetry batch after commit
         self._sites = tuple(sites)  # "+": every site; a regional hub may name its own
         self._factory = factory
         self._v5 = protocol_v5  # None: ask the broker at start()
@@ -343,6 +346,9 @@ class IngestWorker:
                 chunk = entries[start:start + ACK_ENTRIES_PER_MESSAGE]
                 self._publish(topics.ack(site, gateway), Ack(ts=_now(), entries=chunk).encode())
                 published += 1
+        for sink in self._sinks:
+            for stored in result.telemetry:
+                sink.submit(stored.site, stored.source, stored.readings)
         with self._cond:
             connection = self._connection
         assert self._client is not None

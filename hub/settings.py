@@ -43,10 +43,19 @@ class WebSettings(_Section):
 
 
 class InfluxSettings(_Section):
+    """The optional InfluxDB copy of telemetry (``hub.influx.InfluxSink``)."""
+
     url: str
     org: str
     bucket: str
     token: str = ""
+    batch_size: Annotated[int, Field(ge=1, le=50_000)] = 5_000  # points per HTTP write
+    flush_interval_ms: Annotated[int, Field(ge=0, le=60_000)] = 1_000  # wait to fill a write
+    queue_limit: Annotated[int, Field(ge=1, le=10_000_000)] = 200_000  # readings; beyond: dropped
+    max_retries: Annotated[int, Field(ge=0, le=100)] = 5  # per write, then its points are failed
+    retry_interval_ms: Annotated[int, Field(ge=1, le=60_000)] = 1_000  # first backoff, doubling
+    max_retry_delay_ms: Annotated[int, Field(ge=1, le=600_000)] = 30_000
+    timeout_ms: Annotated[int, Field(ge=100, le=300_000)] = 10_000  # one HTTP request
 
 
 class HubSettings(_Section):

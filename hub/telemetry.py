@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import math
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from hub.errors import InvalidInput
@@ -28,6 +28,13 @@ MAX_RANGE_READINGS = 200_000  # raw readings one query may return
 _COMPRESSION = 1  # zlib level: ~5x smaller for ~0.1 ms per 500-reading batch
 
 Reading = tuple[str, float, float | None]  # probe id, epoch seconds, °C (None: missing)
+
+
+class TelemetrySink(Protocol):
+    """Somewhere else telemetry goes after the hub committed it (InfluxDB: hub.influx)."""
+
+    def submit(self, site: str, gateway: str, readings: Sequence[Reading]) -> None:
+        """Take a stored batch's readings; must not block the ingest thread."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +147,9 @@ def _insert(session: Session, model: type[Any]) -> Any:
 def _upsert_windows(session: Session, rows: list[dict[str, Any]]) -> None:
     """Add rows to existing windows (readings summed, extremes widened) in one statement."""
     dialect = session.get_bind().dialect.name
-    table = TelemetryWindow.__table__
+    table = cast(Table, TelemetryWindow.__table__)
+    least: Callable[[Any, Any], Any]
+    greatest: Callable[[Any, Any], Any]
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
 

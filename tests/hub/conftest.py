@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from firmware_sim.services import start_victoria_metrics, victoria_metrics_binary
 from hub.db import make_engine, migrate, session_factory
 from hub.models import Customer, Item, Order
 
@@ -39,3 +42,25 @@ def factory(hub_db: sessionmaker[Session]) -> sessionmaker[Session]:
                  product="Baby spinach 200 g", family="leafy", packed_at=T0),
         ])
     return hub_db
+
+
+@pytest.fixture(scope="session")
+def victoria_metrics_binary_path() -> str:
+    """The victoria-metrics binary; skip without it, or fail when CI requires the services."""
+    binary = victoria_metrics_binary()
+    if binary:
+        return binary
+    message = ("victoria-metrics is not installed (the InfluxDB sink tests write to it): "
+               "apt-get install victoria-metrics")
+    if os.environ.get("CI") or os.environ.get("COLDLOOP_REQUIRE_SERVICES"):
+        pytest.fail(f"{message}; CI or COLDLOOP_REQUIRE_SERVICES is set, so the tests must run")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def victoria_metrics(victoria_metrics_binary_path: str,
+                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private VictoriaMetrics for the session (InfluxDB line protocol in); yields its URL."""
+    data_dir: Path = tmp_path_factory.mktemp("victoria-metrics")
+    with start_victoria_metrics(victoria_metrics_binary_path, data_dir) as url:
+        yield url

@@ -6,7 +6,7 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -171,14 +171,14 @@ def start_worker(broker: BrokerAddress, site: str,
 
     def start(client_id: str | None = None, *, v5: bool | None = None,
               session_factory: sessionmaker[Session] | None = None, share_group: str | None = None,
-              wait_ready: bool = True) -> IngestWorker:
+              wait_ready: bool = True, sinks: Sequence[Any] = ()) -> IngestWorker:
         client_id = client_id or f"hub-test-{uuid.uuid4().hex[:8]}"
         settings = HubSettings(
             mqtt=MqttSettings(url=broker.url, client_id=client_id, share_group=share_group),
             ingest=IngestSettings(batch_size=100, batch_wait_ms=20))
         speaks_v5 = broker.speaks_v5 if v5 is None else v5
         worker = IngestWorker(settings, session_factory or factory, protocol_v5=speaks_v5,
-                              sites=[site], backoff_s=(0.05, 0.2))
+                              sites=[site], backoff_s=(0.05, 0.2), sinks=sinks)
         worker.start()
         started.append((worker, client_id, speaks_v5))
         if wait_ready:
@@ -453,3 +453,27 @@ def test_unreachable_broker_is_reported() -> None:
     url = f"mqtt://127.0.0.1:{free_port()}"
     with pytest.raises(BrokerUnavailable, match="does not answer"):
         broker_speaks_v5(MqttSettings(url=url))
+
+
+def test_stored_telemetry_reaches_influxdb_once(
+        start_worker: StartWorker, gateway: FakeGateway, victoria_metrics: str) -> None:
+    from hub.influx import InfluxSink
+    from tests.hub.test_influx import T0 as EPOCH
+    from tests.hub.test_influx import exported
+    from tests.hub.test_influx import settings as influx_settings
+
+    sink = InfluxSink(influx_settings(victoria_metrics))
+    try:
+        worker = start_worker(sinks=[sink])
+        batch = TelemetryBatch(id=f"{GW}:1:1", ts=T0, readings=[
+            ("p1", EPOCH, 4.0), ("p1", EPOCH + 1, 4.5), ("p2", EPOCH, None)])
+        gateway.publish(topics.telemetry(gateway.site, GW), batch)
+        gateway.publish(topics.telemetry(gateway.site, GW), batch)  # a redelivery
+        assert worker.wait_idle(WAIT, committed=2)
+        assert sink.flush(WAIT)
+    finally:
+        sink.close()
+
+    series, _ = exported(victoria_metrics, gateway.site)
+    assert series == {(GW, "p1"): [(int(EPOCH * 1000), 4.0), (int(EPOCH * 1000) + 1000, 4.5)]}
+    assert (sink.counters.submitted, sink.counters.written, sink.counters.skipped) == (3, 2, 1)

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from hub import queries, returns, trucks
+from hub import queries, returns, telemetry, trucks
 from hub.errors import Conflict, HubError, InvalidInput, NotFound
 from hub.web import code_rng, db_session, hub_settings, now
 from hub.web import serialize as js
@@ -94,6 +94,16 @@ class LimitQuery(_Query):
     """Query string of list endpoints that only page by count."""
 
     limit: Annotated[int, Field(ge=1, le=queries.MAX_LIMIT)] = 50
+
+
+class TelemetryQuery(_Query):
+    """Query string of GET /telemetry: one probe over a time range."""
+
+    probe: Annotated[str, Field(min_length=1, max_length=32)]
+    since: AwareDatetime
+    until: AwareDatetime
+    resolution: Literal["raw", "window"] = "raw"
+    source: Annotated[str, Field(min_length=1, max_length=32)] | None = None
 
 
 # --- routes --------------------------------------------------------------------------------
@@ -195,6 +205,25 @@ def truck_log(truck_id: str) -> tuple[Response, int]:
     session.commit()
     return jsonify(truck_id=truck_id, upload_id=body.upload_id, readings=count,
                    duplicate=duplicate), 200 if duplicate else 201
+
+
+@bp.get("/telemetry")
+def telemetry_range() -> Response:
+    """Return one probe's readings (or 5-minute windows) between ``since`` and ``until``."""
+    args = _parse(TelemetryQuery, request.args.to_dict(), "query parameter")
+    session = db_session()
+    found: dict[str, Any] = {"probe": args.probe, "since": js.time(args.since),
+                             "until": js.time(args.until), "resolution": args.resolution}
+    if args.resolution == "raw":
+        rows = telemetry.probe_readings(session, args.probe, args.since, args.until,
+                                        source=args.source)
+        found["readings"] = [js.probe_reading(r) for r in rows]
+    else:
+        windows = telemetry.probe_windows(session, args.probe, args.since, args.until,
+                                          source=args.source)
+        found["window_s"] = telemetry.WINDOW_S
+        found["windows"] = [js.telemetry_window(w) for w in windows]
+    return jsonify(found)
 
 
 # --- plumbing ------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from hub.models import (
@@ -19,6 +19,7 @@ from hub.models import (
     Ticket,
 )
 from hub.queries import GradeRow, ItemHistory, OrderView, TimelineEntry, as_utc
+from hub.telemetry import ProbeReading, WindowView
 
 Json = dict[str, Any]
 PAYLOAD_PREVIEW = 2000
@@ -142,3 +143,22 @@ def order_view(view: OrderView) -> Json:
         "pickups": [pickup(p) for p in view.pickups],
         "timeline": timeline(view.timeline),
     }
+
+
+def probe_reading(reading: ProbeReading) -> Json:
+    """Return one stored probe reading as JSON."""
+    return {"ts": _epoch(reading.ts), "temp_c": reading.temp_c, "source": reading.source,
+            "batch_id": reading.batch_id}
+
+
+def telemetry_window(window: WindowView) -> Json:
+    """Return one probe window's aggregate as JSON."""
+    return {"start": _epoch(window.start), "source": window.source,
+            "readings": window.readings, "missing": window.missing,
+            "min_c": window.min_c, "max_c": window.max_c,
+            "mean_c": None if window.mean_c is None else round(window.mean_c, 3),
+            "first_ts": _epoch(window.first_ts), "last_ts": _epoch(window.last_ts)}
+
+
+def _epoch(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")

@@ -8,13 +8,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from firmware_sim.services import start_victoria_metrics, victoria_metrics_binary
 from hub.db import make_engine, migrate, session_factory
 from hub.models import Customer, Item, Order
+from hub.settings import DatabaseSettings, HubSettings, WebSettings
+from hub.web import create_app
 
 T0 = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+TOKEN = "test-api-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
@@ -64,3 +70,18 @@ def victoria_metrics(victoria_metrics_binary_path: str,
     data_dir: Path = tmp_path_factory.mktemp("victoria-metrics")
     with start_victoria_metrics(victoria_metrics_binary_path, data_dir) as url:
         yield url
+
+
+@pytest.fixture
+def app(database_url: str, factory: sessionmaker[Session]) -> Flask:
+    """The hub app over the seeded database, with a known API token and clock."""
+    settings = HubSettings(database=DatabaseSettings(url=database_url),
+                           web=WebSettings(api_token=TOKEN))
+    return create_app(settings, factory=factory,
+                      test_config={"TESTING": True, "COLDLOOP_CLOCK": lambda: T0})
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of the app's JSON API (send AUTH as headers)."""
+    return app.test_client()

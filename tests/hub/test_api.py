@@ -6,7 +6,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,31 +18,12 @@ from hub.models import (
     TelemetryBatchRecord,
     TelemetryWindow,
 )
-from hub.settings import DatabaseSettings, HubSettings, WebSettings
 from hub.telemetry import decode_document
-from hub.web import create_app
 from protocols import pickup_code
-from tests.hub.conftest import T0
+from tests.hub.conftest import AUTH, T0, TOKEN
 
-TOKEN = "test-api-token-0123456789"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 TICKET = {"order_id": "O-1", "item_id": "IT-1", "channel": "app",
           "text": "The strawberries are mouldy."}
-
-
-@pytest.fixture
-def app(database_url: str, factory: sessionmaker[Session]) -> Flask:
-    """The hub app over the seeded database, with a known API token and clock."""
-    settings = HubSettings(database=DatabaseSettings(url=database_url),
-                           web=WebSettings(api_token=TOKEN))
-    return create_app(settings, factory=factory,
-                      test_config={"TESTING": True, "COLDLOOP_CLOCK": lambda: T0})
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    """A test client of the app."""
-    return app.test_client()
 
 
 def error_of(response: Any) -> str:

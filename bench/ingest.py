@@ -499,6 +499,7 @@ class HubStateWatch:
 def bench_database(work: Path, url: str, v5: bool, name: str, database_url: str | None,
                    sizes: Sizes) -> Figures:
     """Raw drain, hub flood, hub paced, and (v5) two workers on one database."""
+    work.mkdir(parents=True, exist_ok=True)
     messages = make_messages(sizes.batches, sizes.readings, sizes.scans, boot=1)
     readings = sizes.batches * sizes.readings
     raw = time_raw_drain(url, v5, messages, sizes.timeout_s)
@@ -523,7 +524,9 @@ def bench_database(work: Path, url: str, v5: bool, name: str, database_url: str 
         figures["two_workers"] = time_two_workers(
             work, url, pair_url, make_messages(sizes.batches, sizes.readings, sizes.scans,
                                                boot=3), sizes.timeout_s)
-        say(f"{name}: two workers {figures['two_workers']}")
+        pair = figures["two_workers"]
+        pair["ratio"] = round(pair["readings_per_s"] / figures["raw_drain_readings_per_s"], 3)
+        say(f"{name}: two workers {pair}")
     return figures
 
 

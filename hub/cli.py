@@ -72,13 +72,17 @@ def serve(ctx: click.Context, config_path: str | None) -> None:
     settings = _settings(ctx, config_path)
     worker, engine, sinks = _start_ingest(settings)
     from hub.db import session_factory
+    from hub.fleet_watch import FleetWatch
 
     app = create_app(settings, factory=session_factory(engine))
+    watch = FleetWatch(session_factory(engine), settings.fleet)  # evaluates fleet alarms
+    watch.start()
     server = make_server(settings.web.host, settings.web.port, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     click.echo(f"hub at http://{settings.web.host}:{server.server_port}; Ctrl-C to stop")
     _wait_for_signal()
     server.shutdown()
+    watch.stop()
     _stop_ingest(worker, engine, sinks)
 
 

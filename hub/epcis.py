@@ -5,13 +5,14 @@ Identifiers (docs/trace.md): an item is a GS1 Digital Link URI with its GTIN and
 places are ``urn:coldloop:loc:{party}:{id}`` where party says whose custody it means
 (supplier, warehouse, delivery, customer, sorting). Hub records become ObjectEvents with CBV
 2.0 business steps and dispositions; the grade and the hub's message id travel in the
-``coldloop:`` extension namespace. Event ids are ``urn:uuid:`` UUIDv5 of the hub's message id,
-so re-exporting a record gives the same event.
+``coldloop:`` extension namespace. Event ids are ``urn:coldloop:event:{message id}``, so
+re-exporting a record gives the same event.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -33,6 +34,8 @@ PARTIES = ("supplier", "warehouse", "delivery", "customer", "sorting")
 MAX_DOCUMENT_BYTES = 50 * 1024 * 1024
 _EVENT_IDS = uuid.UUID("3f0b8f2e-6d0a-5c7e-9a41-1d2c3b4a5e6f")  # namespace of our event ids
 _MAX_PROBLEMS = 5
+EVENT_URN = "urn:coldloop:event:"  # + the hub's message id
+_URN_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,160}$")
 
 # What a custody change means in CBV 2.0 terms: (bizStep, disposition, party now holding it).
 CUSTODY_STEPS: dict[str, tuple[str, str, str]] = {
@@ -83,8 +86,10 @@ def party_of(location_id: str | None) -> str | None:
 
 
 def event_id_for(message_id: str) -> str:
-    """The stable EPCIS eventID of a hub record."""
-    return f"urn:uuid:{uuid.uuid5(_EVENT_IDS, message_id)}"
+    """The stable EPCIS eventID of a hub record: its message id in coldloop's URN space."""
+    if _URN_SAFE.match(message_id):
+        return EVENT_URN + message_id
+    return f"urn:uuid:{uuid.uuid5(_EVENT_IDS, message_id)}"  # not URI-safe as it is
 
 
 def timestamp(moment: datetime) -> str:

@@ -1,4 +1,7 @@
-"""The hub's view of its gateways: their last reported state, newest boot wins."""
+"""The hub's view of its gateways: their last reported state, newest boot wins.
+
+The registry built on it (stations, probes, rates) is hub.fleet_view; its alarms, hub.alarms.
+"""
 
 from __future__ import annotations
 
@@ -60,7 +63,8 @@ def _row(update: StateUpdate) -> dict[str, Any]:
     return {"id": update.gateway, "site": update.site, "online": state.online,
             "boot": state.boot, "last_seen": update.received_at.astimezone(UTC),
             "software": state.software, "model_version": state.model_version,
-            "backlog": state.backlog, "clock": state.clock.value}
+            "backlog": state.backlog, "clock": state.clock.value,
+            "alarms": sorted(set(state.alarms))}
 
 
 def _upsert(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -84,6 +88,7 @@ def _upsert(session: Session, rows: list[dict[str, Any]]) -> None:
         set_={
             "site": new.site, "online": new.online, "boot": new.boot,
             "last_seen": new.last_seen, "backlog": new.backlog, "clock": new.clock,
+            "alarms": new.alarms,
             "software": func.coalesce(new.software, Gateway.software),
             "model_version": func.coalesce(new.model_version, Gateway.model_version),
         },

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from hub.command_models import GatewayHealth
@@ -23,6 +23,7 @@ from hub.fleet import StateUpdate, record_states
 from hub.models import (
     CustodyRecord,
     FaultRecord,
+    Gateway,
     GradeRecord,
     Item,
     QuarantinedMessage,
@@ -119,6 +120,7 @@ def store_batch(session: Session, batch: Sequence[Received]) -> IngestResult:
     states: list[StateUpdate] = []
     reports: list[tuple[GatewayTopic, ConfigDocument, Received]] = []
     rejected: list[_Rejected] = []
+    seen: dict[str, datetime] = {}  # gateway -> newest receipt of anything but its state
     for received in batch:
         parsed = _classify(received, result, rejected)
         if parsed is None:
@@ -126,7 +128,11 @@ def store_batch(session: Session, batch: Sequence[Received]) -> IngestResult:
         topic, message = parsed
         if isinstance(message, GatewayState):
             states.append(StateUpdate(topic.site, topic.gateway, message, received.received_at))
-        elif isinstance(message, ConfigDocument):
+            continue  # record_states sets last_seen, and not from a stale boot's state
+        last = seen.get(topic.gateway)
+        if last is None or received.received_at > last:
+            seen[topic.gateway] = received.received_at
+        if isinstance(message, ConfigDocument):
             reports.append((topic, message, received))
         else:
             accepted.append(_Accepted(topic, message, received))
@@ -148,6 +154,7 @@ def store_batch(session: Session, batch: Sequence[Received]) -> IngestResult:
     _insert_records(session, fresh, result)
     if states:
         result.states, result.stale = record_states(session, states)
+    _mark_seen(session, seen)
     for topic, document, received in reports:
         try:
             with session.begin_nested():
@@ -231,6 +238,24 @@ def _insert_records(session: Session, fresh: Sequence[_Accepted], result: Ingest
             session.execute(_bulk(model), model_rows)
     result.readings += store_batches(session, result.telemetry)
     _set_dispositions(session, [a.message for a in fresh if isinstance(a.message, GradeEvent)])
+
+
+def _mark_seen(session: Session, seen: dict[str, datetime]) -> None:
+    """Move known gateways' ``last_seen`` forward to their newest message of this batch.
+
+    One executemany, one row per gateway, sorted (the same lock order in every worker); it
+    never moves ``last_seen`` back and never creates a gateway (its state does that).
+    """
+    if not seen:
+        return
+    gateways = cast(Table, Gateway.__table__)
+    statement = (update(gateways)
+                 .where(gateways.c.id == bindparam("s_id"),
+                        or_(gateways.c.last_seen.is_(None),
+                            gateways.c.last_seen < bindparam("s_at")))
+                 .values(last_seen=bindparam("s_at")))
+    session.execute(statement, [{"s_id": gateway, "s_at": _utc(at)}
+                                for gateway, at in sorted(seen.items())])
 
 
 def _event_base(event: Event) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -136,6 +137,8 @@ class Gateway(Base):
     model_version: Mapped[str | None] = mapped_column(String(64))
     backlog: Mapped[int] = mapped_column(Integer, default=0)
     clock: Mapped[str] = mapped_column(String(16), default="unsynced")
+    # The alarm codes of the gateway's latest state (GatewayState.alarms, e.g. "disk_low").
+    alarms: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
 
 
 class StoredMessage(Base):
@@ -246,6 +249,34 @@ class TelemetryWindow(Base):
     max_c: Mapped[float | None] = mapped_column(Float)
     first_ts: Mapped[float] = mapped_column(Float)
     last_ts: Mapped[float] = mapped_column(Float)
+
+
+class FleetAlarm(Base):
+    """A fleet alarm (hub.alarms): raised, refreshed while its condition holds, then cleared.
+
+    At most one alarm per (kind, subject) is open (``cleared_at`` NULL): a partial unique index.
+    """
+
+    __tablename__ = "fleet_alarms"
+    __table_args__ = (
+        Index("ux_fleet_alarms_open", "kind", "subject", unique=True,
+              sqlite_where=text("cleared_at IS NULL"),
+              postgresql_where=text("cleared_at IS NULL")),
+        Index("ix_fleet_alarms_raised_at", "raised_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(80))  # gateway_silent, gateway_reported:disk_low...
+    subject: Mapped[str] = mapped_column(String(128))  # gateway id, or "<gateway>/<probe>"
+    gateway_id: Mapped[str] = mapped_column(String(32), index=True)
+    site: Mapped[str] = mapped_column(String(32), default="")
+    severity: Mapped[str] = mapped_column(String(16))  # info, warning, error, critical
+    message: Mapped[str] = mapped_column(Text)  # what is wrong, with the numbers
+    raised_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]  # the last evaluation that found the condition
+    cleared_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    acknowledged_at: Mapped[datetime | None]
 
 
 class QuarantinedMessage(Base):

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from hub.models import (
     CustodyRecord,
     Customer,
+    FleetAlarm,
     Gateway,
     GradeRecord,
     Item,
@@ -91,6 +92,7 @@ class DashboardCounts:
     quarantined: int = 0
     gateways_online: int = 0
     gateways: int = 0
+    alarms_open: int = 0  # fleet alarms not cleared (hub.alarms)
 
     @property
     def grades_total(self) -> int:
@@ -199,6 +201,8 @@ def dashboard_counts(session: Session) -> DashboardCounts:
         quarantined=_count(session, QuarantinedMessage),
         gateways_online=online,
         gateways=_count(session, Gateway),
+        alarms_open=session.scalar(select(func.count()).select_from(FleetAlarm)
+                                   .where(FleetAlarm.cleared_at.is_(None))) or 0,
     )
 
 

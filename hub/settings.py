@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from protocols.config import ConfigError, read_settings
 
@@ -58,6 +58,48 @@ class InfluxSettings(_Section):
     timeout_ms: Annotated[int, Field(ge=100, le=300_000)] = 10_000  # one HTTP request
 
 
+TELEMETRY_WINDOW_S = 300  # hub.telemetry.WINDOW_S (not imported: no SQLAlchemy here)
+
+
+class FleetSettings(_Section):
+    """The fleet registry's recent window and the alarm thresholds (docs/fleet.md)."""
+
+    evaluate_every_s: Annotated[float, Field(ge=1, le=3600)] = 30.0  # background evaluator
+    # "Recent": scans, reader error rates, probes' missing share and the drift look-back.
+    window_s: Annotated[int, Field(ge=300, le=86_400)] = 3600
+    silent_after_s: Annotated[float, Field(ge=10, le=86_400)] = 180.0  # gateway or probe quiet
+    offline_after_s: Annotated[float, Field(ge=0, le=86_400)] = 60.0  # offline state this long
+    drift_c: Annotated[float, Field(gt=0, le=50)] = 2.0  # off the gateway's probe median by more
+    drift_windows: Annotated[int, Field(ge=1, le=288)] = 3  # ... in each of this many windows
+    reader_error_pct: Annotated[float, Field(gt=0, le=100)] = 5.0  # errors per 100 reads, above
+    reader_min_attempts: Annotated[int, Field(ge=1, le=1_000_000)] = 20  # reads before judging
+    disk_free_min_mb: Annotated[float, Field(ge=0)] = 500.0  # health report: free below this
+    disk_used_max_pct: Annotated[float, Field(gt=0, le=100)] = 90.0  # ... or used at least this
+    forget_after_s: Annotated[int, Field(ge=3600, le=90 * 86_400)] = 86_400  # stations, probes
+
+    @model_validator(mode="after")
+    def _drift_fits_the_window(self) -> FleetSettings:
+        needed = self.drift_windows * TELEMETRY_WINDOW_S
+        if needed > self.window_s:
+            raise ValueError(
+                f"drift_windows = {self.drift_windows} windows of {TELEMETRY_WINDOW_S} s do "
+                f"not fit in window_s = {self.window_s} s: raise window_s to at least {needed} "
+                "or lower drift_windows")
+        return self
+
+
+class LedgerSettings(_Section):
+    """The traceability ledger's signing key and how often heads are signed (docs/ledger.md)."""
+
+    signing_key: Path | None = None  # Ed25519 PEM; None: ledger-signing-key.pem in the data dir
+    sign_every: Annotated[int, Field(ge=1, le=10_000_000)] = 1000  # events between heads ...
+    sign_every_s: Annotated[float, Field(gt=0, le=86_400)] = 60.0  # ... or seconds, if sooner
+
+    def key_path(self, data_dir: Path) -> Path:
+        """Where the signing key is, given the hub's data directory."""
+        return self.signing_key or Path(data_dir) / "ledger-signing-key.pem"
+
+
 class HubSettings(_Section):
     """Everything the hub process needs, built once and passed down."""
 
@@ -67,6 +109,8 @@ class HubSettings(_Section):
     ingest: IngestSettings = IngestSettings()
     web: WebSettings = WebSettings()
     influx: InfluxSettings | None = None
+    fleet: FleetSettings = FleetSettings()
+    ledger: LedgerSettings = LedgerSettings()
 
     @property
     def database_url(self) -> str:

@@ -19,8 +19,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from hub import queries, returns, telemetry, trucks
+from hub import alarms, queries, returns, telemetry, trucks
 from hub.errors import Conflict, HubError, InvalidInput, NotFound
+from hub.fleet_view import fleet_view
 from hub.web import code_rng, db_session, hub_settings, now
 from hub.web import serialize as js
 
@@ -96,6 +97,19 @@ class LimitQuery(_Query):
     limit: Annotated[int, Field(ge=1, le=queries.MAX_LIMIT)] = 50
 
 
+class AlarmsQuery(_Query):
+    """Query string of GET /fleet/alarms: open ones, cleared ones, or (omitted) both."""
+
+    open: bool | None = None
+    limit: Annotated[int, Field(ge=1, le=queries.MAX_LIMIT)] = 50
+
+
+class AckRequest(_Body):
+    """Who acknowledges a fleet alarm."""
+
+    by: Annotated[str, Field(min_length=1, max_length=alarms.MAX_ACK_BY)]
+
+
 class TelemetryQuery(_Query):
     """Query string of GET /telemetry: one probe over a time range."""
 
@@ -156,8 +170,28 @@ def grades() -> Response:
 
 @bp.get("/fleet")
 def fleet() -> Response:
-    """Return every gateway's last known state."""
-    return jsonify(gateways=[js.gateway(g) for g in queries.fleet(db_session())])
+    """Return the fleet registry: gateways (state, health, reader rate), stations and probes."""
+    session = db_session()
+    view = fleet_view(session, now(), hub_settings().fleet)
+    return jsonify(js.fleet(view, alarms.open_counts(session)))
+
+
+@bp.get("/fleet/alarms")
+def fleet_alarms() -> Response:
+    """Return fleet alarms newest first; ``open=true`` only open ones, ``open=false`` cleared."""
+    args = _parse(AlarmsQuery, request.args.to_dict(), "query parameter")
+    found = alarms.list_alarms(db_session(), open_only=args.open, limit=args.limit)
+    return jsonify(alarms=[js.fleet_alarm(a) for a in found])
+
+
+@bp.post("/fleet/alarms/<int:alarm_id>/ack")
+def acknowledge_alarm(alarm_id: int) -> Response:
+    """Acknowledge a fleet alarm, open or cleared; acknowledging again keeps the first."""
+    body = _parse(AckRequest, _json_body(), "field")
+    session = db_session()
+    alarm = alarms.acknowledge(session, alarm_id, body.by, now())
+    session.commit()
+    return jsonify(js.fleet_alarm(alarm))
 
 
 @bp.get("/quarantine")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from hub.fleet_view import FleetView, GatewayView, ProbeView, ReaderRate, StationView
 from hub.models import (
     CustodyRecord,
     Customer,
+    FleetAlarm,
     Gateway,
     GradeRecord,
     Item,
@@ -100,6 +102,80 @@ def gateway(record: Gateway) -> Json:
             "boot": record.boot, "last_seen": time(record.last_seen),
             "software": record.software, "model_version": record.model_version,
             "backlog": record.backlog, "clock": record.clock}
+
+
+def fleet(view: FleetView, open_alarms: Mapping[str, int]) -> Json:
+    """Return the fleet registry as JSON: gateways, stations and probes."""
+    return {"generated_at": time(view.now), "window_s": view.window_s,
+            "gateways": [fleet_gateway(g, open_alarms.get(g.gateway.id, 0))
+                         for g in view.gateways],
+            "stations": [station(s) for s in view.stations],
+            "probes": [probe(p) for p in view.probes]}
+
+
+def fleet_gateway(view: GatewayView, open_alarms: int = 0) -> Json:
+    """Return a gateway of the registry: its state, latest health and reader numbers."""
+    health = view.health
+    return {
+        **gateway(view.gateway),
+        "clock": view.clock, "clock_source": view.clock_source,
+        "silent_s": None if view.silent_s is None else round(view.silent_s, 1),
+        "reported_alarms": list(view.gateway.alarms or []),
+        "health": None if health is None else {
+            "message_id": health.message_id, "ts": time(health.ts), "clock": health.clock,
+            **{name: health.number(name) for name in (
+                "disk_free_mb", "disk_used_pct", "outbox_depth", "dead_letters",
+                "cpu_temp_c", "reader_errors", "uptime_s")}},
+        "reader": {**reader_rate(view.reader), "faults": view.reader_faults,
+                   "failed_reads": view.failed_reads},
+        "open_alarms": open_alarms,
+    }
+
+
+def reader_rate(rate: ReaderRate) -> Json:
+    """Return scans, reader errors and errors per 100 reads as JSON."""
+    pct = rate.error_pct
+    return {"scans": rate.scans, "errors": rate.errors, "attempts": rate.attempts,
+            "error_pct": None if pct is None else round(pct, 2)}
+
+
+def station(view: StationView) -> Json:
+    """Return a scan station of the registry as JSON."""
+    return {"gateway_id": view.gateway_id, "site": view.site, "station": view.station,
+            "last_scan": time(view.last_scan), "reader": reader_rate(view.reader)}
+
+
+def probe(view: ProbeView) -> Json:
+    """Return a probe of the registry as JSON."""
+    window = view.last_window
+    missing = view.missing_pct
+    deviation = view.deviation_c
+    return {
+        "gateway_id": view.gateway_id, "site": view.site, "probe": view.probe,
+        "last_reading": time(view.last_reading),
+        "last_window": None if window is None else {
+            "start": _epoch(window.start), "readings": window.readings,
+            "missing": window.missing, "mean_c": _round(window.mean_c),
+            "min_c": window.min_c, "max_c": window.max_c},
+        "readings": view.readings, "missing": view.missing,
+        "missing_pct": None if missing is None else round(missing, 2),
+        "deviation_c": _round(deviation),
+    }
+
+
+def fleet_alarm(record: FleetAlarm) -> Json:
+    """Return a fleet alarm as JSON."""
+    return {"id": record.id, "kind": record.kind, "subject": record.subject,
+            "gateway_id": record.gateway_id, "site": record.site,
+            "severity": record.severity, "message": record.message,
+            "open": record.cleared_at is None, "raised_at": time(record.raised_at),
+            "last_seen_at": time(record.last_seen_at), "cleared_at": time(record.cleared_at),
+            "acknowledged_by": record.acknowledged_by,
+            "acknowledged_at": time(record.acknowledged_at)}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 def quarantined(record: QuarantinedMessage) -> Json:

@@ -1,4 +1,4 @@
-"""The admin web UI: login, dashboard, order timeline and quarantine, rendered on the server."""
+"""The admin web UI: login, dashboard, order timeline, fleet and quarantine, server-rendered."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from hub import queries
+from hub import alarms, queries
+from hub.errors import InvalidInput, NotFound
+from hub.fleet_view import fleet_view
 from hub.queries import as_utc
 from hub.web import db_session, hub_settings, now
 from hub.web.serialize import payload_preview
@@ -32,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 bp = Blueprint("ui", __name__)  # templates and static files are the app's (hub/web/...)
 GRADE_COLOURS = {"resell": "green", "discount": "amber", "check": "amber", "scrap": "red"}
+SEVERITY_COLOURS = {"critical": "red", "error": "red", "warning": "amber", "info": "grey"}
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -119,6 +122,34 @@ def order(order_id: str) -> str:
     return render_template("order.html", view=view, pickups=pickups)
 
 
+@bp.get("/fleet")
+@login_required
+def fleet() -> str:
+    """Show the gateways, stations, probes and fleet alarms."""
+    db = db_session()
+    return render_template("fleet.html", view=fleet_view(db, now(), hub_settings().fleet),
+                           open_alarms=alarms.list_alarms(db, open_only=True, limit=200),
+                           cleared=alarms.list_alarms(db, open_only=False, limit=20),
+                           settings=hub_settings().fleet)
+
+
+@bp.post("/fleet/alarms/<int:alarm_id>/ack")
+@login_required
+def acknowledge_alarm(alarm_id: int) -> BaseResponse:
+    """Acknowledge a fleet alarm as the logged-in admin."""
+    if not _csrf_ok():
+        abort(400, "The form expired. Reload the page and try again.")
+    db = db_session()
+    try:
+        alarms.acknowledge(db, alarm_id, str(session["user"]), now())
+    except NotFound as err:
+        abort(404, str(err))
+    except InvalidInput as err:  # an admin user name too long to record
+        abort(400, str(err))
+    db.commit()
+    return redirect(url_for("ui.fleet") + "#alarms")
+
+
 @bp.get("/quarantine")
 @login_required
 def quarantine() -> str:
@@ -168,6 +199,11 @@ def _preview(payload: bytes, length: int = 160) -> str:
 @bp.app_template_global("grade_colour")
 def _grade_colour(grade: str | None) -> str:
     return GRADE_COLOURS.get(grade or "", "grey")
+
+
+@bp.app_template_global("severity_colour")
+def _severity_colour(severity: str | None) -> str:
+    return SEVERITY_COLOURS.get(severity or "", "grey")
 
 
 def _csrf_token() -> str:

@@ -19,6 +19,7 @@ _GROUPS = {
     "edge": ("edge.cli", "edge", "Run a scan-station gateway."),
     "sim": ("firmware_sim.cli", "sim", "Simulated devices, scenarios and captures."),
     "demo": ("firmware_sim.cli", "demo", "Run the whole loop on real components."),
+    "trace": ("hub.trace_cli", "trace", "Traceability ledger: signed heads, verify, evidence."),
 }
 
 

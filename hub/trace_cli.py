@@ -1,0 +1,247 @@
+"""``coldloop trace``: the traceability ledger's key, signed heads, audit and evidence bundles.
+
+Exit codes of the checking commands (``verify``, ``verify-bundle``): 0 all good, 1 the log or
+bundle failed a check (the first bad entry is named), 2 it could not be checked (no key, no
+database, unreadable file). Commands that touch the database share ``ledger_session``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from hub.console import data_dir
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from sqlalchemy.orm import Session
+
+    from hub.evidence import SignedHead
+    from hub.settings import HubSettings
+
+config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                             default=None, help="Hub settings (TOML); defaults if omitted.")
+
+
+class CannotCheck(click.ClickException):
+    """The check could not be made at all (exit 2, unlike a failed check's 1)."""
+
+    exit_code = 2
+
+
+def hub_settings(ctx: click.Context, config_path: str | None) -> HubSettings:
+    """The hub settings for this command (``--config``, the root's ``--data-dir``)."""
+    from hub.settings import load_hub_settings
+    from protocols.config import ConfigError
+
+    try:
+        return load_hub_settings(config_path, data_dir(ctx))
+    except ConfigError as err:
+        raise CannotCheck(str(err)) from None
+
+
+def key_path(settings: HubSettings) -> Path:
+    """Where this hub's ledger signing key is."""
+    return settings.ledger.key_path(settings.data_dir)
+
+
+@contextmanager
+def ledger_session(settings: HubSettings, *, write: bool = False) -> Iterator[Session]:
+    """A session on the hub database (one transaction, committed if ``write``); HubErrors
+    become command errors naming the problem."""
+    from sqlalchemy import inspect
+
+    from hub.db import make_engine, session_factory
+    from hub.errors import HubError
+
+    engine = make_engine(settings.database_url)
+    try:
+        if not inspect(engine).has_table("trace_events"):
+            raise CannotCheck(f"the database at {engine.url.render_as_string()} has no ledger "
+                              "tables: run `coldloop hub migrate` first")
+        with session_factory(engine)() as session:
+            if write:
+                with session.begin():
+                    yield session
+            else:
+                yield session
+    except HubError as err:
+        raise click.ClickException(str(err)) from None
+    finally:
+        engine.dispose()
+
+
+@click.group()
+def trace() -> None:
+    """Traceability ledger: signing key, signed heads, verify, evidence bundles."""
+
+
+@trace.command()
+@config_option
+@click.option("--force", is_flag=True, help="Replace an existing key (its public key is kept).")
+@click.pass_context
+def keygen(ctx: click.Context, config_path: str | None, force: bool) -> None:
+    """Create the ledger's Ed25519 signing key (mode 0600) and its public key file."""
+    from hub.errors import HubError
+    from hub.evidence import key_id
+    from hub.ledger import public_key_path, write_signing_key
+
+    path = key_path(hub_settings(ctx, config_path))
+    try:
+        key = write_signing_key(path, force=force)
+    except HubError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"ledger signing key {key_id(key.public_key())} written to {path}; give "
+               f"auditors {public_key_path(path)}")
+
+
+@trace.command()
+@config_option
+@click.pass_context
+def sign(ctx: click.Context, config_path: str | None) -> None:
+    """Sign a tree head over every event appended so far."""
+    from hub.errors import HubError
+    from hub.ledger import load_signing_key, sign_head
+
+    settings = hub_settings(ctx, config_path)
+    try:
+        key = load_signing_key(key_path(settings))
+    except HubError as err:
+        raise CannotCheck(str(err)) from None
+    with ledger_session(settings, write=True) as session:
+        head = sign_head(session, key, datetime.now(UTC))
+        click.echo(f"signed head at size {head.tree_size}, root {bytes(head.root_hash).hex()}")
+
+
+@trace.command()
+@config_option
+@click.pass_context
+def head(ctx: click.Context, config_path: str | None) -> None:
+    """Print the latest signed head as one line of JSON (auditors append it to their file)."""
+    from hub.ledger import latest_head, signed_head
+
+    with ledger_session(hub_settings(ctx, config_path)) as session:
+        latest = latest_head(session)
+        if latest is None:
+            raise click.ClickException("no signed head yet: sign one with `coldloop trace sign`")
+        click.echo(json.dumps(signed_head(latest).to_json(), sort_keys=True))
+
+
+@trace.command()
+@config_option
+@click.option("--public-key", "public_keys", multiple=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="Public key(s) to check heads with (default: this hub's key and the keys "
+                   "it replaced).")
+@click.option("--head", "head_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Heads kept outside the database (JSON lines of `coldloop trace head`).")
+@click.pass_context
+def verify(ctx: click.Context, config_path: str | None, public_keys: tuple[str, ...],
+           head_files: tuple[str, ...]) -> None:
+    """Re-check every stored event and signed head; exit 1 naming the first bad entry."""
+    from hub.ledger import verify_log
+
+    settings = hub_settings(ctx, config_path)
+    keys = _public_keys(settings, public_keys)
+    kept = [h for name in head_files for h in _read_heads(Path(name))]
+    with ledger_session(settings) as session:
+        report = verify_log(session, keys, kept_heads=kept)
+    click.echo(report.summary())
+    for problem in report.problems[1:20]:
+        click.echo(f"  also: {problem}")
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    if not report.ok:
+        ctx.exit(1)
+
+
+@trace.command()
+@config_option
+@click.option("--seq", "seqs", type=click.IntRange(min=0), multiple=True, required=True,
+              help="An event's seq (repeat for more).")
+@click.pass_context
+def bundle(ctx: click.Context, config_path: str | None, seqs: tuple[int, ...]) -> None:
+    """Print an evidence bundle: the events, their proofs and the latest signed head."""
+    from hub.ledger import evidence_bundle
+
+    with ledger_session(hub_settings(ctx, config_path)) as session:
+        click.echo(json.dumps(evidence_bundle(session, seqs), indent=2))
+
+
+@trace.command("verify-bundle")
+@click.argument("bundle_file", type=click.Path(dir_okay=False))
+@click.option("--public-key", "public_key", required=True,
+              type=click.Path(dir_okay=False), help="The ledger's public key file.")
+@click.pass_context
+def verify_bundle_command(ctx: click.Context, bundle_file: str, public_key: str) -> None:
+    """Check an evidence bundle offline, with only the public key (no database)."""
+    from hub.evidence import SignedHead, verify_bundle
+
+    data: Any = _read_json(Path(bundle_file), "evidence bundle")
+    try:
+        key_bytes = Path(public_key).read_bytes()
+    except OSError as err:
+        raise CannotCheck(f"cannot read the public key {public_key}: {err.strerror}") from None
+    problems = verify_bundle(data, key_bytes)
+    if problems:
+        click.echo(f"FAILED: {problems[0]}")
+        for problem in problems[1:20]:
+            click.echo(f"  also: {problem}")
+        ctx.exit(1)
+    head = SignedHead.from_json(data["head"])
+    click.echo(f"ok, {len(data['events'])} events proven by the head at size {head.tree_size} "
+               f"signed {head.signed_at:%Y-%m-%d %H:%M:%S} UTC by key {head.key_id}")
+
+
+def _public_keys(settings: HubSettings, files: tuple[str, ...]) -> list[Ed25519PublicKey]:
+    from hub.errors import HubError
+    from hub.ledger import load_public_key, load_signing_key
+
+    try:
+        if files:
+            return [load_public_key(Path(name)) for name in files]
+        path = key_path(settings)
+        replaced = sorted(path.parent.glob(f"{path.stem}.*.pub"))
+        return [load_signing_key(path).public_key(), *map(load_public_key, replaced)]
+    except HubError as err:
+        raise CannotCheck(f"{err} (or pass --public-key FILE)") from None
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_bytes())
+    except OSError as err:
+        raise CannotCheck(f"cannot read the {what} {path}: {err.strerror}") from None
+    except ValueError as err:
+        raise CannotCheck(f"{path} is not a JSON {what}: {err}") from None
+
+
+def _read_heads(path: Path) -> list[SignedHead]:
+    """Heads from a file: one JSON object, a list, or JSON lines."""
+    from hub.evidence import SignedHead
+
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise CannotCheck(f"cannot read the heads file {path}: {err}") from None
+    try:
+        whole = json.loads(text)
+        items = whole if isinstance(whole, list) else [whole]
+    except ValueError:
+        items = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    items.append(json.loads(line))
+                except ValueError as err:
+                    raise CannotCheck(f"{path}:{number}: not JSON ({err})") from None
+    try:
+        return [SignedHead.from_json(item) for item in items]
+    except ValueError as err:
+        raise CannotCheck(f"{path}: {err}") from None

@@ -258,17 +258,3 @@ def events_of(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     if doc.get("type") == "EPCISQueryDocument":
         return list(body.get("queryResults", {}).get("resultsBody", {}).get("eventList", []))
     return list(body.get("eventList", []))
-
-
-def epcs_of(event: Mapping[str, Any]) -> list[str]:
-    """Every identifier an event is about: EPCs, parent, children, inputs, outputs, classes."""
-    found: list[str] = []
-    for key in ("epcList", "childEPCs", "inputEPCList", "outputEPCList"):
-        found += [e for e in event.get(key, []) if isinstance(e, str)]
-    if isinstance(event.get("parentID"), str):
-        found.append(event["parentID"])
-    for key in ("quantityList", "childQuantityList", "inputQuantityList",
-                "outputQuantityList"):
-        found += [q["epcClass"] for q in event.get(key, [])
-                  if isinstance(q, dict) and isinstance(q.get("epcClass"), str)]
-    return list(dict.fromkeys(found))

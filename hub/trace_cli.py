@@ -245,3 +245,90 @@ def _read_heads(path: Path) -> list[SignedHead]:
         return [SignedHead.from_json(item) for item in items]
     except ValueError as err:
         raise CannotCheck(f"{path}: {err}") from None
+
+
+# --- EPCIS in and out ----------------------------------------------------------------------
+
+
+@trace.command("export")
+@config_option
+@click.option("--order", "order_id", help="Every item of this order.")
+@click.option("--item", "item_ids", multiple=True, help="An item id (repeat for more).")
+@click.option("--since", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]),
+              help="Events that happened since, e.g. 2026-11-20 (UTC) or an ISO time.")
+@click.pass_context
+def export_command(ctx: click.Context, config_path: str | None, order_id: str | None,
+                   item_ids: tuple[str, ...], since: datetime | None) -> None:
+    """Print an EPCIS 2.0 document of an order's, items' or a period's events."""
+    from hub import epcis
+    from hub.trace import export_events, order_items
+
+    if not (order_id or item_ids or since):
+        raise click.UsageError("say what to export: --order, --item or --since")
+    moment = None if since is None else (since if since.tzinfo else since.replace(tzinfo=UTC))
+    with ledger_session(hub_settings(ctx, config_path)) as session:
+        items = [*item_ids, *(order_items(session, order_id) if order_id else [])]
+        events = export_events(session, item_ids=items, since=moment)
+    document = epcis.document(events, created=datetime.now(UTC))
+    epcis.validate(document)  # what we hand out must be valid; a failure here is a hub bug
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+@trace.command("import")
+@config_option
+@click.argument("document_file", type=click.Path(dir_okay=False))
+@click.option("--name", help="Who sent it (default: the file's name); stored as the source.")
+@click.pass_context
+def import_command(ctx: click.Context, config_path: str | None, document_file: str,
+                   name: str | None) -> None:
+    """Validate a partner's EPCIS 2.0 document and append its events to the ledger."""
+    from hub.epcis import EpcisError
+    from hub.trace import import_document
+
+    path = Path(document_file)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise click.ClickException(f"cannot read {path}: {err.strerror}") from None
+    try:
+        with ledger_session(hub_settings(ctx, config_path), write=True) as session:
+            appended = import_document(session, data, name=name or path.name,
+                                       now=datetime.now(UTC))
+    except EpcisError as err:
+        for problem in err.problems[1:20]:
+            click.echo(f"  also: {problem}", err=True)
+        raise click.ClickException(str(err)) from None
+    new = [entry for entry in appended if entry.new]
+    seqs = f", seq {new[0].seq}..{new[-1].seq}" if new else ""
+    click.echo(f"{len(new)} of {len(appended)} events appended{seqs}"
+               f"{'' if new else ' (all were already in the ledger)'}")
+
+
+@trace.command("show")
+@config_option
+@click.option("--item", "item_id", required=True, help="The item to trace.")
+@click.pass_context
+def show_command(ctx: click.Context, config_path: str | None, item_id: str) -> None:
+    """Print an item's custody segments and who is responsible, with the reasons."""
+    from hub.trace import item_trace
+
+    with ledger_session(hub_settings(ctx, config_path)) as session:
+        found = item_trace(session, item_id)
+    click.echo(f"{item_id}: {len(found.chain.events)} events")
+    for segment in found.report.segments if found.report else ():
+        click.echo(f"  {segment.label}: {segment.start:%Y-%m-%d %H:%M} to "
+                   f"{segment.end:%Y-%m-%d %H:%M}, {segment.n_readings} readings, "
+                   f"max {_c(segment.max_c)}, {segment.shelf_life_consumed:.0%} of shelf life")
+    verdict = found.attribution
+    if verdict is None:
+        click.echo("no custody record: nothing to attribute")
+        return
+    click.echo(f"responsible: {verdict.party} (confidence {verdict.confidence:.0%})")
+    for reason in verdict.reasons:
+        click.echo(f"  - {reason.text}")
+    for note in found.chain.notes:
+        click.echo(f"note: {note}")
+
+
+def _c(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f} °C"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from hub import epcis
+from hub.ledger import identifiers
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "data" / "epcis" / "JSON")
                   .rglob("*.jsonld"))
@@ -97,7 +98,7 @@ def test_events_and_their_identifiers_are_found() -> None:
     aggregation = json.loads((EXAMPLES[0].parent.parent / "Example_9.6.3-AggregationEvent.jsonld")
                              .read_text(encoding="utf-8"))
     events = epcis.events_of(aggregation)
-    found = epcis.epcs_of(events[0])
+    found = identifiers(events[0])
     assert events[0]["parentID"] in found
     assert all(child in found for child in events[0]["childEPCs"])
     assert any(q["epcClass"] in found for q in events[0]["childQuantityList"])

@@ -225,3 +225,70 @@ def test_verify_bundle_needs_no_database_layer(signed: Hub, tmp_path: Path) -> N
                           capture_output=True, text=True, timeout=60)
     assert done.stdout.splitlines()[-1] == "exit 0 loaded []", done.stdout + done.stderr
 
+
+
+# --- export, import, show --------------------------------------------------------------------
+
+
+@pytest.fixture
+def partner_documents(hub: Hub, tmp_path: Path) -> tuple[str, list[Path]]:
+    """A seeded order's item and the three partner documents about it, as files."""
+    from datetime import UTC, datetime
+
+    from firmware_sim import epcis_docs
+    from firmware_sim.demo import seed_hub
+    from firmware_sim.scenario import generate
+
+    scenario = generate(3, 60)
+    seed_hub(hub.factory, scenario)
+    complaint = scenario.complaints[0]
+    paths = []
+    for sender, document in epcis_docs.documents(complaint, datetime(2026, 11, 21, tzinfo=UTC)):
+        path = tmp_path / f"{sender}.jsonld"
+        path.write_text(json.dumps(document))
+        paths.append(path)
+    return complaint.item.item_id, paths
+
+
+def test_import_appends_once_and_export_gives_valid_epcis(
+        hub: Hub, partner_documents: tuple[str, list[Path]]) -> None:
+    from hub import epcis
+
+    item_id, paths = partner_documents
+    first = hub.run("import", str(paths[0]))
+    again = hub.run("import", str(paths[0]), "--name", "farm")
+    for path in paths[1:]:
+        assert hub.run("import", str(path)).exit_code == 0
+    exported = hub.run("export", "--item", item_id)
+    shown = hub.run("show", "--item", item_id)
+
+    assert first.exit_code == 0 and first.output == "2 of 2 events appended, seq 0..1\n"
+    assert again.output == "0 of 2 events appended (all were already in the ledger)\n"
+    document = json.loads(exported.output)
+    assert epcis.problems(document) == []
+    assert len(document["epcisBody"]["eventList"]) == 8
+    assert shown.exit_code == 0, shown.output
+    assert "responsible: " in shown.output and "supplier segment" in shown.output
+
+
+def test_an_invalid_import_fails_with_the_schema_error(
+        hub: Hub, partner_documents: tuple[str, list[Path]], tmp_path: Path) -> None:
+    _, paths = partner_documents
+    document = json.loads(paths[0].read_text())
+    document["epcisBody"]["eventList"][0]["action"] = "SMASH"
+    bad = tmp_path / "bad.jsonld"
+    bad.write_text(json.dumps(document))
+
+    result = hub.run("import", str(bad))
+
+    assert result.exit_code == 1
+    assert "bad.jsonld: not a valid EPCIS 2.0 document: epcisBody/eventList/0" in result.output
+    assert "SMASH" in result.output
+    assert hub.run("export", "--since", "2000-01-01").output.count('"eventID"') == 0
+
+
+def test_export_needs_to_know_what(hub: Hub) -> None:
+    result = hub.run("export")
+    assert result.exit_code == 2 and "--order, --item or --since" in result.output
+    missing = hub.run("export", "--item", "NOPE")
+    assert missing.exit_code == 1 and "no such item: NOPE" in missing.output

@@ -73,15 +73,20 @@ def serve(ctx: click.Context, config_path: str | None) -> None:
     worker, engine, sinks = _start_ingest(settings)
     from hub.db import session_factory
     from hub.fleet_watch import FleetWatch
+    from hub.ledger_writer import LedgerWriter, signing_key
 
     app = create_app(settings, factory=session_factory(engine))
     watch = FleetWatch(session_factory(engine), settings.fleet)  # evaluates fleet alarms
     watch.start()
+    key = signing_key(settings.ledger.key_path(settings.data_dir))
+    ledger = LedgerWriter(session_factory(engine), settings.ledger, key)
+    ledger.start()
     server = make_server(settings.web.host, settings.web.port, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     click.echo(f"hub at http://{settings.web.host}:{server.server_port}; Ctrl-C to stop")
     _wait_for_signal()
     server.shutdown()
+    ledger.stop()
     watch.stop()
     _stop_ingest(worker, engine, sinks)
 

@@ -94,6 +94,7 @@ class LedgerSettings(_Section):
     signing_key: Path | None = None  # Ed25519 PEM; None: ledger-signing-key.pem in the data dir
     sign_every: Annotated[int, Field(ge=1, le=10_000_000)] = 1000  # events between heads ...
     sign_every_s: Annotated[float, Field(gt=0, le=86_400)] = 60.0  # ... or seconds, if sooner
+    sync_every_s: Annotated[float, Field(ge=0.1, le=3600)] = 5.0  # hub records into the ledger
 
     def key_path(self, data_dir: Path) -> Path:
         """Where the signing key is, given the hub's data directory."""

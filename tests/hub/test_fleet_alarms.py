@@ -560,7 +560,7 @@ def test_background_evaluator_runs_a_round_at_once_and_stops(
         assert asked.wait(10)
     finally:
         watch.stop()
-    assert watch._thread is None  # joined
+    assert not watch.running  # joined
     assert watch.failures == 0
     assert len(open_alarms(hub_db)) == 1
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Integer, String, Text
+from sqlalchemy import Boolean, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.models import Base
@@ -66,6 +66,7 @@ class GatewayHealth(Base):
     """A gateway's health report (CPU, disk, queue depth, reader errors), as it sent it."""
 
     __tablename__ = "gateway_health"
+    __table_args__ = (Index("ix_gateway_health_gateway_ts", "gateway_id", "ts"),)
 
     message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     gateway_id: Mapped[str] = mapped_column(String(32), index=True)

@@ -154,6 +154,7 @@ class StoredMessage(Base):
 
 class Scan(Base):
     __tablename__ = "scans"
+    __table_args__ = (Index("ix_scans_gateway_ts", "gateway_id", "ts"),)
 
     message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     gateway_id: Mapped[str] = mapped_column(String(32), index=True)
@@ -202,6 +203,7 @@ class CustodyRecord(Base):
 
 class FaultRecord(Base):
     __tablename__ = "faults"
+    __table_args__ = (Index("ix_faults_gateway_ts", "gateway_id", "ts"),)
 
     message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     gateway_id: Mapped[str] = mapped_column(String(32), index=True)

@@ -86,3 +86,15 @@ class DriverApp:
             "upload_id": upload_id,
             "readings": [{"compartment": compartment, "ts": ts.isoformat(), "temp_c": temp}
                          for ts, temp in readings]})
+
+
+@dataclass(frozen=True)
+class PartnerSystem:
+    """A supplier's, warehouse's or carrier's system sending the hub EPCIS 2.0 documents."""
+
+    api: ApiClient
+    name: str
+
+    def send(self, document: dict[str, Any]) -> dict[str, Any]:
+        """Post one EPCIS document; the answer says how many events were new to the ledger."""
+        return self.api.post(f"/trace/import?name={self.name}", document)

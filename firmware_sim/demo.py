@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edge.gateway import Gateway, build_gateway
 from edge.settings import GatewaySettings
-from firmware_sim.apps import ApiClient, CustomerApp, DriverApp
+from firmware_sim import epcis_docs
+from firmware_sim.apps import ApiClient, CustomerApp, DriverApp, PartnerSystem
 from firmware_sim.clock import VirtualClock
 from firmware_sim.devices import SimulatedHardware
 from firmware_sim.scenario import EPOCH, Scenario, generate, shift_start
@@ -108,6 +109,7 @@ def _run(options: DemoOptions, stack: Stack) -> dict[str, Any]:
     station = hardware.stations["st-1"]
     api = ApiClient(web_url, stack.settings.web.api_token)
     customer, driver = CustomerApp(api), DriverApp(api, "driver-07")
+    partners = {name: PartnerSystem(api, name) for name in ("supplier", "warehouse", "carrier")}
 
     scanned: list[str] = []
     lights: Counter[str] = Counter()
@@ -120,8 +122,10 @@ def _run(options: DemoOptions, stack: Stack) -> dict[str, Any]:
         driver.collect(ticket["pickup_code"], "route-12")
         truck = next(s for s in complaint.history.segments if s.custodian == "truck")
         truck_readings += driver.upload_truck_log(
-            "TRK-12", f"{complaint.order.order_id}-{complaint.item.item_id}",
+            epcis_docs.truck_id(complaint), f"delivery-{complaint.order.order_id}",
             list(truck.readings))["readings"]
+        for sender, document in epcis_docs.documents(complaint, clock.now()):
+            partners[sender].send(document)
         clock.advance(20 * 60)  # the driver brings it to the sorting center
         gateway.poll_once()
         station.set_core_temperature(complaint.core_temp_c)
@@ -140,10 +144,57 @@ def _run(options: DemoOptions, stack: Stack) -> dict[str, Any]:
 
     drained = gateway.uplink.wait_drained(timeout=60)
     idle = stack.ingest.wait_idle(timeout=60)
+    housekeeping(stack, clock)
     summary = _summary(stack.factory, scenario, scanned, lights, gateway, drained and idle)
+    summary.update(_trace_summary(stack, scenario))
+    summary["consistent"] = summary["consistent"] and summary["ledger_verified"]
     summary.update({"truck_log_readings": truck_readings, "web_url": web_url,
                     "broker": stack.broker_url, "admin_user": stack.settings.web.admin_user})
     return summary
+
+
+def housekeeping(stack: Stack, clock: VirtualClock) -> None:
+    """What `hub serve` does in the background, once, on the scenario's clock: the ledger
+    takes the hub's records and signs a head; the fleet's alarms are evaluated."""
+    from hub.fleet_watch import FleetWatch
+    from hub.ledger_writer import LedgerWriter, signing_key
+
+    settings = stack.settings
+    key = signing_key(settings.ledger.key_path(settings.data_dir))
+    LedgerWriter(stack.factory, settings.ledger.model_copy(update={"sign_every": 1}), key,
+                 clock=clock.now).run_once()
+    FleetWatch(stack.factory, settings.fleet, clock=clock.now).evaluate_once()
+
+
+FAULT_OWNERS = {"supplier_warm": "supplier", "warehouse_door": "warehouse",
+                "truck_reefer": "delivery", "customer_doorstep": "customer"}
+
+
+def _trace_summary(stack: Stack, scenario: Scenario) -> dict[str, Any]:
+    """Who the hub holds responsible for each complained-of item, and whether its ledger
+    verifies against the signed heads."""
+    from hub.ledger import latest_head, ledger_size, load_public_key, public_key_path, verify_log
+    from hub.trace import item_trace
+
+    settings = stack.settings
+    public = load_public_key(public_key_path(settings.ledger.key_path(settings.data_dir)))
+    verdicts: dict[str, str] = {}
+    found = caused = 0
+    with stack.factory() as session:
+        for complaint in scenario.complaints:
+            attribution = item_trace(session, complaint.item.item_id).attribution
+            party = attribution.party if attribution else "undetermined"
+            verdicts[complaint.item.item_id] = party
+            owner = FAULT_OWNERS.get(complaint.history.fault)
+            if owner:
+                caused += 1
+                found += party == owner
+        report = verify_log(session, public)
+        head = latest_head(session)
+        size = ledger_size(session)
+    return {"attributions": verdicts, "faults_attributed": f"{found}/{caused}",
+            "ledger_events": size, "ledger_head_size": head.tree_size if head else 0,
+            "ledger_verified": report.ok}
 
 
 def _summary(factory: sessionmaker[Session], scenario: Scenario, scanned: list[str],

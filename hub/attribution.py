@@ -10,7 +10,8 @@ Pure domain code over a :class:`hub.segments.ChainReport`. It follows COLDCHAIN.
   at or above ``min_score`` is responsible, ties going upstream;
 - confidence = evidence(score) x share of all scores x the product of the reasons' factors,
   where evidence(s) = s / (s + 0.5);
-- too little data (coverage below ``min_coverage`` and no failed QC) gives "undetermined";
+- too little data (coverage of the chain before delivery below ``min_coverage``, no failed
+  QC) gives "undetermined";
   so does a record that does not explain the complaint by temperature, and then the reasons
   say so.
 
@@ -520,10 +521,16 @@ def attribute(chain: ChainReport, *, complaint_at: datetime | None = None,
                  or chain.shelf_life_consumed >= 1.0)
     qc_failed = any(r.code == "qc_failed" for r in ev.reasons)
 
-    if chain.coverage < policy.min_coverage and not qc_failed:
-        ev.add("too_little_data", f"temperature known for only {chain.coverage:.0%} of the "
-               f"{_duration(chain.hours)} chain; at least {policy.min_coverage:.0%} is needed "
-               "to attribute")
+    # Customers keep no logs: the time at the customer's is usually unrecorded, and must not
+    # hide a clear breach upstream (it still lowers the confidence through "coverage").
+    upstream = [seg for seg in chain.segments if seg.party != "customer"] or list(chain.segments)
+    upstream_h = sum(seg.hours for seg in upstream)
+    recorded = (sum(seg.known_h for seg in upstream) / upstream_h if upstream_h
+                else chain.coverage)
+    if recorded < policy.min_coverage and not qc_failed:
+        ev.add("too_little_data", f"temperature known for only {recorded:.0%} of the "
+               f"{_duration(upstream_h)} before delivery; at least {policy.min_coverage:.0%} "
+               "is needed to attribute")
         return Attribution("undetermined", 0.0, ev.reasons, _scores(ev.reasons), explained,
                            chain.item)
 

@@ -209,6 +209,22 @@ def test_too_little_data_is_undetermined() -> None:
     assert result.scores["delivery"] > 0  # the evidence is still shown
 
 
+def test_an_unlogged_customer_does_not_hide_an_upstream_breach() -> None:
+    hist = history("truck_reefer", 3)
+    home = hist.segments[-1]
+    long_stay = dataclasses.replace(home, end=home.end + timedelta(hours=40))  # logger: 2 h
+    unlogged = dataclasses.replace(hist, segments=(*hist.segments[:-1], long_stay))
+
+    full = attribute(chain(hist))
+    result = attribute(chain(unlogged))
+
+    assert chain(unlogged).coverage < 0.5  # most of the whole chain is unknown ...
+    assert result.party == "delivery"  # ... but not the part before delivery
+    assert "too_little_data" not in codes(result)
+    assert any(r.code == "record_gap" and r.party == "customer" for r in result.reasons)
+    assert result.confidence < full.confidence
+
+
 def test_a_gap_hiding_the_fault_blames_nobody_but_says_so() -> None:
     result = attribute(chain(history("truck_reefer", 3), blank=[("delivery", 0.5, 1.01)]))
     assert result.party == "undetermined"

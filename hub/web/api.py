@@ -8,6 +8,7 @@ Every error is JSON ``{"error": "..."}`` naming what was wrong; validation error
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import re
 from collections.abc import Mapping
@@ -17,11 +18,12 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
-from hub import alarms, queries, returns, telemetry, trucks
+from hub import alarms, epcis, queries, returns, telemetry, trucks
 from hub.errors import Conflict, HubError, InvalidInput, NotFound
 from hub.fleet_view import fleet_view
+from hub.trace import export_events, import_document, item_trace, order_items
 from hub.web import code_rng, db_session, hub_settings, now
 from hub.web import serialize as js
 
@@ -34,6 +36,7 @@ STATUS_OF: dict[type[HubError], int] = {NotFound: 404, Conflict: 409, InvalidInp
 
 M = TypeVar("M", bound=BaseModel)
 TRUCK_ID = re.compile(r"^[A-Za-z0-9_-]{1,24}$")
+EPCIS_MEDIA_TYPE = "application/ld+json"
 
 
 # --- request models ------------------------------------------------------------------------
@@ -118,6 +121,18 @@ class TelemetryQuery(_Query):
     until: AwareDatetime
     resolution: Literal["raw", "window"] = "raw"
     source: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+
+
+class TraceQuery(_Query):
+    """Query string of GET /trace/items/<id>: ``readings=true`` adds each segment's readings."""
+
+    readings: bool = False
+
+
+class TraceImportQuery(_Query):
+    """Query string of POST /trace/import: who sent the document (its events' source)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
 # --- routes --------------------------------------------------------------------------------
@@ -258,6 +273,61 @@ def telemetry_range() -> Response:
         found["window_s"] = telemetry.WINDOW_S
         found["windows"] = [js.telemetry_window(w) for w in windows]
     return jsonify(found)
+
+
+@bp.get("/trace/items/<item_id>")
+def trace_item(item_id: str) -> Response:
+    """Return an item's trace: source, events, segments, handovers, QC and attribution."""
+    args = _parse(TraceQuery, request.args.to_dict(), "query parameter")
+    return jsonify(js.trace_item(item_trace(db_session(), item_id), readings=args.readings))
+
+
+@bp.get("/trace/orders/<order_id>")
+def trace_order(order_id: str) -> Response:
+    """Return who is responsible, per item of an order, with the confidence and a summary."""
+    session = db_session()
+    traces = [item_trace(session, item_id) for item_id in order_items(session, order_id)]
+    return jsonify(js.trace_order(order_id, traces))
+
+
+@bp.get("/trace/items/<item_id>/epcis")
+def trace_item_epcis(item_id: str) -> Response:
+    """Return the item's ledger events as an EPCIS 2.0 document (JSON-LD)."""
+    events = export_events(db_session(), item_ids=[item_id])
+    document = epcis.document(events, created=now())
+    return Response(json.dumps(document, ensure_ascii=False), mimetype=EPCIS_MEDIA_TYPE)
+
+
+@bp.post("/trace/import")
+def trace_import() -> tuple[Response, int]:
+    """Append a partner's EPCIS 2.0 document to the ledger; resending it changes nothing.
+
+    201 when events were appended, 200 when all were already there; 422 names the schema
+    problems, 409 an event resent with another document, 413 a document over the size limit.
+    """
+    args = _parse(TraceImportQuery, request.args.to_dict(), "query parameter")
+    limit = epcis.MAX_DOCUMENT_BYTES
+    too_large = (f"EPCIS document is over the limit of {limit} bytes; split it into several "
+                 "documents")
+    if request.content_length is not None and request.content_length > limit:
+        return error_response(413, too_large), 413
+    request.max_content_length = limit  # documents are larger than other API bodies
+    try:
+        data = request.get_data(cache=False)
+    except RequestEntityTooLarge:  # a streamed body without a Content-Length
+        return error_response(413, too_large), 413
+    session = db_session()
+    try:
+        entries = import_document(session, data, name=args.name, now=now())
+    except InvalidInput as err:  # EpcisError: the schema's problems, each naming its field
+        problems = getattr(err, "problems", None) or [str(err)]
+        response = jsonify(error=str(err), problems=problems)
+        return response, 422
+    session.commit()
+    appended = sum(1 for entry in entries if entry.new)
+    seqs = [entry.seq for entry in entries]
+    return jsonify(appended=appended, events=len(entries), first_seq=min(seqs, default=None),
+                   last_seq=max(seqs, default=None)), 201 if appended else 200
 
 
 # --- plumbing ------------------------------------------------------------------------------

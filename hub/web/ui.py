@@ -1,10 +1,12 @@
-"""The admin web UI: login, dashboard, order timeline, fleet and quarantine, server-rendered."""
+"""The admin web UI: login, dashboard, order timeline, item trace, fleet and quarantine."""
 
 from __future__ import annotations
 
 import functools
 import hmac
+import json
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from datetime import datetime
@@ -13,6 +15,7 @@ from typing import Any, TypeVar, cast
 from flask import (
     Blueprint,
     Flask,
+    Response,
     abort,
     redirect,
     render_template,
@@ -23,18 +26,22 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from hub import alarms, queries
+from hub import alarms, epcis, queries
 from hub.errors import InvalidInput, NotFound
 from hub.fleet_view import fleet_view
 from hub.queries import as_utc
-from hub.web import db_session, hub_settings, now
-from hub.web.serialize import payload_preview
+from hub.trace import export_events, item_trace
+from hub.web import charts, db_session, hub_settings, now
+from hub.web.serialize import payload_preview, segment_readings
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("ui", __name__)  # templates and static files are the app's (hub/web/...)
 GRADE_COLOURS = {"resell": "green", "discount": "amber", "check": "amber", "scrap": "red"}
 SEVERITY_COLOURS = {"critical": "red", "error": "red", "warning": "amber", "info": "grey"}
+# What an undecided attribution leads with (as hub.attribution.Attribution.summary does).
+UNDECIDED_LEAD = frozenset({"too_little_data", "not_explained_by_temperature",
+                            "within_allowances", "weak_evidence"})
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -120,6 +127,43 @@ def order(order_id: str) -> str:
         abort(404, f"There is no order {order_id!r}.")
     pickups = {p.item_id: p for p in view.pickups}  # the newest pickup of each item
     return render_template("order.html", view=view, pickups=pickups)
+
+
+@bp.get("/trace/<item_id>")
+@login_required
+def trace(item_id: str) -> str:
+    """Show an item's cold chain: who is responsible and why, source, QC, segments, charts."""
+    try:
+        found = item_trace(db_session(), item_id)
+    except NotFound:
+        abort(404, f"There is no item {item_id!r}.")
+    report, result = found.report, found.attribution
+    segment_charts = [] if report is None else [
+        charts.segment_chart(readings, seg.start, seg.end, threshold_c=seg.profile_threshold_c,
+                             limit_c=seg.limit_c, gaps=seg.gaps)
+        for seg, readings in zip(report.segments, segment_readings(found), strict=True)]
+    if result is None:
+        lead = []
+    elif result.party == "undetermined":
+        lead = [r for r in result.reasons if r.code in UNDECIDED_LEAD]
+    else:
+        lead = result.toward(result.party)
+    return render_template("trace.html", trace=found, item=found.chain.item, report=report,
+                           attribution=result, lead=lead, charts=segment_charts)
+
+
+@bp.get("/trace/<item_id>/epcis.jsonld")
+@login_required
+def trace_epcis(item_id: str) -> Response:
+    """Download the item's ledger events as an EPCIS 2.0 document (as the API exports it)."""
+    try:
+        events = export_events(db_session(), item_ids=[item_id])
+    except NotFound:
+        abort(404, f"There is no item {item_id!r}.")
+    body = json.dumps(epcis.document(events, created=now()), ensure_ascii=False, indent=2)
+    filename = re.sub(r"[^A-Za-z0-9_.-]", "_", item_id)
+    return Response(body, mimetype="application/ld+json", headers={
+        "Content-Disposition": f'attachment; filename="{filename}.epcis.jsonld"'})
 
 
 @bp.get("/fleet")

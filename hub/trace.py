@@ -33,6 +33,7 @@ from hub.models import CustodyRecord, Gateway, GradeRecord, Item, Order, Scan, T
 from hub.segments import ChainReport, CustodySpan, Party, QcCheck, Sensor, chain_report
 from hub.telemetry import iter_batches
 from hub.trace_models import TraceEvent, TraceEventEpc
+from protocols.coldchain import FAMILIES
 
 SYNC_CHUNK = 2000  # hub records turned into events per call and table
 CHAIN_PARTIES: tuple[Party, ...] = ("supplier", "warehouse", "delivery", "customer")
@@ -301,6 +302,15 @@ class ItemTrace:
     complaint_at: datetime | None
     complaint_category: str | None
 
+    def readings_of(self, index: int) -> list[tuple[datetime, float | None]]:
+        """The readings analysed for segment ``index`` of the report (its span's, inside it)."""
+        if self.report is None:
+            return []
+        segment = self.report.segments[index]
+        span = self.chain.spans[index]  # spans are built in time order: segment i is span i
+        return sorted((r for r in span.readings if segment.start <= r[0] <= segment.end),
+                      key=lambda r: r[0])
+
 
 def item_trace(session: Session, item_id: str) -> ItemTrace:
     """The item's chain, segment statistics and who is responsible for what went wrong."""
@@ -310,6 +320,10 @@ def item_trace(session: Session, item_id: str) -> ItemTrace:
     complaint_at = _aware(ticket.created_at) if ticket else None
     category = ticket.category if ticket else None
     if not chain.spans:
+        return ItemTrace(chain, None, None, complaint_at, category)
+    if chain.item.family not in FAMILIES:
+        chain.notes.append(f"product family {chain.item.family!r} has no cold-chain parameters "
+                           f"(known: {', '.join(sorted(FAMILIES))}): nothing can be judged")
         return ItemTrace(chain, None, None, complaint_at, category)
     report = chain_report(chain.spans, chain.item.family, item=chain.item.id,
                           qc_checks=chain.qc_checks)

@@ -289,11 +289,7 @@ def segment_readings(found: ItemTrace) -> list[list[Reading]]:
     """Per segment of the trace's report, its span's readings inside it (what was analysed)."""
     if found.report is None:
         return []
-    # hub.segments.chain_report orders the spans by (start, end), stably: the same order here.
-    spans = sorted(found.chain.spans, key=lambda s: (s.start, s.end))
-    return [sorted((r for r in span.readings if seg.start <= r[0] <= seg.end),
-                   key=lambda r: r[0])
-            for span, seg in zip(spans, found.report.segments, strict=True)]
+    return [found.readings_of(index) for index in range(len(found.report.segments))]
 
 
 def trace_source(found: ItemTrace) -> Json | None:

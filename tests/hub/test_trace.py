@@ -18,7 +18,7 @@ from firmware_sim.scenario import Complaint, Scenario, generate
 from hub import epcis, trucks
 from hub.epcis import EpcisError
 from hub.errors import Conflict, NotFound
-from hub.models import CustodyRecord, GradeRecord, Scan
+from hub.models import CustodyRecord, GradeRecord, Item, Scan
 from hub.trace import export_events, import_document, item_chain, item_trace, sync_hub_records
 from hub.trace_models import TraceEvent
 
@@ -191,3 +191,19 @@ def test_an_item_without_records_has_no_chain_to_judge(hub_db: sessionmaker[Sess
         with pytest.raises(NotFound):
             item_trace(session, "NOPE")
     assert (trace.report, trace.attribution, trace.chain.spans) == (None, None, [])
+
+
+def test_an_unknown_product_family_is_a_note_not_a_crash(hub_db: sessionmaker[Session],
+                                                          world: Scenario) -> None:
+    complaint = with_fault(world, "truck_reefer")
+    record(hub_db, complaint)
+    with hub_db.begin() as session:
+        session.get_one(Item, complaint.item.item_id).family = "durian"
+
+    with hub_db() as session:
+        trace = item_trace(session, complaint.item.item_id)
+
+    assert (trace.report, trace.attribution) == (None, None)
+    assert len(trace.chain.spans) == 4
+    assert any("product family 'durian' has no cold-chain parameters" in n
+               for n in trace.chain.notes)

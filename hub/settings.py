@@ -111,6 +111,7 @@ class HubSettings(_Section):
     web: WebSettings = WebSettings()
     influx: InfluxSettings | None = None
     fleet: FleetSettings = FleetSettings()
+    coldchain_file: Path | None = None  # families, excursion rules, attribution policy (TOML)
     ledger: LedgerSettings = LedgerSettings()
 
     @property

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from hub import epcis
 from hub.attribution import Attribution, attribute
+from hub.coldchain_config import DEFAULT, ColdChainConfig
 from hub.command_models import GatewaySync  # noqa: F401 - keeps the mapper registry complete
 from hub.errors import NotFound
 from hub.ledger import Appended, append_events
@@ -33,7 +34,6 @@ from hub.models import CustodyRecord, Gateway, GradeRecord, Item, Order, Scan, T
 from hub.segments import ChainReport, CustodySpan, Party, QcCheck, Sensor, chain_report
 from hub.telemetry import iter_batches
 from hub.trace_models import TraceEvent, TraceEventEpc
-from protocols.coldchain import FAMILIES
 
 SYNC_CHUNK = 2000  # hub records turned into events per call and table
 CHAIN_PARTIES: tuple[Party, ...] = ("supplier", "warehouse", "delivery", "customer")
@@ -312,7 +312,7 @@ class ItemTrace:
                       key=lambda r: r[0])
 
 
-def item_trace(session: Session, item_id: str) -> ItemTrace:
+def item_trace(session: Session, item_id: str, config: ColdChainConfig = DEFAULT) -> ItemTrace:
     """The item's chain, segment statistics and who is responsible for what went wrong."""
     chain = item_chain(session, item_id)
     ticket = session.scalars(select(Ticket).where(Ticket.order_id == chain.item.order_id)
@@ -321,13 +321,16 @@ def item_trace(session: Session, item_id: str) -> ItemTrace:
     category = ticket.category if ticket else None
     if not chain.spans:
         return ItemTrace(chain, None, None, complaint_at, category)
-    if chain.item.family not in FAMILIES:
+    if chain.item.family not in config.families:
         chain.notes.append(f"product family {chain.item.family!r} has no cold-chain parameters "
-                           f"(known: {', '.join(sorted(FAMILIES))}): nothing can be judged")
+                           f"(known: {', '.join(sorted(config.families))}): nothing can be "
+                           "judged")
         return ItemTrace(chain, None, None, complaint_at, category)
     report = chain_report(chain.spans, chain.item.family, item=chain.item.id,
-                          qc_checks=chain.qc_checks)
-    verdict = attribute(report, complaint_at=complaint_at, complaint_category=category)
+                          qc_checks=chain.qc_checks, families=config.families,
+                          rules=config.rules)
+    verdict = attribute(report, complaint_at=complaint_at, complaint_category=category,
+                        policy=config.policy)
     return ItemTrace(chain, report, verdict, complaint_at, category)
 
 

@@ -310,10 +310,17 @@ def import_command(ctx: click.Context, config_path: str | None, document_file: s
 @click.pass_context
 def show_command(ctx: click.Context, config_path: str | None, item_id: str) -> None:
     """Print an item's custody segments and who is responsible, with the reasons."""
+    from hub.coldchain_config import coldchain_config
     from hub.trace import item_trace
+    from protocols.config import ConfigError
 
-    with ledger_session(hub_settings(ctx, config_path)) as session:
-        found = item_trace(session, item_id)
+    settings = hub_settings(ctx, config_path)
+    try:
+        config = coldchain_config(settings.coldchain_file)
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
+    with ledger_session(settings) as session:
+        found = item_trace(session, item_id, config)
     click.echo(f"{item_id}: {len(found.chain.events)} events")
     for segment in found.report.segments if found.report else ():
         click.echo(f"  {segment.label}: {segment.start:%Y-%m-%d %H:%M} to "

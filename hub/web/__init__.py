@@ -11,6 +11,7 @@ from flask import Flask, Response, current_app, g
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
+from hub.coldchain_config import ColdChainConfig, coldchain_config
 from hub.db import make_engine, session_factory
 from hub.settings import HubSettings
 
@@ -70,6 +71,11 @@ def hub_settings() -> HubSettings:
     """Return the settings the running app was built with."""
     settings: HubSettings = current_app.extensions[SETTINGS]
     return settings
+
+
+def coldchain() -> ColdChainConfig:
+    """The cold-chain parameters this hub judges traces by (its coldchain_file, or defaults)."""
+    return coldchain_config(hub_settings().coldchain_file)
 
 
 def now() -> datetime:

@@ -31,7 +31,7 @@ from hub.errors import InvalidInput, NotFound
 from hub.fleet_view import fleet_view
 from hub.queries import as_utc
 from hub.trace import export_events, item_trace
-from hub.web import charts, db_session, hub_settings, now
+from hub.web import charts, coldchain, db_session, hub_settings, now
 from hub.web.serialize import payload_preview, segment_readings
 
 logger = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def order(order_id: str) -> str:
 def trace(item_id: str) -> str:
     """Show an item's cold chain: who is responsible and why, source, QC, segments, charts."""
     try:
-        found = item_trace(db_session(), item_id)
+        found = item_trace(db_session(), item_id, coldchain())
     except NotFound:
         abort(404, f"There is no item {item_id!r}.")
     report, result = found.report, found.attribution

@@ -1,4 +1,5 @@
-"""The ``coldloop`` command: groups ``hub``, ``edge``, ``sim`` and the ``demo``.
+"""The ``coldloop`` command: groups ``hub``, ``edge``, ``sim``, ``trace``, the ``demo`` and
+``classify``.
 
 Sub-groups load lazily, so a gateway without the hub's dependencies can still run
 ``coldloop edge ...``.
@@ -20,6 +21,7 @@ _GROUPS = {
     "sim": ("firmware_sim.cli", "sim", "Simulated devices, scenarios and captures."),
     "demo": ("firmware_sim.cli", "demo", "Run the whole loop on real components."),
     "trace": ("hub.trace_cli", "trace", "Traceability ledger: signed heads, verify, evidence."),
+    "classify": ("hub.triage.cli", "classify", "Triage complaints: JSON lines in, JSON lines out."),
 }
 
 

@@ -1,0 +1,88 @@
+"""Metrics of a triage model on the repository's evaluation data, recomputed from scratch.
+
+``python -m hub.triage.evaluate`` prints them for the committed model; the training script
+uses the same functions, and a test checks that the model card agrees with a recomputation.
+
+- Sentiment accuracy: binary (p(positive) >= 0.5) on the seeded, stratified held-out 20% of
+  the review CSVs (``data.sentiment_split``).
+- Category macro-F1: mean F1 over the categories present in the gold labels, on a given set
+  of hand-labelled texts, for the full pipeline (model + rules) and for the keyword baseline.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from hub.triage import data
+from hub.triage.baseline import keyword_category
+from hub.triage.taxonomy import CATEGORIES
+
+
+def f1_report(gold: Sequence[str], predicted: Sequence[str]) -> dict[str, Any]:
+    """Macro-F1 (over gold classes), accuracy, and per-class F1 with support."""
+    from sklearn.metrics import f1_score
+
+    labels = [c for c in CATEGORIES if c in set(gold)]
+    per_class = f1_score(gold, predicted, labels=labels, average=None, zero_division=0)
+    return {
+        "n": len(gold),
+        "macro_f1": round(float(per_class.mean()), 4),
+        "accuracy": round(sum(g == p for g, p in zip(gold, predicted, strict=True))
+                          / len(gold), 4),
+        "per_class_f1": {c: round(float(f), 4) for c, f in zip(labels, per_class, strict=True)},
+        "support": {c: sum(1 for g in gold if g == c) for c in labels},
+    }
+
+
+def category_metrics(rows: Sequence[data.Labelled],
+                     predict: Callable[[list[str]], list[str]]) -> dict[str, Any]:
+    """The pipeline's and the keyword baseline's F1 report on ``rows``."""
+    texts = [r.text for r in rows]
+    gold = [r.category for r in rows]
+    return {"model": f1_report(gold, predict(texts)),
+            "keyword_baseline": f1_report(gold, [keyword_category(t) for t in texts])}
+
+
+def sentiment_accuracy(predict_positive: Callable[[list[str]], Sequence[float]]
+                       ) -> dict[str, Any]:
+    """Accuracy on the held-out review split, and how many fall in the neutral band."""
+    from hub.triage.classifier import NEUTRAL_BAND
+
+    _, test = data.sentiment_split()
+    probs = predict_positive([r.text for r in test])
+    right = sum((p >= 0.5) == (r.label == 1) for p, r in zip(probs, test, strict=True))
+    neutral = sum(abs(2 * p - 1) < NEUTRAL_BAND for p in probs)
+    return {"n": len(test), "accuracy": round(right / len(test), 4),
+            "neutral_share": round(neutral / len(test), 4)}
+
+
+def pipeline_category(texts: list[str]) -> list[str]:
+    """Categories from the committed model through the public API."""
+    from hub.triage.classifier import classify
+
+    return [t.category for t in classify(texts)]
+
+
+def pipeline_positive(texts: list[str]) -> list[float]:
+    """p(positive) from the committed model through the public API."""
+    from hub.triage.classifier import classify
+
+    return [(t.sentiment_score + 1) / 2 for t in classify(texts)]
+
+
+def evaluate_committed(include_test: bool = True) -> dict[str, Any]:
+    """Every metric, recomputed from the committed model and data files."""
+    out: dict[str, Any] = {
+        "sentiment_heldout": sentiment_accuracy(pipeline_positive),
+        "category_zh_dev": category_metrics(data.zh_eval("dev"), pipeline_category),
+        "category_en_heldout": category_metrics(data.en_eval(), pipeline_category),
+    }
+    if include_test:
+        out["category_zh_test"] = category_metrics(data.zh_eval("test"), pipeline_category)
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(evaluate_committed(), ensure_ascii=False, indent=1))

@@ -1,0 +1,282 @@
+"""Explicit rules: food-safety and threat words, unambiguous category phrases, urgency table.
+
+Rules are applied to the normalised text (NFKC, lower case). A phrase preceded closely by a
+negation (不 没 未 无 / not, no, n't, never) does not count, so "没凉" or "not rotten" is not a
+hit.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from hub.triage.taxonomy import CATEGORIES
+
+FOOD_SAFETY = (
+    "食物中毒",
+    "中毒",
+    "拉肚子",
+    "闹肚子",
+    "腹泻",
+    "上吐下泻",
+    "呕吐",
+    "吐了",
+    "过敏",
+    "住院",
+    "医院",
+    "挂水",
+    "急诊",
+    "肚子疼",
+    "发烧",
+    "food poisoning",
+    "poisoned",
+    "diarrhea",
+    "diarrhoea",
+    "vomit",
+    "threw up",
+    "allergic",
+    "allergy",
+    "anaphyla",
+    "hospital",
+    "made me sick",
+    "got sick",
+    "stomach ache",
+    "stomachache",
+)
+THREATS = (
+    "12315",
+    "媒体",
+    "曝光",
+    "起诉",
+    "工商",
+    "律师",
+    "报警",
+    "消协",
+    "记者",
+    "投诉到",
+    "法院",
+    "市场监管",
+    "sue ",
+    "suing",
+    "lawyer",
+    "lawsuit",
+    "legal action",
+    "the press",
+    "journalist",
+    "trading standards",
+    "consumer council",
+    "police",
+    "report you",
+    "social media",
+    "going public",
+)
+ANGER = (
+    "垃圾",
+    "气死",
+    "骗子",
+    "坑人",
+    "恶心",
+    "无语",
+    "再也不",
+    "差评",
+    "太差",
+    "服了",
+    "退钱",
+    "unacceptable",
+    "disgusting",
+    "ridiculous",
+    "never again",
+    "worst",
+    "terrible",
+    "joke",
+    "furious",
+    "angry",
+    "scam",
+    "!!!",
+)
+
+# Unambiguous phrases per category. When one is present for a category that comes earlier in
+# the precedence order than the model's choice, the rule's category wins.
+STRONG: dict[str, tuple[str, ...]] = {
+    "spoiled": (
+        "发霉",
+        "长毛",
+        "霉斑",
+        "霉点",
+        "变质",
+        "馊",
+        "发臭",
+        "腐烂",
+        "烂心",
+        "过期",
+        "虫子",
+        "苍蝇",
+        "蟑螂",
+        "小强",
+        "mould",
+        "mouldy",
+        "moldy",
+        "rotten",
+        "rotting",
+        "spoiled",
+        "spoilt",
+        "gone off",
+        "expired",
+        "maggot",
+        "cockroach",
+        *FOOD_SAFETY,
+    ),
+    "temperature": (
+        "化冻",
+        "解冻",
+        "都化了",
+        "化成水",
+        "凉了",
+        "冰凉",
+        "凉透",
+        "冷掉",
+        "是凉的",
+        "不热",
+        "thawed",
+        "defrosted",
+        "melted",
+        "stone cold",
+        "lukewarm",
+    ),
+    "damaged": (
+        "压烂",
+        "压坏",
+        "压扁",
+        "压伤",
+        "摔坏",
+        "磕碰",
+        "碰伤",
+        "洒了",
+        "撒了",
+        "漏液",
+        "漏出",
+        "crushed",
+        "squashed",
+        "smashed",
+        "leaked",
+        "leaking",
+        "spilled",
+        "spilt",
+        "cracked",
+    ),
+    "wrong_item": (
+        "送错",
+        "发错",
+        "错发",
+        "不是我点的",
+        "不是我的",
+        "别人的订单",
+        "别人的外卖",
+        "wrong item",
+        "wrong order",
+        "wrong address",
+        "someone else",
+        "not my order",
+        "instead of",
+    ),
+    "missing": (
+        "少送",
+        "漏送",
+        "漏发",
+        "缺斤少两",
+        "没收到",
+        "没送",
+        "没给筷子",
+        "never arrived",
+        "never received",
+        "never came",
+        "is missing",
+        "was missing",
+        "were missing",
+        "didn't come",
+        "short weight",
+        "underweight",
+    ),
+    "out_of_stock": ("没货", "缺货", "售罄", "卖完", "卖光", "断货", "out of stock", "sold out"),
+}
+_NEG_ZH = "不没未无"
+_NEG_EN = re.compile(r"(?:\bnot|\bno|n't|\bnever|\bnothing)\W+(?:\w+\W+)?$")
+
+
+def _hits(norm: str, phrases: tuple[str, ...]) -> list[str]:
+    found = []
+    for phrase in phrases:
+        start = norm.find(phrase)
+        while start != -1:
+            before = norm[max(0, start - 2) : start]
+            if phrase.isascii():
+                negated = bool(_NEG_EN.search(norm[max(0, start - 20) : start]))
+            else:
+                negated = any(c in _NEG_ZH for c in before) and phrase not in FOOD_SAFETY
+            if not negated:
+                found.append(phrase.strip())
+                break
+            start = norm.find(phrase, start + 1)
+    return found
+
+
+@dataclass(frozen=True)
+class RuleHits:
+    """What the rules found in one text."""
+
+    food_safety: tuple[str, ...]
+    threats: tuple[str, ...]
+    anger: tuple[str, ...]
+    strong: dict[str, tuple[str, ...]]
+
+    def keywords(self) -> list[str]:
+        """Every phrase that fired, food safety and threats first."""
+        out = list(self.food_safety) + list(self.threats)
+        for phrases in self.strong.values():
+            out.extend(p for p in phrases if p not in out)
+        return out
+
+
+def scan(norm: str) -> RuleHits:
+    """Run every phrase list over a normalised text."""
+    strong = {cat: tuple(h) for cat, phrases in STRONG.items() if (h := _hits(norm, phrases))}
+    return RuleHits(
+        tuple(_hits(norm, FOOD_SAFETY)),
+        tuple(_hits(norm, THREATS)),
+        tuple(_hits(norm, ANGER)),
+        strong,
+    )
+
+
+def override(model_category: str, hits: RuleHits) -> str | None:
+    """The rule's category if an unambiguous phrase outranks the model's choice, else None."""
+    rank = CATEGORIES.index(model_category)
+    for category in CATEGORIES[:rank]:
+        if category in hits.strong:
+            return category
+    return None
+
+
+# Categories that need a remedy for the goods themselves (refund/resend), vs experience only.
+GOODS = frozenset({"spoiled", "temperature", "damaged", "wrong_item", "missing"})
+
+
+def urgency(category: str, sentiment_score: float, hits: RuleHits) -> str:
+    """The urgency table (docs/triage.md):
+
+    - P1: a food-safety word (illness, poisoning, allergy, hospital).
+    - P2: a threat to escalate publicly or legally (12315, 媒体, 起诉, sue, lawyer, ...);
+      or spoiled/temperature (cold-chain, food-safety adjacent) with strong negative
+      sentiment (score <= -0.8).
+    - P3: any goods problem (spoiled, temperature, damaged, wrong_item, missing); or angry
+      wording; or strong negative sentiment (score <= -0.8).
+    - P4: everything else (late, out_of_stock, service, other with milder wording, and
+      neutral or positive messages).
+    """
+    if hits.food_safety:
+        return "P1"
+    if hits.threats or (category in ("spoiled", "temperature") and sentiment_score <= -0.8):
+        return "P2"
+    if category in GOODS or hits.anger or sentiment_score <= -0.8:
+        return "P3"
+    return "P4"

@@ -1,0 +1,38 @@
+"""Input validation, normalisation and language detection for complaint texts."""
+
+from __future__ import annotations
+
+import unicodedata
+
+MAX_CHARS = 5000
+
+
+def validate(text: object) -> str:
+    """Return ``text`` if it is a usable complaint text, else raise ``ValueError`` saying why."""
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a string, not {type(text).__name__}")
+    if not text.strip():
+        raise ValueError("text is empty")
+    if len(text) > MAX_CHARS:
+        raise ValueError(f"text is too long ({len(text)} characters, at most {MAX_CHARS})")
+    return text
+
+
+def normalise(text: str) -> str:
+    """NFKC (full-width to half-width), lower case, whitespace runs collapsed."""
+    return " ".join(unicodedata.normalize("NFKC", text).lower().split())
+
+
+def is_cjk(char: str) -> bool:
+    """True for a CJK unified ideograph (the basic block and extension A)."""
+    code = ord(char)
+    return 0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF
+
+
+def language(text: str) -> str:
+    """``"zh"`` if at least 30% of the letters are CJK ideographs, else ``"en"``."""
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return "zh" if any(is_cjk(c) for c in text) else "en"
+    cjk = sum(1 for c in letters if is_cjk(c))
+    return "zh" if cjk / len(letters) >= 0.3 else "en"

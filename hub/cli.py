@@ -81,11 +81,16 @@ def serve(ctx: click.Context, config_path: str | None) -> None:
     key = signing_key(settings.ledger.key_path(settings.data_dir))
     ledger = LedgerWriter(session_factory(engine), settings.ledger, key)
     ledger.start()
+    from hub.tickets.sla_watch import SlaWatch
+
+    sla_watch = SlaWatch(session_factory(engine))  # SLA warnings/breaches, the ticket queue
+    sla_watch.start()
     server = make_server(settings.web.host, settings.web.port, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     click.echo(f"hub at http://{settings.web.host}:{server.server_port}; Ctrl-C to stop")
     _wait_for_signal()
     server.shutdown()
+    sla_watch.stop()
     ledger.stop()
     watch.stop()
     _stop_ingest(worker, engine, sinks)

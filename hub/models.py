@@ -93,18 +93,62 @@ class Item(Base):
 # --- after-sales: tickets and pickups (thin here; grown by the tickets issue) -------------
 
 
+_EMPTY_LIST = text("'[]'")  # server defaults (the Ticket class has a column named text)
+_EMPTY_OBJECT = text("'{}'")
+
+
 class Ticket(Base):
+    """One complaint, whichever channels it came through (hub.tickets, docs/tickets.md).
+
+    ``status`` is the workflow's state (hub.tickets.workflow); ``text`` keeps every message
+    appended (the messages themselves are ``ticket_messages``).
+    """
+
     __tablename__ = "tickets"
+    __table_args__ = (
+        Index("ix_tickets_status", "status"),
+        Index("ix_tickets_customer_key_order", "customer_key", "order_id"),
+        Index("ix_tickets_assignee_id", "assignee_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
-    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
-    channel: Mapped[str] = mapped_column(String(16))
+    order_id: Mapped[str | None] = mapped_column(ForeignKey("orders.id"), index=True)
+    customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id"))
+    channel: Mapped[str] = mapped_column(String(16))  # of the first message
     text: Mapped[str] = mapped_column(Text)
     category: Mapped[str] = mapped_column(String(16), default="other")
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[str] = mapped_column(String(20), default="new")
     created_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
+    # who complains: "user:<customer id>", else "phone:<verified phone>", else "<channel>:<id>"
+    customer_key: Mapped[str | None] = mapped_column(String(80))
+    language: Mapped[str | None] = mapped_column(String(8))
+    urgency: Mapped[str] = mapped_column(String(4), default="P3", server_default="P3")
+    sentiment: Mapped[str | None] = mapped_column(String(16))
+    sentiment_score: Mapped[float | None] = mapped_column(Float)
+    keywords: Mapped[list[str]] = mapped_column(JSON, default=list,
+                                                server_default=_EMPTY_LIST)
+    triage_confidence: Mapped[float | None] = mapped_column(Float)
+    triage_model_version: Mapped[str | None] = mapped_column(String(64))
+    team: Mapped[str | None] = mapped_column(String(32))
+    assignee_id: Mapped[str | None] = mapped_column(String(32))  # agents.id
+    assigned_at: Mapped[datetime | None]
+    priority: Mapped[str] = mapped_column(String(4), default="P3", server_default="P3")
+    tier: Mapped[str | None] = mapped_column(String(16))
+    region: Mapped[str | None] = mapped_column(String(32))
+    sla_policy: Mapped[str | None] = mapped_column(String(32))
+    context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict,
+                                                    server_default=_EMPTY_OBJECT)
+    handling: Mapped[str | None] = mapped_column(String(16))  # simple / complex
+    resolution: Mapped[str | None] = mapped_column(String(16))  # refund / reship / ...
+    first_contact_at: Mapped[datetime | None]
+    confirmed_at: Mapped[datetime | None]
+    followed_up_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    satisfaction: Mapped[int | None] = mapped_column(Integer)
+    satisfaction_comment: Mapped[str | None] = mapped_column(Text)
+    merged_into: Mapped[int | None] = mapped_column(
+        ForeignKey("tickets.id", name="fk_tickets_merged_into"))
 
 
 class Pickup(Base):

@@ -15,28 +15,31 @@ from sqlalchemy.orm import Session
 
 from hub.errors import Conflict, InvalidInput, NotFound
 from hub.models import CustodyRecord, Item, Order, Pickup, Ticket
+from hub.tickets import intake, states
 from protocols import pickup_code
 from protocols.errors import PickupCodeError
 from protocols.messages import CustodyAction
 
 logger = logging.getLogger(__name__)
 
-CHANNELS = frozenset({"app", "mini_program", "hotline", "social"})
-# Any other status (open, pending, waiting, ...) still takes new messages for its order.
-CLOSED_TICKET_STATUSES = frozenset({"resolved", "closed", "merged"})
+CHANNELS = intake.CHANNELS
+# The workflow's statuses (hub.tickets.states) past which a ticket takes no new messages.
+CLOSED_TICKET_STATUSES = states.CLOSED_STATUSES
 PICKUP_ISSUED = "issued"
 PICKUP_COLLECTED = "collected"
-TEXT_SEPARATOR = "\n\n--- {when} via {channel} ---\n"
-MAX_TEXT = 4000
+TEXT_SEPARATOR = intake.TEXT_SEPARATOR
+MAX_TEXT = intake.MAX_TEXT
 _CODE_ATTEMPTS = 20
 
 
 def open_return(session: Session, *, order_id: str, item_id: str, channel: str, text: str,
-                now: datetime, rng: random.Random) -> tuple[Ticket, Pickup]:
+                now: datetime, rng: random.Random,
+                triage: intake.TriageFn = intake.default_triage) -> tuple[Ticket, Pickup]:
     """Record a complaint about an item and return its ticket and the pickup to collect it.
 
-    A second complaint for the same order and customer is appended to the open ticket; an item
-    that already has an issued pickup keeps it (and its code).
+    The complaint goes through ticket intake (hub.tickets.intake) as the order's customer: a
+    second complaint for the same order and customer joins the open ticket; an item that
+    already has an issued pickup keeps it (and its code).
     """
     _require_text("order_id", order_id, 32)
     _require_text("item_id", item_id, 16)
@@ -63,17 +66,10 @@ def open_return(session: Session, *, order_id: str, item_id: str, channel: str, 
         raise Conflict(f"item {item_id!r} was already collected with pickup code "
                        f"{collected.code} by {collected.driver}; no new pickup is issued")
 
-    ticket = open_ticket_for(session, order)
-    if ticket is None:
-        ticket = Ticket(order_id=order.id, customer_id=order.customer_id, channel=channel,
-                        text=text.strip(), status="open", category="other", created_at=now)
-        session.add(ticket)
-        session.flush()
-        logger.info("ticket %s opened for order %s via %s", ticket.id, order.id, channel)
-    else:
-        ticket.text += TEXT_SEPARATOR.format(when=now.isoformat(timespec="seconds"),
-                                             channel=channel) + text.strip()
-        logger.info("complaint via %s attached to open ticket %s", channel, ticket.id)
+    complaint = intake.Complaint(channel=channel, text=text, user_id=order.customer_id,
+                                 order_id=order.id, item_ids=(item.id,),
+                                 author=f"user:{order.customer_id}")
+    ticket = intake.receive(session, complaint, now, triage=triage).ticket
 
     if active is None:
         active = Pickup(ticket_id=ticket.id, item_id=item.id, code=_fresh_code(session, rng),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-import hub.command_models  # noqa: F401  (registers its tables on Base.metadata)
+import hub.command_models
+import hub.tickets.models  # noqa: F401  (these register their tables on Base.metadata)
 from hub.db import make_engine
 from hub.models import Base
 

@@ -16,16 +16,20 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from hub import alarms, epcis, queries, returns, telemetry, trucks
 from hub.errors import Conflict, HubError, InvalidInput, NotFound
 from hub.fleet_view import fleet_view
+from hub.models import Ticket
+from hub.tickets import channels, contact, evidence, intake, routing, states, workflow
+from hub.tickets.models import Agent
 from hub.trace import export_events, import_document, item_trace, order_items
-from hub.web import code_rng, db_session, hub_settings, now
+from hub.web import code_rng, coldchain, db_session, hub_settings, now
 from hub.web import serialize as js
+from hub.web import tickets_json as tj
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +41,7 @@ STATUS_OF: dict[type[HubError], int] = {NotFound: 404, Conflict: 409, InvalidInp
 M = TypeVar("M", bound=BaseModel)
 TRUCK_ID = re.compile(r"^[A-Za-z0-9_-]{1,24}$")
 EPCIS_MEDIA_TYPE = "application/ld+json"
+AGENT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
 
 # --- request models ------------------------------------------------------------------------
@@ -133,6 +138,72 @@ class TraceImportQuery(_Query):
     """Query string of POST /trace/import: who sent the document (its events' source)."""
 
     name: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+# --- request models of tickets (hub.tickets; the channels' payloads are hub.tickets.channels)
+
+
+class TransitionRequest(_Body):
+    """A workflow transition: the target status, who and why, and what its guard needs."""
+
+    to: Literal["confirming", "handling", "awaiting_evidence", "resolved", "followed_up",
+                "closed", "merged"]
+    actor: Annotated[str, Field(min_length=1, max_length=64)]
+    reason: Annotated[str, Field(max_length=2000)] = ""
+    handling: Literal["simple", "complex"] | None = None
+    resolution: Annotated[str, Field(min_length=1, max_length=16)] | None = None
+    satisfaction: Annotated[int, Field(ge=1, le=5)] | None = None
+    comment: Annotated[str, Field(max_length=2000)] | None = None
+    merged_into: int | None = None
+
+
+class ContactRequest(_Body):
+    """An agent's message to the customer, a logged call, or an internal note."""
+
+    author: Annotated[str, Field(min_length=1, max_length=64)]
+    text: Annotated[str, Field(min_length=1, max_length=intake.MAX_TEXT)]
+    kind: Literal["message", "call", "note"] = "message"
+
+
+_Names = Annotated[list[Annotated[str, Field(min_length=1, max_length=32)]],
+                   Field(max_length=100)]
+
+
+class AgentRequest(_Body):
+    """An agent's profile: skills (categories, "*" for all), languages, regions, capacity."""
+
+    name: Annotated[str, Field(min_length=1, max_length=120)]
+    team: Annotated[str, Field(min_length=1, max_length=32)] = "support"
+    skills: _Names = ["*"]
+    languages: _Names = []
+    regions: _Names = []
+    capacity: Annotated[int, Field(ge=0, le=1000)] = 5
+    shifts: Annotated[list[dict[str, Any]], Field(max_length=50)] = []
+    online: bool = False
+    supervisor: bool = False
+    active: bool = True
+
+
+class ShiftRequest(_Body):
+    """An agent starts or ends a shift (and may say whether they are online)."""
+
+    on_shift: bool
+    online: bool | None = None
+
+
+class TicketsQuery(_Query):
+    """Query string of GET /tickets."""
+
+    status: Annotated[str, Field(max_length=20)] | None = None
+    assignee: Annotated[str, Field(max_length=32)] | None = None
+    limit: Annotated[int, Field(ge=1, le=queries.MAX_LIMIT)] = 50
+
+
+class EvidenceQuery(_Query):
+    """Query string of POST /tickets/<id>/evidence with a raw body."""
+
+    by: Annotated[str, Field(min_length=1, max_length=64)] = "customer"
+    filename: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
 
 # --- routes --------------------------------------------------------------------------------
@@ -279,14 +350,16 @@ def telemetry_range() -> Response:
 def trace_item(item_id: str) -> Response:
     """Return an item's trace: source, events, segments, handovers, QC and attribution."""
     args = _parse(TraceQuery, request.args.to_dict(), "query parameter")
-    return jsonify(js.trace_item(item_trace(db_session(), item_id), readings=args.readings))
+    found = item_trace(db_session(), item_id, coldchain())
+    return jsonify(js.trace_item(found, readings=args.readings))
 
 
 @bp.get("/trace/orders/<order_id>")
 def trace_order(order_id: str) -> Response:
     """Return who is responsible, per item of an order, with the confidence and a summary."""
     session = db_session()
-    traces = [item_trace(session, item_id) for item_id in order_items(session, order_id)]
+    traces = [item_trace(session, item_id, coldchain())
+              for item_id in order_items(session, order_id)]
     return jsonify(js.trace_order(order_id, traces))
 
 
@@ -328,6 +401,164 @@ def trace_import() -> tuple[Response, int]:
     seqs = [entry.seq for entry in entries]
     return jsonify(appended=appended, events=len(entries), first_seq=min(seqs, default=None),
                    last_seq=max(seqs, default=None)), 201 if appended else 200
+
+
+# --- tickets: intake, workflow, evidence, agents (hub.tickets, docs/tickets.md) -------------
+
+
+@bp.post("/intake/<channel>")
+def intake_message(channel: str) -> tuple[Response, int]:
+    """Take one channel's webhook: 201 with a new ticket, 200 when joined or redelivered."""
+    payload = channels.PAYLOADS.get(channel)
+    if payload is None:
+        raise NotFound(f"no intake channel {channel!r}; use one of "
+                       f"{', '.join(sorted(channels.PAYLOADS))}")
+    body = _parse(payload, _json_body(), "field")
+    session = db_session()
+    result = intake.receive(session, body.complaint(), now())
+    session.commit()
+    return jsonify(ticket_id=result.ticket.id, message_id=result.message.id,
+                   status=result.ticket.status, assignee_id=result.ticket.assignee_id,
+                   created=result.created, duplicate=result.duplicate), \
+        201 if result.created else 200
+
+
+@bp.get("/tickets")
+def list_tickets() -> Response:
+    """Return tickets newest first, optionally by status and assignee."""
+    args = _parse(TicketsQuery, request.args.to_dict(), "query parameter")
+    if args.status is not None and args.status not in states.ALL_STATUSES:
+        raise Unprocessable(f"status: not one of {', '.join(sorted(states.ALL_STATUSES))}",
+                            {"status": f"not one of {', '.join(sorted(states.ALL_STATUSES))}"})
+    query = select(Ticket).order_by(Ticket.created_at.desc(), Ticket.id.desc())
+    if args.status is not None:
+        query = query.where(Ticket.status == args.status)
+    if args.assignee is not None:
+        query = query.where(Ticket.assignee_id == args.assignee)
+    found = db_session().scalars(query.limit(args.limit)).all()
+    return jsonify(tickets=[tj.ticket_summary(t) for t in found])
+
+
+@bp.get("/tickets/<int:ticket_id>")
+def ticket_detail(ticket_id: int) -> Response:
+    """Return a ticket with its messages, evidence, transitions, clocks and assignment."""
+    session = db_session()
+    found = session.get(Ticket, ticket_id)
+    if found is None:
+        raise NotFound(f"ticket {ticket_id} does not exist")
+    return jsonify(tj.ticket_detail(session, found))
+
+
+@bp.post("/tickets/<int:ticket_id>/transitions")
+def ticket_transition(ticket_id: int) -> tuple[Response, int]:
+    """Move a ticket through its workflow; 409 names a transition that is not allowed."""
+    body = _parse(TransitionRequest, _json_body(), "field")
+    session = db_session()
+    change = workflow.Change(actor=body.actor, reason=body.reason, handling=body.handling,
+                             resolution=body.resolution, satisfaction=body.satisfaction,
+                             comment=body.comment, merged_into=body.merged_into)
+    record = workflow.transition(session, ticket_id, body.to, change, now())
+    session.commit()
+    found = session.get(Ticket, ticket_id)
+    assert found is not None
+    return jsonify(transition=tj.transition(record), ticket=tj.ticket_summary(found)), 201
+
+
+@bp.post("/tickets/<int:ticket_id>/messages")
+def ticket_message(ticket_id: int) -> tuple[Response, int]:
+    """Record an agent's message, call or note; the first contact stops its clock."""
+    body = _parse(ContactRequest, _json_body(), "field")
+    session = db_session()
+    record = contact.record_contact(session, ticket_id, agent=body.author, text=body.text,
+                                    kind=body.kind, now=now())
+    session.commit()
+    return jsonify(tj.message(record)), 201
+
+
+@bp.post("/tickets/<int:ticket_id>/evidence")
+def ticket_evidence(ticket_id: int) -> tuple[Response, int]:
+    """Store a photo or file (multipart field ``file``, or the raw body with its type).
+
+    201 for a new file of the ticket, 200 when the same bytes were uploaded before.
+    """
+    request.max_content_length = evidence.MAX_EVIDENCE_BYTES + 64 * 1024
+    args = _parse(EvidenceQuery, request.args.to_dict(), "query parameter")
+    upload = request.files.get("file") if request.mimetype == "multipart/form-data" else None
+    if upload is not None:
+        data, content_type = upload.read(), upload.mimetype or ""
+        filename = upload.filename or args.filename
+    elif request.mimetype == "multipart/form-data":
+        raise Unprocessable("file: required form field is missing",
+                            {"file": "required form field is missing"})
+    else:
+        data, content_type, filename = request.get_data(), request.mimetype, args.filename
+    session = db_session()
+    record, new = evidence.store_evidence(
+        session, ticket_id, data, content_type=content_type, uploaded_by=args.by,
+        data_dir=hub_settings().data_dir, now=now(), filename=filename)
+    session.commit()
+    return jsonify(tj.evidence(record)), 201 if new else 200
+
+
+@bp.post("/agents/<agent_id>")
+def create_agent(agent_id: str) -> tuple[Response, int]:
+    """Register an agent; 409 if the id is taken (PUT updates)."""
+    body = _parse(AgentRequest, _json_body(), "field")
+    _check_agent_id(agent_id)
+    session = db_session()
+    if session.get(Agent, agent_id) is not None:
+        raise Conflict(f"agent {agent_id!r} already exists; PUT /agents/{agent_id} updates it")
+    record = Agent(id=agent_id, on_shift=False, **body.model_dump())
+    session.add(record)
+    session.commit()
+    return jsonify(tj.agent(record)), 201
+
+
+@bp.put("/agents/<agent_id>")
+def update_agent(agent_id: str) -> Response:
+    """Create or replace an agent's profile (shift state is kept: see /shift)."""
+    body = _parse(AgentRequest, _json_body(), "field")
+    _check_agent_id(agent_id)
+    session = db_session()
+    record = session.get(Agent, agent_id)
+    if record is None:
+        record = Agent(id=agent_id, on_shift=False)
+        session.add(record)
+    for name, value in body.model_dump().items():
+        setattr(record, name, value)
+    session.commit()
+    return jsonify(tj.agent(record))
+
+
+@bp.post("/agents/<agent_id>/shift")
+def agent_shift(agent_id: str) -> Response:
+    """Start a shift (the queue is worked) or end it (un-contacted tickets are handed over)."""
+    body = _parse(ShiftRequest, _json_body(), "field")
+    session = db_session()
+    handed: list[dict[str, Any]] = []
+    assigned = 0
+    if body.on_shift:
+        assigned = routing.agent_on_shift(session, agent_id, now())
+        if body.online is False:
+            record = session.get(Agent, agent_id)
+            assert record is not None
+            record.online = False
+    else:
+        handed = [{"ticket_id": t.id, "to": a.id if a else None}
+                  for t, a in routing.agent_off_shift(session, agent_id, now())]
+        if body.online is not None:
+            record = session.get(Agent, agent_id)
+            assert record is not None
+            record.online = body.online
+    session.commit()
+    record = session.get(Agent, agent_id)
+    assert record is not None
+    return jsonify(agent=tj.agent(record), assigned=assigned, handed_over=handed)
+
+
+def _check_agent_id(agent_id: str) -> None:
+    if not AGENT_ID.match(agent_id):
+        raise InvalidInput(f"agent id {agent_id!r} must be 1-32 of A-Z a-z 0-9 _ . -")
 
 
 # --- plumbing ------------------------------------------------------------------------------

@@ -113,7 +113,7 @@ def test_complaint_to_collection_is_visible_on_the_order(
     assert view["customer"]["name"] == "Li Wei"
     [ticket] = view["tickets"]
     assert (ticket["id"], ticket["status"], ticket["channel"]) == (
-        opened.get_json()["ticket_id"], "open", "app")
+        opened.get_json()["ticket_id"], "new", "app")
     [pickup] = view["pickups"]
     assert (pickup["code"], pickup["status"], pickup["driver"]) == (code, "collected", "driver-7")
     items = {item["id"]: item for item in view["items"]}
@@ -257,10 +257,10 @@ BAD_REQUESTS = [
     ("unknown-item-get", "GET", "/api/v1/items/IT-404", {}, 404, "item 'IT-404' does not exist"),
     ("unknown-order-get", "GET", "/api/v1/orders/O-404", {}, 404,
      "order 'O-404' does not exist"),
-    ("unknown-route", "GET", "/api/v1/tickets/1", {}, 404,
-     "no such API endpoint: GET /api/v1/tickets/1"),
+    ("unknown-route", "GET", "/api/v1/tickets/1/nothing", {}, 404,
+     "no such API endpoint: GET /api/v1/tickets/1/nothing"),
     ("wrong-method", "DELETE", "/api/v1/tickets", {}, 405,
-     "method DELETE is not allowed on /api/v1/tickets; use POST"),
+     "method DELETE is not allowed on /api/v1/tickets; use GET, HEAD, POST"),
     ("get-on-post-route", "GET", "/api/v1/pickups/collect", {}, 405, "use POST"),
     ("body-too-large", "POST", "/api/v1/tickets",
      {"json": TICKET | {"text": "x" * 70_000}}, 413,

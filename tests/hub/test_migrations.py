@@ -8,6 +8,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 import hub.command_models
+import hub.tickets.models
 import hub.trace_models  # noqa: F401 - every model module, so the metadata is complete
 from hub.db import alembic_config, make_engine, migrate
 from hub.models import Base

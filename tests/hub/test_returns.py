@@ -60,7 +60,7 @@ def test_open_return_creates_ticket_and_pickup_with_valid_code(session: Session)
     session.commit()
 
     assert (ticket.order_id, ticket.customer_id, ticket.channel) == ("O-1", "C-1", "app")
-    assert ticket.status == "open"
+    assert ticket.status == "new"
     assert ticket.text == "The strawberries are mouldy."
     assert (pickup.item_id, pickup.ticket_id, pickup.status) == ("IT-1", ticket.id, "issued")
     assert pickup_code.validate(pickup.code) == pickup.code

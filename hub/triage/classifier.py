@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from hub.triage import model as model_store
 from hub.triage import rules
 from hub.triage.text import language, normalise, validate
-from hub.triage.tokens import analyse, readable
+from hub.triage.tokens import analyse_normalised, readable
 
 NEUTRAL_BAND = 0.2  # |sentiment_score| below this is "neutral" (p(positive) in 0.4..0.6)
 RULE_CONFIDENCE = 0.9  # confidence reported when an unambiguous phrase decided the category
@@ -48,19 +48,23 @@ def sentiment_label(score: float) -> str:
 
 
 def _keywords(indices: NDArray[Any], values: NDArray[Any], weights: NDArray[Any],
-              names: NDArray[Any], rule_words: list[str]) -> list[str]:
-    """Rule hits first, then the features (one CSR row) that pushed most towards the category."""
-    contrib = values * weights[indices]
+              info: tuple[NDArray[Any], list[str]], rule_words: list[str]) -> list[str]:
+    """Rule hits first, then the features (one CSR row) that pushed most towards the category.
+
+    ``info`` is (mask of features that can be keywords, their readable form), built once per
+    model: character n-grams are fragments, so only words and bigrams (not stop words, at least
+    two characters) read as keywords."""
+    mask, readable_names = info
     out = list(rule_words)
-    for k in np.argsort(-contrib):
+    ok = mask[indices]
+    if not ok.any() or len(out) >= MAX_KEYWORDS:
+        return out[:MAX_KEYWORDS]
+    idx = indices[ok]
+    contrib = values[ok] * weights[idx]
+    for k in np.argsort(-contrib, kind="stable"):
         if contrib[k] <= 0 or len(out) >= MAX_KEYWORDS:
             break
-        name = str(names[indices[k]])
-        if name.startswith("c:"):
-            continue  # character n-grams are fragments; words and bigrams read as keywords
-        word = readable(name)
-        if len(word) < 2 or word in _STOP:
-            continue
+        word = readable_names[idx[k]]
         if any(word in kept or kept in word for kept in out):
             continue
         out.append(word)
@@ -69,15 +73,19 @@ def _keywords(indices: NDArray[Any], values: NDArray[Any], weights: NDArray[Any]
 
 _STOP = frozenset({"the", "was", "and", "were", "is", "my", "it", "of", "to", "了", "的", "都",
                    "我", "是", "就", "也", "还", "吃了", "arrived"})
-_NAMES: dict[int, NDArray[Any]] = {}
+_INFO: dict[int, tuple[NDArray[Any], list[str]]] = {}
 
 
-def _feature_names(m: model_store.TriageModel) -> NDArray[Any]:
-    """The category vectorizer's feature names, built once per loaded model."""
+def _feature_info(m: model_store.TriageModel) -> tuple[NDArray[Any], list[str]]:
+    """Which category features can be keywords, and how they read; built once per model."""
     key = id(m.category_vectorizer)
-    if key not in _NAMES:
-        _NAMES[key] = m.category_vectorizer.get_feature_names_out()
-    return _NAMES[key]
+    if key not in _INFO:
+        names = m.category_vectorizer.get_feature_names_out()
+        words = [readable(str(n)) for n in names]
+        mask = np.array([not str(n).startswith("c:") and len(w) >= 2 and w not in _STOP
+                         for n, w in zip(names, words, strict=True)], dtype=bool)
+        _INFO[key] = (mask, words)
+    return _INFO[key]
 
 
 def classify(texts: Sequence[str]) -> list[Triage]:
@@ -96,24 +104,27 @@ def classify(texts: Sequence[str]) -> list[Triage]:
 
 def classify_with(m: model_store.TriageModel, texts: Sequence[str]) -> list[Triage]:
     """Triage already-validated texts with a given model (training and evaluation use it)."""
-    feats = [analyse(t) for t in texts]
-    x_sent = m.sentiment_vectorizer.transform(feats)
-    x_cat = m.category_vectorizer.transform(feats).tocsr()
-    p_pos = m.sentiment_classifier.predict_proba(x_sent)[:, 1]
-    p_cat = m.category_classifier.predict_proba(x_cat)
+    norms = [normalise(t) for t in texts]
+    feats = [analyse_normalised(t) for t in norms]
+    x_sent = model_store.tfidf(m.sentiment_vectorizer, feats)
+    x_cat = (x_sent if m.category_vectorizer is m.sentiment_vectorizer
+             else model_store.tfidf(m.category_vectorizer, feats))
+    p_pos = model_store.probabilities(m.sentiment_classifier, x_sent)[:, 1]
+    p_cat = model_store.probabilities(m.category_classifier, x_cat)
     classes = list(m.category_classifier.classes_)
     coef = m.category_classifier.coef_
-    names = _feature_names(m)
+    info = _feature_info(m)
+    p_pos = p_pos.tolist()
     out = []
     for n, text in enumerate(texts):
-        hits = rules.scan(normalise(text))
+        hits = rules.scan(norms[n])
         k = int(np.argmax(p_cat[n]))
         category = classes[k]
         confidence = float(p_cat[n, k])
         if confidence < m.other_below and category != "other":
             category, k = "other", classes.index("other")  # unsure: the catch-all
             confidence = float(p_cat[n, k])
-        ruled = rules.override(category, hits)
+        ruled = rules.override(category, hits, m.rule_categories)
         rule_words = list(hits.food_safety) + list(hits.threats)
         if ruled is not None:
             category = ruled
@@ -128,7 +139,7 @@ def classify_with(m: model_store.TriageModel, texts: Sequence[str]) -> list[Tria
             sentiment_score=score,
             keywords=_keywords(x_cat.indices[x_cat.indptr[n]:x_cat.indptr[n + 1]],
                                x_cat.data[x_cat.indptr[n]:x_cat.indptr[n + 1]],
-                               coef[k], names, rule_words),
+                               coef[k], info, rule_words),
             confidence=round(confidence, 4),
             language=language(text),
             model_version=m.version,

@@ -13,6 +13,9 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 REVIEW_FILES = ("waimai_10k_train.csv", "online_shopping_fruit_train.csv")
 ZH_EVAL = DATA_DIR / "eval" / "zh_labelled.csv"
 EN_EVAL = DATA_DIR / "eval" / "en_heldout.jsonl"
+ZH_TRAIN = DATA_DIR / "train" / "zh_labelled_train.csv"
+ZH_TRAIN_SEED = 20240612
+ZH_TRAIN_PER_SOURCE = 350
 SENTIMENT_SEED = 20240611
 SENTIMENT_TEST_SHARE = 0.2
 
@@ -59,6 +62,33 @@ def zh_eval_ids() -> set[str]:
         return {r["id"] for r in csv.DictReader(f)}
 
 
+def zh_train() -> list[Labelled]:
+    """The hand-labelled Chinese complaints for *training* (skipped rows left out)."""
+    with ZH_TRAIN.open(encoding="utf-8", newline="") as f:
+        return [Labelled(r["id"], r["category"], r["review"], "train")
+                for r in csv.DictReader(f) if r["category"] != "skip"]
+
+
+def zh_train_ids() -> set[str]:
+    """Ids of every row of the category training file (labelled or skipped)."""
+    with ZH_TRAIN.open(encoding="utf-8", newline="") as f:
+        return {r["id"] for r in csv.DictReader(f)}
+
+
+def zh_train_draw() -> list[Review]:
+    """The rows drawn for training labels: per source, ``ZH_TRAIN_PER_SOURCE`` negative rows of
+    the sentiment *training* part (so never an eval-sample or sentiment held-out row), sampled
+    with ``random.Random(ZH_TRAIN_SEED)`` from the id-sorted pool."""
+    train, _ = sentiment_split()
+    excluded = zh_eval_ids()
+    out: list[Review] = []
+    for source in ("wm", "os"):
+        pool = sorted((r for r in train if r.label == 0 and r.id[:2] == source
+                       and r.id not in excluded), key=lambda r: r.id)
+        out.extend(random.Random(ZH_TRAIN_SEED).sample(pool, ZH_TRAIN_PER_SOURCE))
+    return out
+
+
 def en_eval() -> list[Labelled]:
     """The hand-written English complaints (held out: never used for training or tuning)."""
     with EN_EVAL.open(encoding="utf-8") as f:
@@ -87,6 +117,6 @@ def sentiment_split() -> tuple[list[Review], list[Review]]:
 
 def file_hashes() -> dict[str, str]:
     """sha256 of every data file the models and metrics depend on."""
-    paths = [DATA_DIR / "reviews" / n for n in REVIEW_FILES] + [ZH_EVAL, EN_EVAL]
+    paths = [DATA_DIR / "reviews" / n for n in REVIEW_FILES] + [ZH_EVAL, EN_EVAL, ZH_TRAIN]
     return {str(p.relative_to(DATA_DIR)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in paths}

@@ -6,6 +6,7 @@ lazily once per process.
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ class TriageModel:
     category_vectorizer: Any
     category_classifier: Any
     other_below: float = 0.0  # category probability below which the answer is "other"
+    # categories whose unambiguous phrases may override the model (None: every rule category)
+    rule_categories: tuple[str, ...] | None = None
 
     def save(self, path: Path = MODEL_FILE) -> None:
         """Write the artifact (compressed joblib)."""
@@ -51,3 +54,45 @@ def card(path: Path = CARD_FILE) -> dict[str, Any]:
     """The model card (version, data hashes, metrics with how they were measured)."""
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data
+
+
+def tfidf(vectorizer: Any, feats: list[list[str]]) -> Any:
+    """``vectorizer.transform(feats)`` for a fitted sublinear-tf, l2-normalised
+    ``TfidfVectorizer`` over pre-analysed feature lists, computed in bulk with numpy: one
+    C-level dict lookup per feature, then counts, idf and norms as array operations (no
+    per-feature Python loop, no per-call sklearn checks). Same CSR matrix (tests check it)."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    vocab = vectorizer.vocabulary_
+    n_docs, n_feats = len(feats), len(vocab)
+    lengths = np.fromiter(map(len, feats), dtype=np.int64, count=n_docs)
+    flat = [f for doc in feats for f in doc]
+    cols = np.fromiter(map(vocab.get, flat, itertools.repeat(-1)), dtype=np.int64,
+                       count=len(flat))
+    rows = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
+    keep = cols >= 0
+    keys, counts = np.unique(rows[keep] * n_feats + cols[keep], return_counts=True)
+    doc, col = np.divmod(keys, n_feats)
+    data = (np.log(counts) + 1.0) * vectorizer.idf_[col]
+    norms = np.sqrt(np.bincount(doc, weights=data * data, minlength=n_docs))
+    norms[norms == 0.0] = 1.0
+    data /= norms[doc]
+    indptr = np.zeros(n_docs + 1, dtype=np.int64)
+    np.cumsum(np.bincount(doc, minlength=n_docs), out=indptr[1:])
+    return sp.csr_matrix((data, col, indptr), shape=(n_docs, n_feats))
+
+
+def probabilities(classifier: Any, x: Any) -> Any:
+    """``classifier.predict_proba(x)`` of a fitted ``LogisticRegression`` (binary: logistic;
+    multinomial: softmax) without sklearn's per-call input validation."""
+    import numpy as np
+
+    scores = np.asarray(x @ classifier.coef_.T) + classifier.intercept_
+    if scores.shape[1] == 1:
+        p1 = 1.0 / (1.0 + np.exp(-scores[:, 0]))
+        return np.column_stack([1.0 - p1, p1])
+    scores -= scores.max(axis=1, keepdims=True)
+    np.exp(scores, out=scores)
+    scores /= scores.sum(axis=1, keepdims=True)
+    return scores

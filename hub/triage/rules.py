@@ -197,27 +197,70 @@ STRONG: dict[str, tuple[str, ...]] = {
         "short weight",
         "underweight",
     ),
-    "out_of_stock": ("没货", "缺货", "售罄", "卖完", "卖光", "断货", "out of stock", "sold out"),
+    "out_of_stock": ("没货", "缺货", "售罄", "卖完", "卖光", "断货", "下架", "没有单份",
+                     "out of stock", "sold out"),
+    "service": (
+        "态度差",
+        "态度很差",
+        "态度极差",
+        "态度不好",
+        "态度恶劣",
+        "客服不理",
+        "客服也不理",
+        "不搭理",
+        "没人理",
+        "没人回复",
+        "骂人",
+        "rude",
+        "refused to refund",
+        "refused my refund",
+        "hung up",
+    ),
 }
 _NEG_ZH = "不没未无"
 _NEG_EN = re.compile(r"(?:\bnot|\bno|n't|\bnever|\bnothing)\W+(?:\w+\W+)?$")
 
 
-def _hits(norm: str, phrases: tuple[str, ...]) -> list[str]:
-    found = []
-    for phrase in phrases:
-        start = norm.find(phrase)
-        while start != -1:
+def _occurs(norm: str, phrase: str) -> bool:
+    """True if ``phrase`` occurs in ``norm`` at least once without a negation just before."""
+    start = norm.find(phrase)
+    while start != -1:
+        if phrase.isascii():
+            negated = bool(_NEG_EN.search(norm[max(0, start - 20) : start]))
+        else:
             before = norm[max(0, start - 2) : start]
-            if phrase.isascii():
-                negated = bool(_NEG_EN.search(norm[max(0, start - 20) : start]))
-            else:
-                negated = any(c in _NEG_ZH for c in before) and phrase not in FOOD_SAFETY
-            if not negated:
-                found.append(phrase.strip())
-                break
-            start = norm.find(phrase, start + 1)
-    return found
+            negated = any(c in _NEG_ZH for c in before) and phrase not in FOOD_SAFETY
+        if not negated:
+            return True
+        start = norm.find(phrase, start + 1)
+    return False
+
+
+def _index() -> dict[str, tuple[str, ...]]:
+    """Every phrase of every list, grouped by its first character (the scan's index)."""
+    phrases = dict.fromkeys([*FOOD_SAFETY, *THREATS, *ANGER,
+                             *(p for ps in STRONG.values() for p in ps)])
+    out: dict[str, list[str]] = {}
+    for phrase in phrases:
+        out.setdefault(phrase[0], []).append(phrase)
+    return {ch: tuple(ps) for ch, ps in out.items()}
+
+
+_BY_FIRST = _index()
+_FIRST = frozenset(_BY_FIRST)
+
+
+def _found(norm: str) -> frozenset[str]:
+    """The phrases (of any list) present without negation: one pass over the text's distinct
+    characters, trying only the phrases that start with one of them."""
+    return frozenset(phrase for ch in _FIRST.intersection(norm) for phrase in _BY_FIRST[ch]
+                     if _occurs(norm, phrase))
+
+
+def _hits(norm: str, phrases: tuple[str, ...]) -> list[str]:
+    """The phrases of one list present in ``norm`` without negation, in list order."""
+    found = _found(norm)
+    return [p.strip() for p in phrases if p in found]
 
 
 @dataclass(frozen=True)
@@ -239,20 +282,27 @@ class RuleHits:
 
 def scan(norm: str) -> RuleHits:
     """Run every phrase list over a normalised text."""
-    strong = {cat: tuple(h) for cat, phrases in STRONG.items() if (h := _hits(norm, phrases))}
-    return RuleHits(
-        tuple(_hits(norm, FOOD_SAFETY)),
-        tuple(_hits(norm, THREATS)),
-        tuple(_hits(norm, ANGER)),
-        strong,
-    )
+    found = _found(norm)
+    if not found:
+        return _NO_HITS
+
+    def pick(phrases: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(p.strip() for p in phrases if p in found)
+
+    strong = {cat: h for cat, phrases in STRONG.items() if (h := pick(phrases))}
+    return RuleHits(pick(FOOD_SAFETY), pick(THREATS), pick(ANGER), strong)
 
 
-def override(model_category: str, hits: RuleHits) -> str | None:
-    """The rule's category if an unambiguous phrase outranks the model's choice, else None."""
+_NO_HITS = RuleHits((), (), (), {})
+
+
+def override(model_category: str, hits: RuleHits,
+             enabled: tuple[str, ...] | None = None) -> str | None:
+    """The rule's category if an unambiguous phrase outranks the model's choice, else None.
+    ``enabled`` limits which categories' phrases may override (None: all of them)."""
     rank = CATEGORIES.index(model_category)
     for category in CATEGORIES[:rank]:
-        if category in hits.strong:
+        if category in hits.strong and (enabled is None or category in enabled):
             return category
     return None
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 MAX_CHARS = 5000
+_CJK_RUN = re.compile("[\u4e00-\u9fff\u3400-\u4dbf]+")
 
 
 def validate(text: object) -> str:
@@ -31,8 +33,8 @@ def is_cjk(char: str) -> bool:
 
 def language(text: str) -> str:
     """``"zh"`` if at least 30% of the letters are CJK ideographs, else ``"en"``."""
-    letters = [c for c in text if c.isalpha()]
+    letters = sum(map(str.isalpha, text))
+    cjk = sum(map(len, _CJK_RUN.findall(text)))  # every CJK ideograph is a letter
     if not letters:
-        return "zh" if any(is_cjk(c) for c in text) else "en"
-    cjk = sum(1 for c in letters if is_cjk(c))
-    return "zh" if cjk / len(letters) >= 0.3 else "en"
+        return "zh" if cjk else "en"
+    return "zh" if cjk / letters >= 0.3 else "en"

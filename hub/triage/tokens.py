@@ -14,7 +14,7 @@ import threading
 from functools import lru_cache
 from typing import Any
 
-from hub.triage.text import is_cjk, normalise
+from hub.triage.text import normalise
 
 # Domain words jieba should keep whole (HELPDESK.md's list and a few more).
 DOMAIN_WORDS = ("发霉", "烂了", "缺斤少两", "漏发", "错发", "冷链", "化冻", "解冻", "长毛", "霉斑",
@@ -42,39 +42,34 @@ def segmenter() -> Any:
     return tokenizer
 
 
+_CJK_RUN = re.compile("[\u4e00-\u9fff\u3400-\u4dbf]+")
+
+
 def _char_ngrams(run: str, lo: int, hi: int, out: list[str]) -> None:
     n_chars = len(run)
     for n in range(lo, hi + 1):
-        for k in range(n_chars - n + 1):
-            out.append("c:" + run[k:k + n])
+        out.extend(["c:" + run[k:k + n] for k in range(n_chars - n + 1)])
 
 
 def analyse(text: str) -> list[str]:
     """The feature strings of one (raw) text."""
-    norm = normalise(text)
+    return analyse_normalised(normalise(text))
+
+
+def analyse_normalised(norm: str) -> list[str]:
+    """The feature strings of a text already passed through ``text.normalise``."""
     feats: list[str] = []
-    cjk_runs: list[str] = []
-    run: list[str] = []
-    for ch in norm:
-        if is_cjk(ch):
-            run.append(ch)
-        elif run:
-            cjk_runs.append("".join(run))
-            run = []
-    if run:
-        cjk_runs.append("".join(run))
+    cjk_runs = _CJK_RUN.findall(norm)
     if cjk_runs:
         words = [w for w in segmenter().lcut(" ".join(cjk_runs), HMM=False) if w != " "]
-        feats.extend("w:" + w for w in words)
-        for a, b in itertools.pairwise(words):
-            feats.append(f"b:{a}_{b}")
+        feats.extend(["w:" + w for w in words])
+        feats.extend([f"b:{a}_{b}" for a, b in itertools.pairwise(words)])
         for chunk in cjk_runs:
             _char_ngrams(chunk, 1, 3, feats)
     latin = _WORD.findall(norm)
     if latin:
-        feats.extend("w:" + w for w in latin)
-        for a, b in itertools.pairwise(latin):
-            feats.append(f"b:{a}_{b}")
+        feats.extend(["w:" + w for w in latin])
+        feats.extend([f"b:{a}_{b}" for a, b in itertools.pairwise(latin)])
         for w in latin:
             if len(w) > 3:
                 _char_ngrams(f"<{w}>", 4, 4, feats)

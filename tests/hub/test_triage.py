@@ -138,3 +138,47 @@ def test_model_card_hashes_match_data() -> None:
     from hub.triage.data import file_hashes
 
     assert model.card()["data_sha256"] == file_hashes()
+
+
+def test_training_labels_disjoint_from_evaluation() -> None:
+    """The hand-labelled training rows share no id with the dev/test sample or with the
+    sentiment held-out split, and are exactly the documented seeded draw."""
+    from hub.triage import data
+
+    train_ids = data.zh_train_ids()
+    assert len(train_ids) >= 600
+    assert not train_ids & data.zh_eval_ids()
+    _, heldout = data.sentiment_split()
+    assert not train_ids & {r.id for r in heldout}
+    assert train_ids == {r.id for r in data.zh_train_draw()}
+    rows = data.zh_train()
+    assert len(rows) >= 600
+    assert {r.category for r in rows} <= set(CATEGORIES)
+    by_id = {r.id: r for r in data.reviews()}
+    assert all(by_id[r.id].text == r.text and by_id[r.id].label == 0 for r in rows)
+
+
+def test_bulk_tfidf_equals_sklearn_transform() -> None:
+    from hub.triage.tokens import analyse
+
+    m = model.load()
+    texts = ("草莓发霉了", "delivery was late", "！！！", "送餐太慢了，等了两个小时")
+    feats = [analyse(t) for t in texts]
+    for vec in (m.sentiment_vectorizer, m.category_vectorizer):
+        fast = model.tfidf(vec, feats)
+        slow = vec.transform(feats)
+        assert fast.shape == slow.shape
+        assert abs(fast - slow).max() < 1e-12
+
+
+def test_rule_scan_negation_and_lists() -> None:
+    from hub.triage.rules import scan
+    from hub.triage.text import normalise
+
+    hits = scan(normalise("吃了拉肚子，还发霉了，我要打12315"))
+    assert hits.food_safety == ("拉肚子",)
+    assert hits.threats == ("12315",)
+    assert hits.strong["spoiled"] == ("发霉", "拉肚子")
+    assert "temperature" not in scan(normalise("菜没凉")).strong
+    assert "spoiled" not in scan(normalise("not rotten at all")).strong
+    assert scan(normalise("nothing here")) == scan(normalise("fine thanks"))

@@ -164,7 +164,8 @@ def _when(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _duration(hours: float) -> str:
+def duration_text(hours: float) -> str:
+    """A duration for people: "45 min", "3.2 h", "2.5 d"."""
     if hours < 1:
         return f"{hours * 60:.0f} min"
     if hours < 48:
@@ -209,26 +210,26 @@ def _record_reasons(ev: _Evidence) -> None:
     for seg in chain.segments:
         if not seg.has_record:
             ev.add("no_record", f"no temperature record for the {seg.label} "
-                   f"({_duration(seg.hours)})", party=seg.party, segment=seg.index,
+                   f"({duration_text(seg.hours)})", party=seg.party, segment=seg.index,
                    factor=MISSING_RECORD)
         elif seg.unknown_h > 1e-9:
             start, end = max(seg.gaps, key=lambda g: g[1] - g[0])
-            ev.add("record_gap", f"no temperature record for {_duration(seg.unknown_h)} of the "
+            ev.add("record_gap", f"no temperature record for {duration_text(seg.unknown_h)} of the "
                    f"{seg.label} ({seg.coverage:.0%} recorded; longest gap "
-                   f"{_duration((end - start).total_seconds() / 3600)} from {_when(start)})",
+                   f"{duration_text((end - start).total_seconds() / 3600)} from {_when(start)})",
                    party=seg.party, segment=seg.index)
     if chain.coverage < 0.999:
         ev.add("coverage", f"temperature known for {chain.coverage:.0%} of the "
-               f"{_duration(chain.hours)} on record", factor=0.4 + 0.6 * chain.coverage)
+               f"{duration_text(chain.hours)} on record", factor=0.4 + 0.6 * chain.coverage)
     for gap in chain.custody_gaps:
         a, b = chain.segments[gap.before], chain.segments[gap.after]
-        ev.add("custody_gap", f"no custodian on record for {_duration(gap.hours)} between the "
+        ev.add("custody_gap", f"no custodian on record for {duration_text(gap.hours)} between the "
                f"{a.label} and the {b.label}, from {_when(gap.start)}{ev.skew_note(gap.hours)}",
                segment=gap.after, factor=ev.link_factor(gap.hours))
     for overlap in chain.overlaps:
         a, b = chain.segments[overlap.first], chain.segments[overlap.second]
         text = (f"the {a.label} and the {b.label} both claim custody for "
-                f"{_duration(overlap.hours)} from {_when(overlap.start)}"
+                f"{duration_text(overlap.hours)} from {_when(overlap.start)}"
                 f"{ev.skew_note(overlap.hours)}")
         inside = [e for s in (a, b) for e in s.excursions
                   if e.start < overlap.end and e.end > overlap.start]
@@ -249,9 +250,9 @@ def _segment_reasons(ev: _Evidence) -> None:
         place = ev.placement_weight(seg)
         if seg.profile_broken:
             longest = max(seg.excursions, key=lambda e: e.hours, default=None)
-            text = f"{seg.label} {_duration(seg.profile_excess_h)} above {threshold}"
+            text = f"{seg.label} {duration_text(seg.profile_excess_h)} above {threshold}"
             if longest is not None:
-                text += (f" (longest {_duration(longest.hours)} from {_when(longest.start)}, "
+                text += (f" (longest {duration_text(longest.hours)} from {_when(longest.start)}, "
                          f"peak {longest.peak_c:.1f} °C; {degree_hours:.1f} °C·h)")
             text += (f"; allowed {rules.single_max_h:g} h at a stretch and "
                      f"{rules.cumulative_max_h:g} h in all")
@@ -263,7 +264,7 @@ def _segment_reasons(ev: _Evidence) -> None:
             ev.add("profile_breach", text, "toward", seg.party, seg.index, weight)
         elif degree_hours > 0:
             peak = max(e.peak_c for e in seg.excursions) if seg.excursions else seg.max_c
-            ev.add("minor_excursion", f"{seg.label} {_duration(seg.profile_excess_h)} above "
+            ev.add("minor_excursion", f"{seg.label} {duration_text(seg.profile_excess_h)} above "
                    f"{threshold} (peak {peak:.1f} °C), within the {rules.single_max_h:g} h / "
                    f"{rules.cumulative_max_h:g} h tolerance", "toward", seg.party, seg.index,
                    min(MINOR_CAP, degree_hours / policy.degree_hours_scale) * place)
@@ -286,7 +287,7 @@ def _allowance_reasons(ev: _Evidence) -> None:
     suppliers = [s for s in chain.segments_of("supplier") if s.has_record]
     if receipt is not None and suppliers and "supplier" in allowances:
         allowance = allowances["supplier"]
-        unknown = (f" (plus {_duration(receipt.unknown_h)} without a temperature record)"
+        unknown = (f" (plus {duration_text(receipt.unknown_h)} without a temperature record)"
                    if receipt.unknown_h > 0.01 else "")
         text = (f"arrived at {receipt.to_party} intake with {receipt.remaining:.0%} shelf life "
                 f"left{unknown}; at least {1 - allowance:.0%} is expected")
@@ -308,8 +309,9 @@ def _allowance_reasons(ev: _Evidence) -> None:
             place = min(ev.placement_weight(s) for s in recorded)
             overrun = min(1.0, (used - allowance) / allowance)
             biggest = max(recorded, key=lambda s: s.shelf_life_consumed)
+            held = duration_text(sum(s.hours for s in recorded))
             ev.add("over_allowance", f"the {party} used {used:.0%} of the shelf life "
-                   f"(allowance {allowance:.0%}) in {_duration(sum(s.hours for s in recorded))}; "
+                   f"(allowance {allowance:.0%}) in {held}; "
                    f"the {biggest.label} held it at an MKT of {biggest.mkt_c:.1f} °C", "toward",
                    party, biggest.index, (ALLOWANCE_BASE + overrun) * place)
 
@@ -405,7 +407,7 @@ def _qc_reasons(ev: _Evidence) -> None:
         for seg in chain.segments[:handover.segment + 1]:
             if seg.party == prev and seg.profile_broken:
                 conflicts.append(f"{qc.party} QC passed at {_when(qc.at)} but the {seg.label} "
-                                 f"record shows {_duration(seg.profile_excess_h)} above "
+                                 f"record shows {duration_text(seg.profile_excess_h)} above "
                                  f"{_deg(seg.profile_threshold_c)}")
         giver = _left_warm(chain, handover.segment)
         if giver is not None:
@@ -434,24 +436,25 @@ def _timing_reasons(ev: _Evidence, complaint_at: datetime) -> None:
     since_h = (complaint_at - delivery.at).total_seconds() / 3600
     if since_h < 0:
         ev.add("complaint_before_delivery", f"the complaint at {_when(complaint_at)} is "
-               f"{_duration(-since_h)} before the recorded delivery at {_when(delivery.at)}",
+               f"{duration_text(-since_h)} before the recorded delivery at {_when(delivery.at)}",
                factor=CONFLICT)
         return
     home_c = params.limit_c
     life_h = delivery.remaining * shelf_life_at(params.model, params.shelf_life_ref_h, home_c)
     if since_h > life_h:
-        ev.add("kept_past_shelf_life", f"complaint {_duration(since_h)} after delivery; the "
+        ev.add("kept_past_shelf_life", f"complaint {duration_text(since_h)} after delivery; the "
                f"{delivery.remaining:.0%} shelf life left at delivery lasts about "
-               f"{_duration(life_h)} at {_deg(home_c)}", "toward", "customer", None,
+               f"{duration_text(life_h)} at {_deg(home_c)}", "toward", "customer", None,
                KEPT_PAST_LIFE)
     elif since_h <= 0.25 * life_h:
-        ev.add("complaint_soon_after_delivery", f"complaint {_duration(since_h)} after delivery "
+        ev.add("complaint_soon_after_delivery", f"complaint {duration_text(since_h)} after "
+               "delivery "
                f"with {delivery.remaining:.0%} shelf life left at delivery (about "
-               f"{_duration(life_h)} at {_deg(home_c)})", "away", "customer", None,
+               f"{duration_text(life_h)} at {_deg(home_c)})", "away", "customer", None,
                COMPLAINT_SOON)
     after_h = (complaint_at - chain.end).total_seconds() / 3600
     if after_h > 0.01:
-        ev.add("no_record_until_complaint", f"no record for the {_duration(after_h)} between "
+        ev.add("no_record_until_complaint", f"no record for the {duration_text(after_h)} between "
                "the end of the record and the complaint", party="customer")
 
 
@@ -529,7 +532,7 @@ def attribute(chain: ChainReport, *, complaint_at: datetime | None = None,
                 else chain.coverage)
     if recorded < policy.min_coverage and not qc_failed:
         ev.add("too_little_data", f"temperature known for only {recorded:.0%} of the "
-               f"{_duration(upstream_h)} before delivery; at least {policy.min_coverage:.0%} "
+               f"{duration_text(upstream_h)} before delivery; at least {policy.min_coverage:.0%} "
                "is needed to attribute")
         return Attribution("undetermined", 0.0, ev.reasons, _scores(ev.reasons), explained,
                            chain.item)

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from hub.attribution import duration_text
+
 Reading = tuple[datetime, float | None]  # when, °C (None: the logger reported no value)
 Span = tuple[datetime, datetime]
 
@@ -184,7 +186,7 @@ def segment_chart(readings: Sequence[Reading], start: datetime, end: datetime, *
         bands.append(Band(x0, round(x1 - x0, 1), a, b,
                           "no record" if x1 - x0 >= MIN_LABELLED_BAND_PX else "",
                           f"no temperature record {_clock(a)} – {_clock(b)} UTC "
-                          f"({_duration(hours)})", round(label_y, 1)))
+                          f"({duration_text(hours)})", round(label_y, 1)))
     y_ticks = tuple(Tick(y_of(v), f"{v:g}")
                     for v in _frange(y_min, y_max, y_step))
     x_ticks = tuple(Tick(x_of(at), label, detail) for at, label, detail in _time_ticks(start, end))
@@ -362,9 +364,3 @@ def _clock(moment: datetime) -> str:
     return f"{_date(moment.astimezone(UTC))} {moment.astimezone(UTC):%H:%M}"
 
 
-def _duration(hours: float) -> str:
-    if hours < 1:
-        return f"{hours * 60:.0f} min"
-    if hours < 48:
-        return f"{hours:.1f} h"
-    return f"{hours / 24:.1f} d"

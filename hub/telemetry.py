@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from hub.errors import InvalidInput
@@ -131,17 +131,11 @@ def store_batches(session: Session, batches: Sequence[NewBatch]) -> int:
     """
     if not batches:
         return 0
-    session.execute(_insert(session, TelemetryBatchRecord), batch_rows(batches))
+    session.execute(insert(cast(Table, TelemetryBatchRecord.__table__)), batch_rows(batches))
     windows = window_rows(batches)
     if windows:
         _upsert_windows(session, windows)
     return sum(len(b.readings) for b in batches)
-
-
-def _insert(session: Session, model: type[Any]) -> Any:
-    from sqlalchemy import insert
-
-    return insert(model.__table__)
 
 
 def _upsert_windows(session: Session, rows: list[dict[str, Any]]) -> None:

@@ -27,7 +27,6 @@ from sqlalchemy.orm import Session
 from hub import epcis
 from hub.attribution import Attribution, attribute
 from hub.coldchain_config import DEFAULT, ColdChainConfig
-from hub.command_models import GatewaySync  # noqa: F401 - keeps the mapper registry complete
 from hub.errors import NotFound
 from hub.ledger import Appended, append_events
 from hub.models import CustodyRecord, Gateway, GradeRecord, Item, Order, Scan, Ticket

@@ -9,7 +9,8 @@ Per database (a fresh SQLite file always; PostgreSQL too with ``--pg URL`` or
    :class:`~hub.mqtt_consumer.IngestWorker`, subscribed first, stores them. The baseline,
    measured in the same run just before, is ``mosquitto_sub`` (paho if it is not on PATH)
    draining the same messages from the same publisher: ``ratio`` is hub readings/s over raw
-   drain readings/s.
+   drain readings/s. A bare paho subscriber draining them too gives ``ratio_to_paho``: how
+   close the hub comes to the Python MQTT client it is built on.
 2. **Paced.** Scan events at 500/s (with telemetry beside them) for a while; ``ack_p99_ms`` is
    the time from publishing a scan to its application ack arriving on the gateway's ack topic.
 3. **Two workers.** Two ``coldloop hub ingest`` processes on one MQTT v5 shared subscription
@@ -210,18 +211,26 @@ def publisher_process(url: str, v5: bool, site: str, messages: Sequence[Message]
 
 
 def time_raw_drain(url: str, v5: bool, messages: Sequence[Message], timeout: float) -> float:
-    """Seconds from the first publish until a bare subscriber received every message."""
+    """Seconds from the first publish until a bare subscriber received every message:
+    ``mosquitto_sub`` (C) if it is on PATH, else a bare paho client."""
     site = f"raw{uuid.uuid4().hex[:8]}"
     topic_filter = f"{topics.ROOT}/{site}/#"
     binary = shutil.which("mosquitto_sub")
     if binary:
         return _mosquitto_sub_drain(binary, url, v5, site, topic_filter, messages, timeout)
+    return time_paho_drain(url, v5, messages, timeout)
+
+
+def time_paho_drain(url: str, v5: bool, messages: Sequence[Message], timeout: float) -> float:
+    """The same with a bare paho subscriber (QoS 1, a counter as its only work): the floor of
+    any subscriber built on paho, the hub's MQTT client."""
+    site = f"paho{uuid.uuid4().hex[:8]}"
     counter = Counter(len(messages))
     subscriber = bare_client(url, v5)
     subscriber.on_subscribe = counter.on_subscribe
     subscriber.on_message = counter.on_message
     try:
-        subscriber.subscribe(topic_filter, qos=1)
+        subscriber.subscribe(f"{topics.ROOT}/{site}/#", qos=1)
         if not counter.subscribed.wait(10):
             raise RuntimeError(f"no SUBACK from {url}")
         with publisher_process(url, v5, site, messages, timeout) as publishing:
@@ -503,13 +512,17 @@ def bench_database(work: Path, url: str, v5: bool, name: str, database_url: str 
     messages = make_messages(sizes.batches, sizes.readings, sizes.scans, boot=1)
     readings = sizes.batches * sizes.readings
     raw = time_raw_drain(url, v5, messages, sizes.timeout_s)
-    say(f"{name}: raw drain {rate(readings, raw)} readings/s; hub flood…")
+    paho = time_paho_drain(url, v5, messages, sizes.timeout_s)
+    say(f"{name}: raw drain {rate(readings, raw)} readings/s, bare paho {rate(readings, paho)}; "
+        "hub flood…")
     hub, flood = time_hub(work, url, v5, database_url, messages, sizes.timeout_s)
     figures: Figures = {
         "readings_per_s": rate(readings, hub), "scan_events_per_s": rate(sizes.scans, hub),
         "messages_per_s": rate(len(messages), hub),
         "raw_drain_readings_per_s": rate(readings, raw),
         "ratio": round(raw / hub, 3), "hub_s": round(hub, 2), "raw_s": round(raw, 2),
+        "paho_drain_readings_per_s": rate(readings, paho),
+        "ratio_to_paho": round(paho / hub, 3),
         "flood_ack_p99_ms": flood["ack_p99_ms"], "hub_batches": flood["hub_batches"],
         "commit_failures": flood["commit_failures"]}
     say(f"{name}: flood {figures}; paced {PACED_SCANS_PER_S} scans/s…")
@@ -526,6 +539,8 @@ def bench_database(work: Path, url: str, v5: bool, name: str, database_url: str 
                                                boot=3), sizes.timeout_s)
         pair = figures["two_workers"]
         pair["ratio"] = round(pair["readings_per_s"] / figures["raw_drain_readings_per_s"], 3)
+        pair["ratio_to_paho"] = round(
+            pair["readings_per_s"] / figures["paho_drain_readings_per_s"], 3)
         say(f"{name}: two workers {pair}")
     return figures
 

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import json
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,19 @@ EN_EVAL = DATA_DIR / "eval" / "en_heldout.jsonl"
 ZH_TRAIN = DATA_DIR / "train" / "zh_labelled_train.csv"
 ZH_TRAIN_SEED = 20240612
 ZH_TRAIN_PER_SOURCE = 350
+ZH_TRAIN_MORE = DATA_DIR / "train" / "zh_labelled_train_more.csv"
+ZH_TRAIN_MORE_SEED = 20240613
+ZH_TRAIN_MORE_PER_SOURCE = 300
+ZH_TRAIN_CUED_SEED = 20240614
+ZH_TRAIN_CUED_N = 400
+# Words that make a rare-category complaint likely (service, out_of_stock, damaged, missing,
+# wrong_item): the targeted training draw samples among rows containing one of them.
+RARE_CUES = re.compile("客服|态度|骑手|送餐员|小哥|快递员|商家|老板|没货|缺货|卖完|售罄|下架|"
+                       "没有了|换成|少了|漏|没收到|没送|压|碎|破|洒|错|退款|不理|不回")
+ZH_TEST2 = DATA_DIR / "eval" / "zh_labelled_test2.csv"
+ZH_TEST2_SEED = 20240615
+ZH_TEST2_PER_SOURCE = 250
+ZH_SECOND = DATA_DIR / "eval" / "zh_labelled_second.csv"  # a second annotator, on ZH_EVAL
 SENTIMENT_SEED = 20240611
 SENTIMENT_TEST_SHARE = 0.2
 
@@ -63,16 +77,36 @@ def zh_eval_ids() -> set[str]:
 
 
 def zh_train() -> list[Labelled]:
-    """The hand-labelled Chinese complaints for *training* (skipped rows left out)."""
-    with ZH_TRAIN.open(encoding="utf-8", newline="") as f:
-        return [Labelled(r["id"], r["category"], r["review"], "train")
-                for r in csv.DictReader(f) if r["category"] != "skip"]
+    """The hand-labelled Chinese complaints for *training*, both rounds (skipped rows left
+    out)."""
+    rows: list[Labelled] = []
+    for path in (ZH_TRAIN, ZH_TRAIN_MORE):
+        with path.open(encoding="utf-8", newline="") as f:
+            rows.extend(Labelled(r["id"], r["category"], r["review"], "train")
+                        for r in csv.DictReader(f) if r["category"] != "skip")
+    return rows
 
 
 def zh_train_ids() -> set[str]:
-    """Ids of every row of the category training file (labelled or skipped)."""
-    with ZH_TRAIN.open(encoding="utf-8", newline="") as f:
-        return {r["id"] for r in csv.DictReader(f)}
+    """Ids of every row of the category training files (labelled or skipped)."""
+    ids: set[str] = set()
+    for path in (ZH_TRAIN, ZH_TRAIN_MORE):
+        with path.open(encoding="utf-8", newline="") as f:
+            ids.update(r["id"] for r in csv.DictReader(f))
+    return ids
+
+
+def zh_test2() -> list[Labelled]:
+    """The second Chinese test sample (``zh_test2_draw``), skipped rows left out."""
+    with ZH_TEST2.open(encoding="utf-8", newline="") as f:
+        return [Labelled(r["id"], r["category"], r["review"], "test2")
+                for r in csv.DictReader(f) if r["category"] != "skip"]
+
+
+def zh_second_labels() -> dict[str, str]:
+    """The second annotator's labels of every ``ZH_EVAL`` row (made without seeing the first)."""
+    with ZH_SECOND.open(encoding="utf-8", newline="") as f:
+        return {r["id"]: r["category"] for r in csv.DictReader(f)}
 
 
 def zh_train_draw() -> list[Review]:
@@ -86,6 +120,39 @@ def zh_train_draw() -> list[Review]:
         pool = sorted((r for r in train if r.label == 0 and r.id[:2] == source
                        and r.id not in excluded), key=lambda r: r.id)
         out.extend(random.Random(ZH_TRAIN_SEED).sample(pool, ZH_TRAIN_PER_SOURCE))
+    return out
+
+
+def _negatives(part: list[Review], source: str, excluded: set[str]) -> list[Review]:
+    return sorted((r for r in part if r.label == 0 and r.id[:2] == source
+                   and r.id not in excluded), key=lambda r: r.id)
+
+
+def zh_train_more_draw() -> list[Review]:
+    """The second round of training rows: per source ``ZH_TRAIN_MORE_PER_SOURCE`` negative rows
+    of the sentiment training part not drawn before (``random.Random(ZH_TRAIN_MORE_SEED)``),
+    then ``ZH_TRAIN_CUED_N`` rows among the rest that contain a ``RARE_CUES`` word."""
+    train, _ = sentiment_split()
+    excluded = zh_eval_ids() | {r.id for r in zh_train_draw()}
+    out: list[Review] = []
+    for source in ("wm", "os"):
+        pool = _negatives(train, source, excluded)
+        out.extend(random.Random(ZH_TRAIN_MORE_SEED).sample(pool, ZH_TRAIN_MORE_PER_SOURCE))
+    excluded |= {r.id for r in out}
+    cued = [r for r in _negatives(train, "wm", excluded) + _negatives(train, "os", excluded)
+            if RARE_CUES.search(r.text)]
+    out.extend(random.Random(ZH_TRAIN_CUED_SEED).sample(cued, ZH_TRAIN_CUED_N))
+    return out
+
+
+def zh_test2_draw() -> list[Review]:
+    """A second Chinese test sample: per source ``ZH_TEST2_PER_SOURCE`` negative rows of the
+    sentiment *held-out* part (never a category training row), ``random.Random(ZH_TEST2_SEED)``."""
+    _, test = sentiment_split()
+    out: list[Review] = []
+    for source in ("wm", "os"):
+        pool = _negatives(test, source, set())
+        out.extend(random.Random(ZH_TEST2_SEED).sample(pool, ZH_TEST2_PER_SOURCE))
     return out
 
 
@@ -117,6 +184,7 @@ def sentiment_split() -> tuple[list[Review], list[Review]]:
 
 def file_hashes() -> dict[str, str]:
     """sha256 of every data file the models and metrics depend on."""
-    paths = [DATA_DIR / "reviews" / n for n in REVIEW_FILES] + [ZH_EVAL, EN_EVAL, ZH_TRAIN]
+    paths = [DATA_DIR / "reviews" / n for n in REVIEW_FILES] + [
+        ZH_EVAL, EN_EVAL, ZH_TRAIN, ZH_TRAIN_MORE, ZH_TEST2, ZH_SECOND]
     return {str(p.relative_to(DATA_DIR)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in paths}

@@ -80,8 +80,36 @@ def evaluate_committed(include_test: bool = True) -> dict[str, Any]:
         "category_en_heldout": category_metrics(data.en_eval(), pipeline_category),
     }
     if include_test:
-        out["category_zh_test"] = category_metrics(data.zh_eval("test"), pipeline_category)
+        test, test2 = data.zh_eval("test"), data.zh_test2()
+        out["category_zh_test"] = category_metrics(test, pipeline_category)
+        out["category_zh_test2"] = category_metrics(test2, pipeline_category)
+        out["category_zh_test_all"] = category_metrics(test + test2, pipeline_category)
+    out["annotator_agreement_zh"] = annotator_agreement()
     return out
+
+
+def annotator_agreement() -> dict[str, Any]:
+    """How far a second annotator, labelling the dev+test sample without seeing the first's
+    labels, agrees with the first: a ceiling for any model scored against one person's labels.
+    Rows either annotator skipped are left out; the first annotator's labels are the gold."""
+    from sklearn.metrics import cohen_kappa_score
+
+    second = data.zh_second_labels()
+    rows = [r for r in data.zh_eval() if second[r.id] != "skip"]
+    gold = [r.category for r in rows]
+    other = [second[r.id] for r in rows]
+    report = f1_report(gold, other)
+    report["cohen_kappa"] = round(float(cohen_kappa_score(gold, other)), 4)
+    report["skip_disagreements"] = sum(
+        (second[i] == "skip") != (first == "skip") for i, first in _first_labels().items())
+    return report
+
+
+def _first_labels() -> dict[str, str]:
+    import csv
+
+    with data.ZH_EVAL.open(encoding="utf-8", newline="") as f:
+        return {r["id"]: r["category"] for r in csv.DictReader(f)}
 
 
 if __name__ == "__main__":

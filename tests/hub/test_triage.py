@@ -146,16 +146,23 @@ def test_training_labels_disjoint_from_evaluation() -> None:
     from hub.triage import data
 
     train_ids = data.zh_train_ids()
-    assert len(train_ids) >= 600
+    assert len(train_ids) >= 1600
     assert not train_ids & data.zh_eval_ids()
     _, heldout = data.sentiment_split()
     assert not train_ids & {r.id for r in heldout}
-    assert train_ids == {r.id for r in data.zh_train_draw()}
+    assert train_ids == ({r.id for r in data.zh_train_draw()}
+                         | {r.id for r in data.zh_train_more_draw()})
+    test2 = data.zh_test2()
+    assert {r.id for r in test2} <= {r.id for r in data.zh_test2_draw()} <= {
+        r.id for r in heldout}
+    assert len(test2) >= 450 and not {r.id for r in test2} & data.zh_eval_ids()
     rows = data.zh_train()
-    assert len(rows) >= 600
+    assert len(rows) >= 1600
     assert {r.category for r in rows} <= set(CATEGORIES)
     by_id = {r.id: r for r in data.reviews()}
-    assert all(by_id[r.id].text == r.text and by_id[r.id].label == 0 for r in rows)
+    assert all(by_id[r.id].text == r.text and by_id[r.id].label == 0 for r in rows + test2)
+    assert {r.category for r in test2} <= set(CATEGORIES)
+    assert set(data.zh_second_labels()) == data.zh_eval_ids()
 
 
 def test_bulk_tfidf_equals_sklearn_transform() -> None:

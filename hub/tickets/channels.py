@@ -81,14 +81,15 @@ class HotlineTranscript(_Payload):
     turns: Annotated[list[Turn], Field(min_length=1, max_length=500)]
 
     def complaint(self) -> Complaint:
-        """Return the normalised complaint."""
+        """Return the normalised complaint (an answering agent made contact at the call)."""
         said = "\n".join(t.text for t in self.turns if t.speaker == "customer")
         transcript = [{"speaker": t.speaker, "text": t.text} for t in self.turns]
         return Complaint(channel="hotline", text=said[:MAX_TEXT] or "(silent call)",
                          external_id=self.call_id, user_id=self.user_id,
                          phone=self.caller_phone, phone_verified=self.phone_verified,
                          sender=self.caller_phone, order_id=self.order_id,
-                         author=f"phone:{self.caller_phone}",
+                         author=f"phone:{self.caller_phone}", answered_by=self.agent_id,
+                         answered_at=self.started_at,
                          meta=_meta(sent_at=self.started_at, agent_id=self.agent_id,
                                     transcript=transcript))
 

@@ -1,4 +1,9 @@
-"""Evidence uploads: files stored once by SHA-256 under the hub data dir, listed per ticket."""
+"""Evidence uploads: files stored once by SHA-256 under the hub data dir, listed per ticket.
+
+A new file from the customer (``uploaded_by`` their customer key or "customer") on a ticket
+awaiting evidence moves it back to handling (audited, the uploader as actor), which resumes
+the paused RESOLUTION clock.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +18,9 @@ from sqlalchemy.orm import Session
 
 from hub.errors import Conflict, InvalidInput, NotFound
 from hub.models import Ticket
-from hub.tickets import states
+from hub.tickets import states, workflow
 from hub.tickets.models import TicketEvidence
+from hub.tickets.policy import DEFAULT_CONFIG, TicketConfig
 
 MAX_EVIDENCE_BYTES = 10 * 1024 * 1024
 CONTENT_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/heic",
@@ -29,13 +35,14 @@ def storage_path(sha256: str) -> str:
 
 def store_evidence(session: Session, ticket_id: int, data: bytes, *, content_type: str,
                    uploaded_by: str, data_dir: Path, now: datetime,
-                   filename: str | None = None) -> tuple[TicketEvidence, bool]:
+                   filename: str | None = None,
+                   config: TicketConfig = DEFAULT_CONFIG) -> tuple[TicketEvidence, bool]:
     """Store a file for a ticket; return its record and whether it is new for the ticket.
 
     The same bytes are written once however many tickets they belong to; uploading them to
-    the same ticket again returns the first record.
+    the same ticket again returns the first record (and moves nothing).
     """
-    ticket = session.get(Ticket, ticket_id)
+    ticket = session.get(Ticket, ticket_id, with_for_update=True)
     if ticket is None:
         raise NotFound(f"ticket {ticket_id} does not exist")
     if ticket.status == states.MERGED:
@@ -64,7 +71,19 @@ def store_evidence(session: Session, ticket_id: int, data: bytes, *, content_typ
                             uploaded_at=now)
     session.add(record)
     session.flush()
+    if ticket.status == states.AWAITING_EVIDENCE and from_customer(ticket, uploaded_by):
+        workflow.transition(session, ticket.id, states.HANDLING,
+                            workflow.Change(actor=uploaded_by.strip()[:64],
+                                            reason="evidence received"),
+                            now, config=config,
+                            details={"evidence_id": record.id, "sha256": digest})
     return record, True
+
+
+def from_customer(ticket: Ticket, uploaded_by: str) -> bool:
+    """Return whether the uploader is the ticket's customer (their key, or "customer")."""
+    who = uploaded_by.strip()
+    return who == "customer" or (ticket.customer_key is not None and who == ticket.customer_key)
 
 
 def _write_once(path: Path, data: bytes) -> None:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from hub.errors import InvalidInput, NotFound
 from hub.models import Customer, Item, Order, Ticket
-from hub.tickets import routing, sla, states
+from hub.tickets import contact, routing, sla, states
 from hub.tickets.models import TicketMessage
 from hub.tickets.policy import DEFAULT_CONFIG, TicketConfig
 from hub.tickets.workflow import audit
@@ -103,6 +103,8 @@ class Complaint:
     item_ids: tuple[str, ...] = ()
     author: str = "customer"
     meta: Mapping[str, Any] = field(default_factory=dict)
+    answered_by: str | None = None  # the agent who took the call: a contact with the customer
+    answered_at: datetime | None = None  # when the call started (else when it was received)
 
 
 @dataclass(frozen=True)
@@ -153,8 +155,12 @@ def receive(session: Session, complaint: Complaint, now: datetime, *,
               reason="complaint received", now=now,
               details={"triage_model": ticket.triage_model_version})
         sla.start_clocks(session, ticket, now, config)
-        if route:
-            routing.assign(session, ticket, now, config=config)
+    if complaint.answered_by:
+        contact.record_answered_call(session, ticket, agent=complaint.answered_by,
+                                     call_id=complaint.external_id,
+                                     at=complaint.answered_at or now, now=now, config=config)
+    if created and route:
+        routing.assign(session, ticket, now, config=config)
     session.flush()
     logger.info("complaint via %s %s ticket %s", complaint.channel,
                 "opened" if created else "joined", ticket.id)

@@ -60,6 +60,9 @@ class TicketEvidence(Base):
     storage_path: Mapped[str] = mapped_column(String(300))  # relative to the hub data dir
     uploaded_by: Mapped[str] = mapped_column(String(64))
     uploaded_at: Mapped[datetime]
+    # the ticket it was uploaded to, when a merge moved it here (hub.tickets.merging)
+    merged_from: Mapped[int | None] = mapped_column(
+        ForeignKey("tickets.id", name="fk_ticket_evidence_merged_from"))
 
 
 class TicketTransition(Base):
@@ -90,8 +93,11 @@ class Agent(Base):
     languages: Mapped[list[str]] = mapped_column(JSON, default=list)  # empty: any
     regions: Mapped[list[str]] = mapped_column(JSON, default=list)  # empty: any
     capacity: Mapped[int] = mapped_column(Integer, default=5)  # open tickets at most
-    shifts: Mapped[list[Any]] = mapped_column(JSON, default=list)  # planned windows (info)
+    # planned windows [{"days": [1..7], "start": "HH:MM", "end": "HH:MM"}] (hub.tickets.shifts)
+    shifts: Mapped[list[Any]] = mapped_column(JSON, default=list)
     on_shift: Mapped[bool] = mapped_column(Boolean, default=False)
+    # when a person last started or ended the shift by hand: the plan waits for its next change
+    shift_set_by_hand_at: Mapped[datetime | None]
     online: Mapped[bool] = mapped_column(Boolean, default=False)
     supervisor: Mapped[bool] = mapped_column(Boolean, default=False)  # gets escalations
     active: Mapped[bool] = mapped_column(Boolean, default=True)  # False: on leave / gone
@@ -108,6 +114,7 @@ class TicketAssignment(Base):
     agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id"), index=True)
     rule: Mapped[str] = mapped_column(String(32))  # balanced, same-customer, manual
     reason: Mapped[str] = mapped_column(String(32))  # new, handover, escalation, queue, manual
+    note: Mapped[str | None] = mapped_column(Text)  # a manual assignment's reason, in words
     scores: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     actor: Mapped[str] = mapped_column(String(64))
     assigned_at: Mapped[datetime]

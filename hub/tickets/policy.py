@@ -58,12 +58,20 @@ class TicketConfig:
     team_by_category: Mapping[str, str] = field(default_factory=dict)
     default_team: str = "support"
     public_channels: frozenset[str] = frozenset({"social"})  # raise urgency one level
+    # agents' planned shifts are local times of their team's calendar (hub.tickets.shifts)
+    team_calendars: Mapping[str, str] = field(default_factory=dict)
+    default_team_calendar: str = "office"
 
     def calendar(self, name: str) -> BusinessCalendar:
         """Return the named calendar ("24x7" is always known)."""
         if name == ALWAYS.name:
             return self.calendars.get(name, ALWAYS)
         return self.calendars[name]
+
+    def team_timezone(self, team: str) -> str:
+        """Return the time zone of a team's calendar (UTC when the config has no such one)."""
+        name = self.team_calendars.get(team, self.default_team_calendar)
+        return self.calendars.get(name, ALWAYS).timezone
 
     def choose(self, *, channel: str, category: str, urgency: str, tier: str | None,
                region: str | None) -> SlaPolicy:

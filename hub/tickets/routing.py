@@ -53,13 +53,38 @@ def open_counts(session: Session) -> dict[str, int]:
 
 def qualifies(agent: Agent, ticket: Ticket) -> bool:
     """Return whether the agent's team, skills, languages and regions cover the ticket."""
+    return not shortfalls(agent, ticket)
+
+
+def shortfalls(agent: Agent, ticket: Ticket, open_tickets: int | None = None) -> list[str]:
+    """Return what keeps the agent from taking the ticket, each naming the check that fails.
+
+    With ``open_tickets`` (the agent's open tickets besides this one) capacity is checked too.
+    """
+    found = []
+    if not agent.active:
+        found.append(f"inactive: agent {agent.id} is on leave or gone")
+    if not agent.on_shift:
+        found.append(f"off shift: agent {agent.id} is not on shift")
+    if not agent.online:
+        found.append(f"offline: agent {agent.id} is not online")
+    if agent.team != (ticket.team or agent.team):
+        found.append(f"team: agent {agent.id} is in team {agent.team}, the ticket in "
+                     f"{ticket.team}")
     skills = set(agent.skills or [])
-    return (agent.active and agent.on_shift and agent.online
-            and agent.team == (ticket.team or agent.team)
-            and ("*" in skills or ticket.category in skills)
-            and (not agent.languages or not ticket.language
-                 or ticket.language in agent.languages)
-            and (not agent.regions or not ticket.region or ticket.region in agent.regions))
+    if "*" not in skills and ticket.category not in skills:
+        found.append(f"skill: agent {agent.id}'s skills ({', '.join(sorted(skills)) or 'none'})"
+                     f" do not cover category {ticket.category}")
+    if agent.languages and ticket.language and ticket.language not in agent.languages:
+        found.append(f"language: agent {agent.id} speaks {', '.join(agent.languages)}, not "
+                     f"{ticket.language}")
+    if agent.regions and ticket.region and ticket.region not in agent.regions:
+        found.append(f"region: agent {agent.id} covers {', '.join(agent.regions)}, not "
+                     f"{ticket.region}")
+    if open_tickets is not None and open_tickets >= agent.capacity:
+        found.append(f"capacity: agent {agent.id} has {open_tickets} open tickets, capacity "
+                     f"{agent.capacity}")
+    return found
 
 
 def candidates(session: Session, ticket: Ticket, *, exclude: Collection[str] = (),
@@ -112,26 +137,32 @@ def assign(session: Session, ticket: Ticket, now: datetime, *, reason: str = "ne
 
 
 def assign_to(session: Session, ticket: Ticket, agent_id: str, now: datetime, *, actor: str,
-              config: TicketConfig = DEFAULT_CONFIG) -> Agent:
-    """Give the ticket to a named agent by hand (no filter: a supervisor's decision)."""
+              config: TicketConfig = DEFAULT_CONFIG, note: str | None = None,
+              scores: Mapping[str, object] | None = None) -> Agent:
+    """Give the ticket to a named agent by hand (no filter: a supervisor's decision).
+
+    ``note`` (the person's reason) and ``scores`` (the checks made) go on the assignment row;
+    hub.tickets.manual_assignment checks the agent first.
+    """
     agent = session.get(Agent, agent_id)
     if agent is None:
         raise NotFound(f"agent {agent_id!r} does not exist")
     if ticket.assignee_id != agent.id:
         _give(session, ticket, agent, now, rule="manual", reason="manual", actor=actor,
-              scores={}, config=config)
+              scores=scores or {}, config=config, note=note)
     return agent
 
 
 def _give(session: Session, ticket: Ticket, agent: Agent, now: datetime, *, rule: str,
           reason: str, actor: str, scores: Mapping[str, object],
-          config: TicketConfig) -> None:
+          config: TicketConfig, note: str | None = None) -> None:
     _end_current(session, ticket, now, reason)
     ticket.assignee_id = agent.id
     ticket.assigned_at = now
     agent.last_assigned_at = now
     session.add(TicketAssignment(ticket_id=ticket.id, agent_id=agent.id, rule=rule,
-                                 reason=reason, scores=dict(scores), actor=actor, assigned_at=now))
+                                 reason=reason, scores=dict(scores), actor=actor, assigned_at=now,
+                                 note=note))
     session.flush()
     sla.on_event(session, ticket, sla.ASSIGNED, now, config)
     logger.info("ticket %s assigned to %s (%s, %s)", ticket.id, agent.id, rule, reason)
@@ -161,14 +192,17 @@ def unassign(session: Session, ticket: Ticket, now: datetime, reason: str) -> No
 
 
 def agent_off_shift(session: Session, agent_id: str, now: datetime, *,
-                    config: TicketConfig = DEFAULT_CONFIG
+                    config: TicketConfig = DEFAULT_CONFIG, by_schedule: bool = False
                     ) -> list[tuple[Ticket, Agent | None]]:
     """Take an agent off shift; hand their un-contacted open tickets to others (or the queue).
 
-    Tickets the agent already contacted the customer about stay with them.
+    Tickets the agent already contacted the customer about stay with them. Unless
+    ``by_schedule`` (hub.tickets.shifts), a person did it: the planned windows wait.
     """
     agent = _agent(session, agent_id)
     agent.on_shift = False
+    if not by_schedule:
+        agent.shift_set_by_hand_at = now
     handed: list[tuple[Ticket, Agent | None]] = []
     tickets = session.scalars(
         select(Ticket).where(Ticket.assignee_id == agent.id,
@@ -183,13 +217,20 @@ def agent_off_shift(session: Session, agent_id: str, now: datetime, *,
 
 
 def agent_on_shift(session: Session, agent_id: str, now: datetime, *,
-                   config: TicketConfig = DEFAULT_CONFIG) -> int:
-    """Put an agent on shift (and online) and work the queue; return tickets assigned."""
+                   config: TicketConfig = DEFAULT_CONFIG, by_schedule: bool = False,
+                   route: bool = True) -> int:
+    """Put an agent on shift (and online) and work the queue; return tickets assigned.
+
+    Unless ``by_schedule`` (hub.tickets.shifts), a person did it: the planned windows wait.
+    ``route=False`` leaves the queue to the caller (0 assigned).
+    """
     agent = _agent(session, agent_id)
     agent.on_shift = True
     agent.online = True
+    if not by_schedule:
+        agent.shift_set_by_hand_at = now
     session.flush()
-    return route_queue(session, now, config=config)
+    return route_queue(session, now, config=config) if route else 0
 
 
 def route_queue(session: Session, now: datetime, *,

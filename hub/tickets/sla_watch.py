@@ -1,8 +1,9 @@
 """The background SLA evaluator of ``coldloop hub serve``: warnings, breaches and the queue.
 
-Every ``every_s`` seconds, one transaction: :func:`hub.tickets.sla.evaluate_sla` then
-:func:`hub.tickets.routing.route_queue` (queued tickets are offered again each round). Both read
-only stored rows, so a restarted hub carries on where the last one stopped. Tests call
+Every ``every_s`` seconds, one transaction: :func:`hub.tickets.shifts.apply_shifts` (planned
+shifts start and end), :func:`hub.tickets.sla.evaluate_sla`, then
+:func:`hub.tickets.routing.route_queue` (queued tickets are offered again each round). All read
+only stored rows and the clock, so a restarted hub carries on where the last one stopped. Tests call
 :meth:`SlaWatch.evaluate_once` with a clock instead of running the thread.
 """
 
@@ -18,6 +19,7 @@ from hub.db import transaction
 from hub.periodic import Periodic
 from hub.tickets.policy import DEFAULT_CONFIG, TicketConfig
 from hub.tickets.routing import route_queue
+from hub.tickets.shifts import apply_shifts
 from hub.tickets.sla import SlaReport, evaluate_sla
 
 logger = logging.getLogger(__name__)
@@ -42,6 +44,7 @@ class SlaWatch:
         """Run one round in its own transaction."""
         now = self.clock()
         with transaction(self.factory) as session:
+            apply_shifts(session, now, config=self.config)  # logs what it changed
             report = evaluate_sla(session, now, self.config)
             assigned = route_queue(session, now, config=self.config)
         if report.breaches or assigned:

@@ -4,15 +4,16 @@
     resolved | followed_up | closed -> handling (reopen);  any open status -> merged
 
 Every transition writes a ``ticket_transitions`` row (from, to, actor, reason, details, at)
-and tells the SLA clocks. A transition the table does not allow raises
-:class:`hub.errors.Conflict` naming both statuses; a guard that fails raises
+and tells the SLA clocks. Events that leave the status as it is (a merged ticket received, a
+hotline call's first contact) are audit rows with from = to. A transition the table does not
+allow raises :class:`hub.errors.Conflict` naming both statuses; a guard that fails raises
 :class:`hub.errors.InvalidInput` naming the missing or bad field.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from hub.errors import Conflict, InvalidInput, NotFound
 from hub.models import CustodyRecord, Item, Ticket
-from hub.tickets import routing, sla, states
+from hub.tickets import merging, routing, sla, states
 from hub.tickets.models import TicketEvidence, TicketTransition
 from hub.tickets.policy import DEFAULT_CONFIG, TicketConfig
 
@@ -89,7 +90,8 @@ def _reopen(session: Session, ticket: Ticket, change: Change) -> dict[str, Any]:
 
 
 def _merge(session: Session, ticket: Ticket, change: Change) -> dict[str, Any]:
-    target = session.get(Ticket, change.merged_into) if change.merged_into else None
+    target = (session.get(Ticket, change.merged_into, with_for_update=True)
+              if change.merged_into else None)
     if target is None or target.id == ticket.id:
         raise InvalidInput(f"merged_into must name another ticket to merge ticket {ticket.id} "
                            f"into, got {change.merged_into!r}")
@@ -124,8 +126,13 @@ def allowed_from(status: str) -> list[str]:
 
 
 def transition(session: Session, ticket_id: int, to: str, change: Change, now: datetime, *,
-               config: TicketConfig = DEFAULT_CONFIG) -> TicketTransition:
-    """Move a ticket to ``to`` if the table allows it and the guard passes; audit it."""
+               config: TicketConfig = DEFAULT_CONFIG,
+               details: Mapping[str, Any] | None = None) -> TicketTransition:
+    """Move a ticket to ``to`` if the table allows it and the guard passes; audit it.
+
+    ``details`` are added to the audit row's (what caused the transition). A merge audits the
+    surviving ticket too (hub.tickets.merging moves the messages and evidence).
+    """
     if not change.actor.strip():
         raise InvalidInput("actor is required: who makes the transition")
     ticket = session.get(Ticket, ticket_id, with_for_update=True)
@@ -137,10 +144,17 @@ def transition(session: Session, ticket_id: int, to: str, change: Change, now: d
         allowed = ", ".join(allowed_from(source)) or "nothing"
         raise Conflict(f"ticket {ticket.id} cannot go from {source} to {to}; from {source} it "
                        f"may go to: {allowed}")
-    details = guard(session, ticket, change)
-    _apply(session, ticket, source, to, change, now, config)
+    found = {**guard(session, ticket, change), **(details or {})}
+    moved = _apply(session, ticket, source, to, change, now, config)
     record = audit(session, ticket, source, to, actor=change.actor, reason=change.reason,
-                   now=now, details=details)
+                   now=now, details={**found, **moved})
+    if to == states.MERGED:
+        survivor = session.get(Ticket, ticket.merged_into)
+        assert survivor is not None
+        reason = f"ticket {ticket.id} merged in" + (f": {change.reason.strip()}"
+                                                    if change.reason.strip() else "")
+        audit(session, survivor, survivor.status, survivor.status, actor=change.actor,
+              reason=reason, now=now, details={"merged_from": ticket.id, **moved})
     logger.info("ticket %s: %s -> %s by %s", ticket.id, source, to, change.actor)
     return record
 
@@ -159,8 +173,9 @@ def audit(session: Session, ticket: Ticket, source: str | None, to: str, *, acto
 
 
 def _apply(session: Session, ticket: Ticket, source: str, to: str, change: Change,
-           now: datetime, config: TicketConfig) -> None:
+           now: datetime, config: TicketConfig) -> dict[str, Any]:
     event = None
+    moved: dict[str, Any] = {}
     if to == states.CONFIRMING:
         ticket.confirmed_at = now
         ticket.context = {**(ticket.context or {}), **confirming_context(session, ticket)}
@@ -189,9 +204,13 @@ def _apply(session: Session, ticket: Ticket, source: str, to: str, change: Chang
     elif to == states.MERGED:
         ticket.merged_into = change.merged_into
         routing.unassign(session, ticket, now, "merged")
+        survivor = session.get(Ticket, change.merged_into)
+        assert survivor is not None  # the guard checked it
+        moved = merging.move_into(session, ticket, survivor, now, config)
         event = sla.MERGED
     if event is not None:
         sla.on_event(session, ticket, event, now, config)
+    return moved
 
 
 def confirming_context(session: Session, ticket: Ticket) -> dict[str, Any]:

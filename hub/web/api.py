@@ -24,8 +24,18 @@ from hub import alarms, epcis, queries, returns, telemetry, trucks
 from hub.errors import Conflict, HubError, InvalidInput, NotFound
 from hub.fleet_view import fleet_view
 from hub.models import Ticket
-from hub.tickets import channels, contact, evidence, intake, routing, states, workflow
+from hub.tickets import (
+    channels,
+    contact,
+    evidence,
+    intake,
+    manual_assignment,
+    routing,
+    states,
+    workflow,
+)
 from hub.tickets.models import Agent
+from hub.tickets.shifts import ShiftWindow
 from hub.trace import export_events, import_document, item_trace, order_items
 from hub.web import code_rng, coldchain, db_session, hub_settings, now
 from hub.web import serialize as js
@@ -178,7 +188,8 @@ class AgentRequest(_Body):
     languages: _Names = []
     regions: _Names = []
     capacity: Annotated[int, Field(ge=0, le=1000)] = 5
-    shifts: Annotated[list[dict[str, Any]], Field(max_length=50)] = []
+    # planned windows, local times of the team's calendar: hub.tickets.shifts
+    shifts: Annotated[list[ShiftWindow], Field(max_length=50)] = []
     online: bool = False
     supervisor: bool = False
     active: bool = True
@@ -189,6 +200,15 @@ class ShiftRequest(_Body):
 
     on_shift: bool
     online: bool | None = None
+
+
+class AssignRequest(_Body):
+    """A manual assignment: the agent, who assigns and why; override skips the checks."""
+
+    agent_id: Annotated[str, Field(min_length=1, max_length=32, pattern=AGENT_ID.pattern)]
+    actor: Annotated[str, Field(min_length=1, max_length=64)]
+    reason: Annotated[str, Field(max_length=2000)] = ""
+    override: bool = False
 
 
 class TicketsQuery(_Query):
@@ -473,6 +493,18 @@ def ticket_message(ticket_id: int) -> tuple[Response, int]:
                                     kind=body.kind, now=now())
     session.commit()
     return jsonify(tj.message(record)), 201
+
+
+@bp.post("/tickets/<int:ticket_id>/assign")
+def ticket_assign(ticket_id: int) -> Response:
+    """Give a ticket to a named agent; 422 names the checks the agent fails (or override)."""
+    body = _parse(AssignRequest, _json_body(), "field")
+    session = db_session()
+    found = manual_assignment.assign_by_hand(session, ticket_id, body.agent_id, now(),
+                                             actor=body.actor, reason=body.reason,
+                                             override=body.override)
+    session.commit()
+    return jsonify(tj.ticket_detail(session, found))
 
 
 @bp.post("/tickets/<int:ticket_id>/evidence")

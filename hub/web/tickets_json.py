@@ -74,7 +74,8 @@ def evidence(record: TicketEvidence) -> Json:
     return {"id": record.id, "ticket_id": record.ticket_id, "sha256": record.sha256,
             "size": record.size, "content_type": record.content_type,
             "filename": record.filename, "storage_path": record.storage_path,
-            "uploaded_by": record.uploaded_by, "uploaded_at": time(record.uploaded_at)}
+            "uploaded_by": record.uploaded_by, "uploaded_at": time(record.uploaded_at),
+            "merged_from": record.merged_from}
 
 
 def transition(record: TicketTransition) -> Json:
@@ -98,7 +99,7 @@ def clock(record: SlaClock) -> Json:
 def assignment(record: TicketAssignment) -> Json:
     """Return an assignment as JSON."""
     return {"agent_id": record.agent_id, "rule": record.rule, "reason": record.reason,
-            "scores": record.scores, "actor": record.actor,
+            "scores": record.scores, "actor": record.actor, "note": record.note,
             "assigned_at": time(record.assigned_at), "ended_at": time(record.ended_at),
             "end_reason": record.end_reason}
 
@@ -115,5 +116,6 @@ def agent(record: Agent) -> Json:
     return {"id": record.id, "name": record.name, "team": record.team, "skills": record.skills,
             "languages": record.languages, "regions": record.regions,
             "capacity": record.capacity, "shifts": record.shifts, "on_shift": record.on_shift,
-            "online": record.online, "supervisor": record.supervisor, "active": record.active,
+            "shift_set_by_hand_at": time(record.shift_set_by_hand_at), "online": record.online,
+            "supervisor": record.supervisor, "active": record.active,
             "last_assigned_at": time(record.last_assigned_at)}

@@ -120,3 +120,76 @@ def test_agents_and_shift_handover_over_http(client: FlaskClient) -> None:
     status, missing = post(client, "/intake/app", {k: v for k, v in APP.items()
                                                    if k != "user_id"})
     assert status == 422 and missing["fields"] == {"user_id": "required field is missing"}
+
+
+def test_manual_assignment_over_http(client: FlaskClient) -> None:
+    post(client, "/agents/ana", AGENT)
+    post(client, "/agents/ana/shift", {"on_shift": True})
+    post(client, "/agents/bo", AGENT | {"name": "Bo"})  # not on shift
+    ticket_id = post(client, "/intake/app", APP)[1]["ticket_id"]  # to ana
+    path = f"/tickets/{ticket_id}/assign"
+
+    status, refused = post(client, path, {"agent_id": "bo", "actor": "sue"})
+    assert status == 422 and "off shift: agent bo is not on shift" in refused["error"]
+    status, refused = post(client, path, {"agent_id": "bo", "actor": "sue", "override": True})
+    assert status == 422 and "reason is required to override" in refused["error"]
+    status, moved = post(client, path, {"agent_id": "bo", "actor": "sue", "override": True,
+                                        "reason": "bo speaks to this customer today"})
+    assert status == 200, moved
+    assert (moved["id"], moved["assignee_id"]) == (ticket_id, "bo")
+    assert {k: moved["assignment"][k] for k in ("agent_id", "rule", "actor", "note")} == {
+        "agent_id": "bo", "rule": "manual", "actor": "sue",
+        "note": "bo speaks to this customer today"}
+    assert moved["assignment"]["scores"]["override"] is True
+
+    assert post(client, path, {"agent_id": "zed", "actor": "sue"})[0] == 404
+    assert post(client, "/tickets/999/assign", {"agent_id": "ana", "actor": "sue"})[0] == 404
+    status, bad = post(client, path, {"agent_id": "ana"})
+    assert status == 422 and bad["fields"] == {"actor": "required field is missing"}
+    other = post(client, "/intake/app", APP | {"message_id": "m-2", "order_id": None,
+                                               "item_ids": []})[1]["ticket_id"]  # no order
+    assert post(client, f"/tickets/{other}/transitions",
+                {"to": "merged", "actor": "sue", "merged_into": ticket_id})[0] == 201
+    status, conflict = post(client, f"/tickets/{other}/assign",
+                            {"agent_id": "ana", "actor": "sue"})
+    assert status == 409 and f"was merged into ticket {ticket_id}" in conflict["error"]
+
+
+def test_shift_windows_are_validated_and_shifts_set_by_hand_are_recorded(
+        client: FlaskClient) -> None:
+    bad = AGENT | {"shifts": [{"days": [1, 8], "start": "9am", "end": "18:00"},
+                              {"days": [6], "start": "10:00", "end": "10:00"}]}
+    status, refused = post(client, "/agents/ana", bad)
+    assert status == 422
+    assert refused["fields"] == {
+        "shifts.0.days.1": "input should be less than or equal to 7 (got 8)",
+        "shifts.0.start": "must be a local time HH:MM, 00:00 to 23:59 (got '9am')",
+        "shifts.1": "start and end are both 10:00: a window needs a length (an end before "
+                    "the start runs past midnight) (got an object)"}
+    night = {"days": [5, 6], "start": "22:00", "end": "06:00"}
+    status, created = post(client, "/agents/ana", AGENT | {"shifts": [night]})
+    assert (status, created["shifts"], created["shift_set_by_hand_at"]) == (201, [night], None)
+    response = client.put("/api/v1/agents/ana", json=AGENT | {"shifts": "nights"}, headers=AUTH)
+    assert response.status_code == 422 and "shifts" in response.get_json()["fields"]
+
+    status, ended = post(client, "/agents/ana/shift", {"on_shift": False})
+    assert status == 200 and ended["agent"]["shift_set_by_hand_at"] == "2026-11-20T09:30:00+00:00"
+
+
+def test_answered_calls_and_the_mini_program_window_over_http(client: FlaskClient) -> None:
+    status, call = post(client, "/intake/hotline", HOTLINE | {"agent_id": "ana"})
+    detail = client.get(f"/api/v1/tickets/{call['ticket_id']}", headers=AUTH).get_json()
+    assert status == 201 and detail["first_contact_at"] == "2026-11-20T09:30:00+00:00"
+    assert {c["target"]: c["state"] for c in detail["clocks"]}["FIRST_CONTACT"] == "MET"
+
+    mini = {"msg_id": "w-1", "openid": "o-abc", "content": "菠菜烂了"}
+    ticket_id = post(client, "/intake/mini_program", mini)[1]["ticket_id"]
+    path = f"/tickets/{ticket_id}/messages"
+    for _ in range(5):
+        assert post(client, path, {"author": "ana", "text": "We are on it"})[0] == 201
+    status, refused = post(client, path, {"author": "ana", "text": "One more thing"})
+    assert status == 409
+    assert "at most 5 messages per 48 h window" in refused["error"]
+    assert "send an SMS instead" in refused["error"]
+    assert post(client, path, {"author": "ana", "text": "left a voicemail",
+                               "kind": "call"})[0] == 201

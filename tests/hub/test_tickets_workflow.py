@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -12,7 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from hub.errors import Conflict, InvalidInput, NotFound
 from hub.models import Ticket
 from hub.tickets import intake, sla, states
-from hub.tickets.models import TicketTransition
+from hub.tickets.evidence import store_evidence
+from hub.tickets.models import TicketEvidence, TicketTransition
 from hub.tickets.workflow import Change, transition
 from tests.hub.conftest import T0
 from tests.hub.tickets_helpers import CONFIG, add_agent, social, triage
@@ -144,3 +146,37 @@ def test_an_unknown_ticket_and_a_missing_actor_are_refused(session: Session) -> 
         transition(session, 404, "confirming", Change(actor="ana"), T0, config=CONFIG)
     with pytest.raises(InvalidInput, match="actor is required"):
         move(session, "confirming", 1, actor=" ")
+
+
+def test_the_customers_evidence_takes_a_waiting_ticket_back_to_handling(
+        session: Session, tmp_path: Path) -> None:
+    move(session, "confirming", 1)
+    move(session, "handling", 2, handling="complex")
+    move(session, "awaiting_evidence", 10)
+    found = ticket(session)
+
+    def upload(data: bytes, by: str, minutes: float) -> bool:
+        return store_evidence(session, found.id, data, content_type="image/jpeg",
+                              uploaded_by=by, data_dir=tmp_path,
+                              now=T0 + timedelta(minutes=minutes), config=CONFIG)[1]
+
+    assert upload(b"QC photo", "ana", 20)  # an agent's file is not the customer's evidence
+    assert found.status == "awaiting_evidence"
+    assert upload(b"mouldy berries", found.customer_key or "", 30)
+    assert found.status == "handling"
+    moved = session.scalars(select(TicketTransition).order_by(TicketTransition.id)).all()[-1]
+    record = session.scalars(select(TicketEvidence).order_by(TicketEvidence.id)).all()[-1]
+    assert (moved.from_status, moved.to_status, moved.actor, moved.reason, moved.at) == (
+        "awaiting_evidence", "handling", "social:weibo:x", "evidence received",
+        T0 + timedelta(minutes=30))
+    assert moved.details == {"evidence_id": record.id, "sha256": record.sha256}
+    resolution = sla.clocks_of(session, found.id)[states.RESOLUTION]
+    assert resolution.state == "RUNNING"
+    assert resolution.pauses == [[(T0 + timedelta(minutes=10)).isoformat(),
+                                  (T0 + timedelta(minutes=30)).isoformat()]]
+
+    move(session, "awaiting_evidence", 40)  # more is needed
+    assert not upload(b"mouldy berries", "customer", 50)  # the same file again: not new
+    assert found.status == "awaiting_evidence"
+    assert upload(b"the box, opened", "customer", 60)  # "customer": the API's default uploader
+    assert found.status == "handling"

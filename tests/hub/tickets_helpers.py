@@ -56,12 +56,13 @@ def triage(**kwargs: object):  # type: ignore[no-untyped-def]
 def add_agent(session: Session, agent_id: str, *, skills: tuple[str, ...] = ("*",),
               languages: tuple[str, ...] = (), regions: tuple[str, ...] = (),
               capacity: int = 5, on_shift: bool = True, online: bool = True,
-              supervisor: bool = False) -> Agent:
-    """Add an agent (on shift and online unless told)."""
+              supervisor: bool = False, shifts: list[dict[str, object]] | None = None,
+              active: bool = True) -> Agent:
+    """Add an agent (on shift and online unless told; no planned shifts unless given)."""
     agent = Agent(id=agent_id, name=agent_id.title(), team="support", skills=list(skills),
                   languages=list(languages), regions=list(regions), capacity=capacity,
-                  shifts=[], on_shift=on_shift, online=online, supervisor=supervisor,
-                  active=True)
+                  shifts=list(shifts or []), on_shift=on_shift, online=online,
+                  supervisor=supervisor, active=active)
     session.add(agent)
     session.flush()
     return agent
@@ -79,3 +80,8 @@ def count(session: Session, model: type[object], *where: object) -> int:
     for condition in where:
         query = query.where(condition)  # type: ignore[arg-type]
     return session.scalar(query) or 0
+
+
+def window(days: tuple[int, ...], start: str, end: str) -> dict[str, object]:
+    """A planned shift window as stored on an agent (ISO weekdays, local HH:MM)."""
+    return {"days": list(days), "start": start, "end": end}

@@ -1,0 +1,593 @@
+"""The admin UI's ticket pages: the ticket pool, one ticket with its actions, the agents.
+
+Every change goes through the domain functions of ``hub.tickets`` (``workflow.transition``,
+``contact.record_contact``, ``manual_assignment.assign_by_hand``, ``routing.agent_on_shift`` and
+``routing.agent_off_shift``) as the logged-in user, at the hub's clock (``hub.web.now``).
+A domain error (``Conflict``, ``InvalidInput``, ...) is rolled back and shown as a flash
+message on the page the form came from.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    session,
+    url_for,
+)
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response as BaseResponse
+
+from hub.errors import HubError, InvalidInput
+from hub.models import Ticket
+from hub.queries import as_utc
+from hub.tickets import (
+    contact,
+    evidence,
+    intake,
+    manual_assignment,
+    routing,
+    sla,
+    states,
+    workflow,
+)
+from hub.tickets.models import (
+    Agent,
+    SlaClock,
+    TicketAssignment,
+    TicketEscalation,
+    TicketEvidence,
+    TicketMessage,
+    TicketTransition,
+)
+from hub.triage.taxonomy import CATEGORIES
+from hub.web import db_session, hub_settings, now
+from hub.web.ui import _csrf_ok, login_required
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("tickets", __name__)  # templates and static files are the app's (hub/web/...)
+
+PAGE_SIZE = 50
+MAX_PAGE = 100_000
+MAX_REASON = 2000  # as the API's TransitionRequest
+MAX_ACTOR = 64  # ticket_transitions.actor, ticket_messages.author
+ALL = "all"
+OPEN = "open"  # every open status (and the legacy status "open")
+UNASSIGNED = "unassigned"  # the team's queue
+# The workflow's statuses in the order a ticket goes through them.
+STATUS_ORDER = (states.NEW, states.CONFIRMING, states.HANDLING, states.AWAITING_EVIDENCE,
+                states.RESOLVED, states.FOLLOWED_UP, states.CLOSED, states.MERGED)
+URGENCY_COLOURS = {"P1": "red", "P2": "amber", "P3": "grey", "P4": "grey"}
+MESSAGE_KINDS = ("message", "call", "note")
+EXPIRED = "The form expired. Reload the page and try again."
+
+
+def init_app(app: Flask) -> None:
+    """Register the ticket pages on ``app``."""
+    app.register_blueprint(bp)
+
+
+# --- the ticket pool -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The ticket pool's filters; an empty string does not filter."""
+
+    status: str = OPEN
+    assignee: str = ""
+    category: str = ""
+    urgency: str = ""
+    channel: str = ""
+
+    def args(self, **changes: Any) -> dict[str, Any]:
+        """Return the query string of these filters (with ``changes``), without empty ones."""
+        values = {"status": self.status, "assignee": self.assignee, "category": self.category,
+                  "urgency": self.urgency, "channel": self.channel, **changes}
+        return {name: value for name, value in values.items() if value not in ("", None)}
+
+    def conditions(self, *, with_status: bool = True) -> list[ColumnElement[bool]]:
+        """Return the SQL conditions of these filters."""
+        found: list[ColumnElement[bool]] = []
+        if with_status and self.status == OPEN:
+            found.append(Ticket.status.in_(states.OPEN_STATUSES | {workflow.LEGACY_OPEN}))
+        elif with_status and self.status != ALL:
+            found.append(Ticket.status == self.status)
+        if self.assignee == UNASSIGNED:
+            found.append(Ticket.assignee_id.is_(None))
+        elif self.assignee:
+            found.append(Ticket.assignee_id == self.assignee)
+        if self.category:
+            found.append(Ticket.category == self.category)
+        if self.urgency:
+            found.append(Ticket.urgency == self.urgency)
+        if self.channel:
+            found.append(Ticket.channel == self.channel)
+        return found
+
+
+@dataclass(frozen=True)
+class Choices:
+    """The values each filter accepts."""
+
+    statuses: tuple[str, ...]
+    agents: tuple[Agent, ...]
+    categories: tuple[str, ...]
+    urgencies: tuple[str, ...]
+    channels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PoolRow:
+    """A ticket of the pool with its SLA clock due soonest (and a paused one, if any)."""
+
+    ticket: Ticket
+    next_clock: SlaClock | None
+    paused: SlaClock | None
+
+
+def choices(db: Session) -> Choices:
+    """Return what the filters accept: known statuses, agents, categories and channels."""
+    stored_categories = db.scalars(select(Ticket.category).distinct()).all()
+    stored_channels = db.scalars(select(Ticket.channel).distinct()).all()
+    return Choices(
+        statuses=(OPEN, ALL, *STATUS_ORDER),
+        agents=tuple(db.scalars(select(Agent).order_by(Agent.id))),
+        categories=(*CATEGORIES, *sorted({c for c in stored_categories if c}
+                                         - set(CATEGORIES))),
+        urgencies=states.URGENCIES,
+        channels=tuple(sorted(intake.CHANNELS | {c for c in stored_channels if c})))
+
+
+def parse_filters(args: Mapping[str, str], known: Choices) -> tuple[Filters, int]:
+    """Read the filters and the page number; raise InvalidInput naming every bad value."""
+    problems = []
+
+    def pick(name: str, default: str, allowed: set[str], what: str) -> str:
+        value = args.get(name, default).strip()
+        if value and value not in allowed:
+            shown = ", ".join(sorted(allowed)) if len(allowed) <= 30 else "see the form"
+            problems.append(f"{name}: {value[:64]!r} is not {what} (one of {shown})")
+            return default
+        return value
+
+    filters = Filters(
+        status=pick("status", OPEN, set(known.statuses), "a ticket status"),
+        assignee=pick("assignee", "", {UNASSIGNED, *(a.id for a in known.agents)},
+                      f"an agent or {UNASSIGNED!r}"),
+        category=pick("category", "", set(known.categories), "a category"),
+        urgency=pick("urgency", "", set(known.urgencies), "an urgency"),
+        channel=pick("channel", "", set(known.channels), "a channel"))
+    raw_page = args.get("page", "1").strip()
+    page = int(raw_page) if raw_page.isdigit() and len(raw_page) <= 6 else 0
+    if not 1 <= page <= MAX_PAGE:
+        problems.append(f"page: {raw_page[:20]!r} is not a page number (1 to {MAX_PAGE})")
+    if problems:
+        raise InvalidInput("Bad ticket filter: " + "; ".join(problems) + ".")
+    return filters, page
+
+
+def _next_due() -> Any:
+    """The soonest due time of a ticket's running clocks (NULL when none runs)."""
+    return (select(func.min(SlaClock.due_at))
+            .where(SlaClock.ticket_id == Ticket.id, SlaClock.state == states.RUNNING)
+            .correlate(Ticket).scalar_subquery())
+
+
+def pool(db: Session, filters: Filters, page: int) -> tuple[list[PoolRow], int]:
+    """Return one page of tickets, the nearest SLA due (breached) first, and the total."""
+    conditions = filters.conditions()
+    total = db.scalar(select(func.count()).select_from(Ticket).where(*conditions)) or 0
+    due = _next_due()
+    # Running clocks first by due time (a breached one is past due: first of all), then the
+    # tickets with no running clock; ties to the more urgent, then the newest.
+    tickets = db.scalars(
+        select(Ticket).where(*conditions)
+        .order_by(due.is_(None), due, Ticket.urgency, Ticket.created_at.desc(),
+                  Ticket.id.desc())
+        .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
+    clocks: dict[int, list[SlaClock]] = {}
+    if tickets:
+        for clock in db.scalars(select(SlaClock).where(
+                SlaClock.ticket_id.in_([t.id for t in tickets]),
+                SlaClock.state.in_(states.ACTIVE_CLOCK_STATES)).order_by(SlaClock.id)):
+            clocks.setdefault(clock.ticket_id, []).append(clock)
+    rows = []
+    for ticket in tickets:
+        mine = clocks.get(ticket.id, [])
+        running = sorted((c for c in mine if c.state == states.RUNNING and c.due_at),
+                         key=lambda c: (as_utc(c.due_at), c.id))  # type: ignore[arg-type]
+        paused = [c for c in mine if c.state == states.PAUSED]
+        rows.append(PoolRow(ticket, running[0] if running else None,
+                            paused[0] if paused else None))
+    return rows, total
+
+
+def status_counts(db: Session, filters: Filters) -> dict[str, int]:
+    """Return the number of tickets per status under the filters other than the status."""
+    found: dict[str, int] = {status: n for status, n in db.execute(
+        select(Ticket.status, func.count()).where(*filters.conditions(with_status=False))
+        .group_by(Ticket.status))}
+    ordered = {status: found.pop(status, 0) for status in STATUS_ORDER}
+    return {**ordered, **dict(sorted(found.items()))}  # then any status of older tickets
+
+
+@bp.get("/tickets")
+@login_required
+def ticket_list() -> str:
+    """Show the ticket pool: filtered, the nearest SLA due first, 50 a page."""
+    db = db_session()
+    known = choices(db)
+    try:
+        filters, page = parse_filters(request.args, known)
+    except InvalidInput as err:
+        abort(400, str(err))
+    rows, total = pool(db, filters, page)
+    counts = status_counts(db, filters)
+    open_total = sum(n for status, n in counts.items()
+                     if status in states.OPEN_STATUSES or status == workflow.LEGACY_OPEN)
+    return render_template("tickets.html", rows=rows, total=total, page=page,
+                           pages=max(1, math.ceil(total / PAGE_SIZE)), page_size=PAGE_SIZE,
+                           filters=filters, known=known, counts=counts, open_total=open_total,
+                           all_total=sum(counts.values()))
+
+
+# --- one ticket ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Action:
+    """A transition the workflow allows from the ticket's status, and the form it needs."""
+
+    to: str
+    label: str
+    form: str  # which fields: accept, handle, resolve, follow_up, reopen, merge, plain
+
+
+def actions(ticket: Ticket) -> list[Action]:
+    """Return the transitions allowed from the ticket's status, in workflow order."""
+    source = states.NEW if ticket.status == workflow.LEGACY_OPEN else ticket.status
+    found = []
+    for to in workflow.allowed_from(source):
+        reopen = to == states.HANDLING and source in (states.RESOLVED, states.FOLLOWED_UP,
+                                                      states.CLOSED)
+        if reopen:
+            found.append(Action(to, "Reopen", "reopen"))
+        elif to == states.CONFIRMING:
+            found.append(Action(to, "Accept and confirm", "accept"))
+        elif to == states.HANDLING and source == states.CONFIRMING:
+            found.append(Action(to, "Start handling", "handle"))
+        elif to == states.HANDLING:
+            found.append(Action(to, "Evidence received, resume handling", "plain"))
+        elif to == states.AWAITING_EVIDENCE:
+            found.append(Action(to, "Wait for the customer's evidence", "plain"))
+        elif to == states.RESOLVED:
+            found.append(Action(to, "Resolve", "resolve"))
+        elif to == states.FOLLOWED_UP:
+            found.append(Action(to, "Record the follow-up", "follow_up"))
+        elif to == states.CLOSED:
+            found.append(Action(to, "Close", "plain"))
+        elif to == states.MERGED:
+            found.append(Action(to, "Merge into another ticket", "merge"))
+        else:
+            found.append(Action(to, f"Move to {to.replace('_', ' ')}", "plain"))
+    rank = {status: i for i, status in enumerate(STATUS_ORDER)}
+    return sorted(found, key=lambda a: (a.form == "reopen", rank.get(a.to, len(rank))))
+
+
+def _rows(db: Session, model: Any, ticket_id: int) -> list[Any]:
+    return list(db.scalars(select(model).where(model.ticket_id == ticket_id)
+                           .order_by(model.id)))
+
+
+def _ticket_or_404(db: Session, ticket_id: int) -> Ticket:
+    found = db.get(Ticket, ticket_id)
+    if found is None:
+        abort(404, f"There is no ticket {ticket_id}.")
+    return found
+
+
+@bp.get("/tickets/<int:ticket_id>")
+@login_required
+def ticket(ticket_id: int) -> str:
+    """Show a ticket: triage, context, messages, evidence, audit, clocks, and its actions."""
+    db = db_session()
+    found = _ticket_or_404(db, ticket_id)
+    agents = list(db.scalars(select(Agent).order_by(Agent.id)))
+    merge_targets = []
+    if found.customer_key:
+        merge_targets = list(db.scalars(select(Ticket).where(
+            Ticket.customer_key == found.customer_key, Ticket.id != found.id,
+            Ticket.status.in_(states.OPEN_STATUSES)).order_by(Ticket.id)))
+    resolutions = sorted(workflow.SIMPLE_RESOLUTIONS if found.handling == "simple"
+                         else workflow.RESOLUTIONS)
+    return render_template(
+        "ticket.html", ticket=found, ticket_context=found.context or {},
+        messages=_rows(db, TicketMessage, found.id),
+        evidence=_rows(db, TicketEvidence, found.id),
+        transitions=_rows(db, TicketTransition, found.id),
+        assignments=_rows(db, TicketAssignment, found.id),
+        escalations=_rows(db, TicketEscalation, found.id),
+        clocks=list(sla.clocks_of(db, found.id).values()),
+        actions=actions(found), agents=agents, open_counts=routing.open_counts(db),
+        merge_targets=merge_targets, resolutions=resolutions,
+        handling_kinds=sorted(workflow.HANDLING_KINDS), message_kinds=MESSAGE_KINDS,
+        assignable=found.status not in (states.CLOSED, states.MERGED))
+
+
+def _actor() -> str:
+    user = str(session["user"])
+    if len(user) > MAX_ACTOR:
+        raise InvalidInput(f"the user name {user[:20]!r}… is longer than {MAX_ACTOR} "
+                           "characters, too long to record as the actor")
+    return user
+
+
+def _text(name: str, limit: int) -> str:
+    value = request.form.get(name, "").strip()
+    if len(value) > limit:
+        raise InvalidInput(f"{name} is {len(value)} characters long, over the limit of "
+                           f"{limit}")
+    return value
+
+
+def _number(name: str, what: str) -> int | None:
+    value = request.form.get(name, "").strip()
+    if not value:
+        return None
+    if not re.fullmatch(r"[0-9]{1,9}", value):
+        raise InvalidInput(f"{name} must be {what}, got {value[:20]!r}")
+    return int(value)
+
+
+def _change() -> tuple[str, workflow.Change]:
+    to = request.form.get("to", "").strip()[:32]
+    if not to:
+        raise InvalidInput("to: choose the status to move the ticket to")
+    return to, workflow.Change(
+        actor=_actor(), reason=_text("reason", MAX_REASON),
+        handling=request.form.get("handling", "").strip() or None,
+        resolution=request.form.get("resolution", "").strip()[:32] or None,
+        satisfaction=_number("satisfaction", "an integer 1-5"),
+        comment=_text("comment", MAX_REASON) or None,
+        merged_into=_number("merged_into", "a ticket number"))
+
+
+def _refused(db: Session, err: HubError, what: str) -> None:
+    """Undo what the failed action did and tell the user why."""
+    db.rollback()
+    logger.info("%s refused: %s", what, err)
+    flash(str(err), "error")
+
+
+@bp.post("/tickets/<int:ticket_id>/transition")
+@login_required
+def ticket_transition(ticket_id: int) -> BaseResponse:
+    """Move the ticket to another status as the logged-in user."""
+    if not _csrf_ok():
+        abort(400, EXPIRED)
+    db = db_session()
+    found = _ticket_or_404(db, ticket_id)
+    source = found.status
+    try:
+        to, change = _change()
+        workflow.transition(db, ticket_id, to, change, now())
+    except HubError as err:
+        _refused(db, err, f"ticket {ticket_id} transition")
+    else:
+        db.commit()
+        flash(f"Ticket {ticket_id}: {source.replace('_', ' ')} → {to.replace('_', ' ')}.",
+              "ok")
+    return redirect(url_for("tickets.ticket", ticket_id=ticket_id))
+
+
+@bp.post("/tickets/<int:ticket_id>/messages")
+@login_required
+def ticket_message(ticket_id: int) -> BaseResponse:
+    """Record a message to the customer, a logged call or an internal note."""
+    if not _csrf_ok():
+        abort(400, EXPIRED)
+    db = db_session()
+    _ticket_or_404(db, ticket_id)
+    kind = request.form.get("kind", "message")
+    try:
+        if kind not in MESSAGE_KINDS:
+            raise InvalidInput(f"kind must be one of {', '.join(MESSAGE_KINDS)}, got "
+                               f"{kind[:20]!r}")
+        contact.record_contact(db, ticket_id, agent=_actor(),
+                               text=_text("text", intake.MAX_TEXT),
+                               kind=cast(contact.Kind, kind), now=now())
+    except HubError as err:
+        _refused(db, err, f"ticket {ticket_id} message")
+    else:
+        db.commit()
+        flash("The note was added." if kind == "note" else f"The {kind} was recorded.", "ok")
+    return redirect(url_for("tickets.ticket", ticket_id=ticket_id) + "#messages")
+
+
+@bp.post("/tickets/<int:ticket_id>/assign")
+@login_required
+def ticket_assign(ticket_id: int) -> BaseResponse:
+    """Give the ticket to the chosen agent by hand."""
+    if not _csrf_ok():
+        abort(400, EXPIRED)
+    db = db_session()
+    found = _ticket_or_404(db, ticket_id)
+    agent_id = request.form.get("agent_id", "").strip()[:32]
+    try:
+        if not agent_id:
+            raise InvalidInput("agent_id: choose the agent to assign the ticket to")
+        before = found.assignee_id
+        manual_assignment.assign_by_hand(
+            db, ticket_id, agent_id, now(), actor=_actor(),
+            reason=_text("reason", MAX_REASON),
+            override=request.form.get("override") == "1")
+    except HubError as err:
+        _refused(db, err, f"ticket {ticket_id} assignment")
+    else:
+        db.commit()
+        flash(f"Ticket {ticket_id} already was with {agent_id}." if before == agent_id
+              else f"Ticket {ticket_id} assigned to {agent_id}.", "ok")
+    return redirect(url_for("tickets.ticket", ticket_id=ticket_id) + "#assignments")
+
+
+@bp.get("/tickets/<int:ticket_id>/evidence/<int:evidence_id>")
+@login_required
+def evidence_file(ticket_id: int, evidence_id: int) -> BaseResponse:
+    """Download an evidence file of the ticket from the hub's evidence store."""
+    record = db_session().get(TicketEvidence, evidence_id)
+    if record is None or record.ticket_id != ticket_id:
+        abort(404, f"Ticket {ticket_id} has no evidence {evidence_id}.")
+    data_dir = hub_settings().data_dir
+    store = (data_dir / evidence.EVIDENCE_DIR).resolve()
+    path = (data_dir / record.storage_path).resolve()
+    if not path.is_relative_to(store):  # a stored path must never leave the store
+        logger.warning("evidence %s of ticket %s: path %r is outside the evidence store; "
+                       "refused", evidence_id, ticket_id, record.storage_path)
+        abort(404, f"The file of evidence {evidence_id} is not in the evidence store.")
+    if not path.is_file():
+        abort(404, f"The file of evidence {evidence_id} is missing from the evidence store.")
+    name = re.sub(r"[^\w.-]", "_", record.filename or "") or f"evidence-{record.sha256[:12]}"
+    response = send_file(path, mimetype=record.content_type, as_attachment=True,
+                         download_name=name, max_age=0)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+# --- agents --------------------------------------------------------------------------------
+
+
+@bp.get("/agents")
+@login_required
+def agents() -> str:
+    """Show the agents: team, skills, presence and load, with a shift switch each."""
+    db = db_session()
+    return render_template("agents.html",
+                           agents=list(db.scalars(select(Agent).order_by(Agent.team, Agent.id))),
+                           open_counts=routing.open_counts(db),
+                           queued=db.scalar(select(func.count()).select_from(Ticket).where(
+                               Ticket.assignee_id.is_(None),
+                               Ticket.status.in_(states.OPEN_STATUSES))) or 0)
+
+
+@bp.post("/agents/<agent_id>/shift")
+@login_required
+def agent_shift(agent_id: str) -> BaseResponse:
+    """Start an agent's shift (the queue is worked) or end it (tickets are handed over)."""
+    if not _csrf_ok():
+        abort(400, EXPIRED)
+    db = db_session()
+    if db.get(Agent, agent_id) is None:
+        abort(404, f"There is no agent {agent_id!r}.")
+    on_shift = request.form.get("on_shift")
+    try:
+        if on_shift == "1":
+            assigned = routing.agent_on_shift(db, agent_id, now())
+            message = (f"{agent_id} is on shift and online; {assigned} queued "
+                       f"ticket{'s' if assigned != 1 else ''} assigned.")
+        elif on_shift == "0":
+            handed = routing.agent_off_shift(db, agent_id, now())
+            moves = ", ".join(f"#{t.id} → {a.id if a else 'the queue'}" for t, a in handed)
+            message = (f"{agent_id} is off shift. "
+                       + (f"Handed over: {moves}." if moves else
+                          "No ticket to hand over (tickets with a first contact stay)."))
+        else:
+            raise InvalidInput("on_shift must be 1 (start the shift) or 0 (end it)")
+    except HubError as err:
+        _refused(db, err, f"agent {agent_id} shift")
+    else:
+        db.commit()
+        flash(message, "ok")
+    return redirect(url_for("tickets.agents") + f"#agent-{agent_id}")
+
+
+# --- template helpers ----------------------------------------------------------------------
+
+def span(seconds: float) -> str:
+    """Return a duration as "2 d 3 h", "5 h 20 min" or "12 min"."""
+    seconds = abs(int(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min" if minutes else "< 1 min"
+
+
+@bp.app_template_global("sla_flag")
+def sla_flag(clock: SlaClock | None) -> str:
+    """Return "breached", "warned" or "" for a clock (from its stored times and flags)."""
+    if clock is None:
+        return ""
+    overdue = (clock.state == states.RUNNING and clock.due_at is not None
+               and as_utc(clock.due_at) <= now())
+    if clock.breached_at is not None or clock.state == states.MET_LATE or overdue:
+        return "breached"
+    if clock.state in states.ACTIVE_CLOCK_STATES and (clock.warned_50 or clock.warned_80):
+        return "warned"
+    return ""
+
+
+@bp.app_template_global("remaining")
+def remaining(due: datetime | None) -> str:
+    """Return the time left until ``due`` ("in 2 h 5 min") or past it ("40 min overdue")."""
+    if due is None:
+        return "—"
+    left = (as_utc(due) - now()).total_seconds()
+    return f"in {span(left)}" if left >= 0 else f"{span(left)} overdue"
+
+
+@bp.app_template_global("urgency_colour")
+def urgency_colour(urgency: str | None) -> str:
+    """Return the badge colour of an urgency level."""
+    return URGENCY_COLOURS.get(urgency or "", "grey")
+
+
+@bp.app_template_filter("minutes")
+def minutes(value: float | None) -> str:
+    """Return an SLA target in minutes as "30 min" or "48 h"."""
+    if value is None:
+        return "—"
+    return f"{value:g} min" if value < 60 else f"{value / 60:g} h"
+
+
+@bp.app_template_filter("filesize")
+def filesize(value: int | None) -> str:
+    """Return a byte count as "512 B", "12.3 KB" or "4.5 MB"."""
+    if value is None:
+        return "—"
+    if value < 1024:
+        return f"{value} B"
+    if value < 1024 * 1024:
+        return f"{value / 1024:.1f} KB"
+    return f"{value / 1024 / 1024:.1f} MB"
+
+
+@bp.app_template_filter("iso_when")
+def iso_when(value: str | None) -> str:
+    """Return an ISO 8601 time stored in a ticket's context as the UI shows times."""
+    if not value:
+        return "—"
+    try:
+        parsed = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return as_utc(parsed).strftime("%Y-%m-%d %H:%M UTC")

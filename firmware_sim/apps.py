@@ -98,3 +98,35 @@ class PartnerSystem:
     def send(self, document: dict[str, Any]) -> dict[str, Any]:
         """Post one EPCIS document; the answer says how many events were new to the ledger."""
         return self.api.post(f"/trace/import?name={self.name}", document)
+
+
+@dataclass(frozen=True)
+class AgentDesk:
+    """A support agent's desk: signs on, contacts the customers of new tickets assigned to
+    them and confirms each (new -> confirming), through the hub API."""
+
+    api: ApiClient
+    agent_id: str
+
+    def sign_on(self, name: str, languages: list[str]) -> dict[str, Any]:
+        """Register the agent (every category) and start a shift, online."""
+        try:
+            self.api.post(f"/agents/{self.agent_id}", {"name": name, "languages": languages,
+                                                       "capacity": 20})
+        except ApiError as err:
+            if err.status != 409:  # registered by an earlier run on this data dir
+                raise
+        return self.api.post(f"/agents/{self.agent_id}/shift",
+                             {"on_shift": True, "online": True})
+
+    def work(self) -> int:
+        """Contact and confirm every new ticket assigned to this agent; return how many."""
+        listed = self.api.get(f"/tickets?status=new&assignee={self.agent_id}")
+        for ticket in listed["tickets"]:
+            self.api.post(f"/tickets/{ticket['id']}/messages", {
+                "author": self.agent_id, "kind": "message",
+                "text": "We are sorry about your order. A driver will collect the item; "
+                        "we will tell you what we can offer."})
+            self.api.post(f"/tickets/{ticket['id']}/transitions", {
+                "to": "confirming", "actor": self.agent_id, "reason": "customer contacted"})
+        return len(listed["tickets"])

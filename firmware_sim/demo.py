@@ -23,18 +23,20 @@ from sqlalchemy.orm import Session, sessionmaker
 from edge.gateway import Gateway, build_gateway
 from edge.settings import GatewaySettings
 from firmware_sim import epcis_docs
-from firmware_sim.apps import ApiClient, CustomerApp, DriverApp, PartnerSystem
+from firmware_sim.apps import AgentDesk, ApiClient, CustomerApp, DriverApp, PartnerSystem
 from firmware_sim.clock import VirtualClock
 from firmware_sim.devices import SimulatedHardware
 from firmware_sim.scenario import EPOCH, Scenario, generate, shift_start
 from firmware_sim.stack import Stack, start_stack
 from hub import models
 from hub.db import transaction
+from hub.tickets.models import SlaClock
 
 logger = logging.getLogger(__name__)
 EVENT_KINDS = ("scan", "grade", "custody", "fault")
 DEMO_SITE = "demo-sc1"
 DEMO_GATEWAY = "gw-demo-01"
+DEMO_AGENTS = {"agent-01": "Lin Wei", "agent-02": "Sam Carter"}  # on shift for the whole run
 
 
 @dataclass
@@ -110,6 +112,9 @@ def _run(options: DemoOptions, stack: Stack) -> dict[str, Any]:
     api = ApiClient(web_url, stack.settings.web.api_token)
     customer, driver = CustomerApp(api), DriverApp(api, "driver-07")
     partners = {name: PartnerSystem(api, name) for name in ("supplier", "warehouse", "carrier")}
+    desks = [AgentDesk(api, agent) for agent in DEMO_AGENTS]
+    for desk, name in zip(desks, DEMO_AGENTS.values(), strict=True):
+        desk.sign_on(name, ["zh", "en"])
 
     scanned: list[str] = []
     lights: Counter[str] = Counter()
@@ -127,6 +132,9 @@ def _run(options: DemoOptions, stack: Stack) -> dict[str, Any]:
         for sender, document in epcis_docs.documents(complaint, clock.now()):
             partners[sender].send(document)
         clock.advance(20 * 60)  # the driver brings it to the sorting center
+        for desk in desks:  # meanwhile the agents contact the customers of their new tickets
+            desk.work()
+        background_round(stack, clock)
         gateway.poll_once()
         station.set_core_temperature(complaint.core_temp_c)
         station.present_tag(complaint.item.tag_uid, complaint.item.tag)
@@ -153,17 +161,26 @@ def _run(options: DemoOptions, stack: Stack) -> dict[str, Any]:
     return summary
 
 
-def housekeeping(stack: Stack, clock: VirtualClock) -> None:
-    """What `hub serve` does in the background, once, on the scenario's clock: the ledger
-    takes the hub's records and signs a head; the fleet's alarms are evaluated."""
+def background_round(stack: Stack, clock: VirtualClock) -> None:
+    """One round of what `hub serve` runs periodically, on the scenario's clock: SLA clocks
+    and the ticket queue, then the fleet's alarms."""
     from hub.fleet_watch import FleetWatch
+    from hub.tickets.sla_watch import SlaWatch
+
+    SlaWatch(stack.factory, clock=clock.now).evaluate_once()
+    FleetWatch(stack.factory, stack.settings.fleet, clock=clock.now).evaluate_once()
+
+
+def housekeeping(stack: Stack, clock: VirtualClock) -> None:
+    """At the end: a last background round, and the ledger takes the hub's records and signs
+    a head."""
     from hub.ledger_writer import LedgerWriter, signing_key
 
+    background_round(stack, clock)
     settings = stack.settings
     key = signing_key(settings.ledger.key_path(settings.data_dir))
     LedgerWriter(stack.factory, settings.ledger.model_copy(update={"sign_every": 1}), key,
                  clock=clock.now).run_once()
-    FleetWatch(stack.factory, settings.fleet, clock=clock.now).evaluate_once()
 
 
 FAULT_OWNERS = {"supplier_warm": "supplier", "warehouse_door": "warehouse",
@@ -244,6 +261,16 @@ def _summary(factory: sessionmaker[Session], scenario: Scenario, scanned: list[s
             "outbox_depth": gateway.outbox.depth(),
             "dead_letters": len(gateway.outbox.dead_letters()),
             "sample_order": sample,
+            "tickets_by_status": dict(sorted(Counter(session.scalars(
+                select(models.Ticket.status)
+                .where(models.Ticket.order_id.in_(order_ids)))).items())),
+            "tickets_by_agent": dict(sorted(Counter(session.scalars(
+                select(models.Ticket.assignee_id)
+                .where(models.Ticket.order_id.in_(order_ids)))).items(), key=str)),
+            "first_contact": dict(sorted(Counter(session.scalars(
+                select(SlaClock.state).join(models.Ticket, models.Ticket.id == SlaClock.ticket_id)
+                .where(models.Ticket.order_id.in_(order_ids),
+                       SlaClock.target == "FIRST_CONTACT"))).items())),
         }
     once = Counter(scanned) == stored_scans
     summary["consistent"] = bool(
@@ -252,7 +279,8 @@ def _summary(factory: sessionmaker[Session], scenario: Scenario, scanned: list[s
         and summary["telemetry_readings_stored"] == summary["telemetry_readings_sent"]
         and summary["pickups_collected"] == len(set(item_ids))
         and summary["outbox_depth"] == 0 and summary["quarantined"] == 0
-        and summary["sample_order"] is not None)
+        and summary["sample_order"] is not None
+        and summary["first_contact"] == {"MET": summary["tickets"]})
     return summary
 
 

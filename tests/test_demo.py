@@ -27,6 +27,10 @@ def test_headless_demo_stores_every_scan_exactly_once(broker, tmp_path: Path) ->
     assert summary["telemetry_readings_stored"] == summary["telemetry_readings_sent"] > 0
     assert sum(summary["lights"].values()) == 6
     assert summary["sample_order"].startswith("O01-")
+    # two agents on shift share the tickets, contact each customer and confirm the ticket
+    assert summary["tickets_by_status"] == {"confirming": 6}
+    assert summary["first_contact"] == {"MET": 6}
+    assert sorted(summary["tickets_by_agent"]) == ["agent-01", "agent-02"]
 
 
 def test_second_run_on_same_data_is_the_next_day(broker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -13,8 +13,9 @@ Per database (a fresh SQLite file always; PostgreSQL too with ``--pg URL`` or
    close the hub comes to the Python MQTT client it is built on.
 2. **Paced.** Scan events at 500/s (with telemetry beside them) for a while; ``ack_p99_ms`` is
    the time from publishing a scan to its application ack arriving on the gateway's ack topic.
-3. **Two workers.** Two ``coldloop hub ingest`` processes on one MQTT v5 shared subscription
-   store a flood; the database is then counted: messages lost, stored twice, and throughput.
+3. **Two workers.** One ``coldloop hub ingest --workers 2`` (a supervisor and two worker
+   processes on one MQTT v5 shared subscription) stores a flood; the database is then
+   counted: messages lost, stored twice, and throughput.
 
 Progress goes to stdout; the last line is one JSON object with the figures. Without
 ``--broker`` a private Mosquitto (the repository's config, a free port) is started and stopped.
@@ -23,10 +24,13 @@ Progress goes to stdout; the last line is one JSON object with the figures. With
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
+import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -388,7 +392,7 @@ def time_hub(work: Path, url: str, v5: bool, database_url: str | None,
 
 def time_two_workers(work: Path, url: str, database_url: str, messages: Sequence[Message],
                      timeout: float) -> Figures:
-    """Two ``coldloop hub ingest`` processes share a flood; count what the database holds."""
+    """``coldloop hub ingest --workers 2`` shares a flood; count what the database holds."""
     from sqlalchemy import func, select
 
     from hub.db import make_engine, migrate
@@ -404,22 +408,20 @@ def time_two_workers(work: Path, url: str, database_url: str, messages: Sequence
     boot = next(iter(expected)).split(":")[1]
     mine = f"gw-%:{boot}:%"  # every id of this measurement, and no other
     engine = make_engine(database_url)
-    workers: list[subprocess.Popen[bytes]] = []
+    config = work / "workers.toml"
+    config.write_text(f'[database]\nurl = "{database_url}"\n'
+                      f'[mqtt]\nurl = "{url}"\nclient_id = "coldloop-{site}"\n'
+                      f'share_group = "{group}"\n[ingest]\nworkers = 2\n')
+    hub: subprocess.Popen[bytes] | None = None
     listener = AckListener(url, True, site, scan_ids)
     online = HubStateWatch(url)
     try:
-        for n in (1, 2):
-            config = work / f"worker-{n}.toml"
-            config.write_text(
-                f'[database]\nurl = "{database_url}"\n'
-                f'[mqtt]\nurl = "{url}"\nclient_id = "coldloop-{site}-{n}"\n'
-                f'share_group = "{group}"\n')
-            with (work / f"worker-{n}.log").open("wb") as log:
-                workers.append(subprocess.Popen(
-                    [sys.executable, "-m", "hub.console", "--data-dir", str(work / "pair"),
-                     "hub", "ingest", "--config", str(config)],
-                    cwd=REPO, stdout=log, stderr=subprocess.STDOUT))
-        online.wait(len(workers), timeout=60)
+        with (work / "workers.log").open("wb") as log:  # the supervisor's and its workers'
+            hub = subprocess.Popen(
+                [sys.executable, "-m", "hub.console", "--data-dir", str(work / "pair"),
+                 "hub", "ingest", "--config", str(config), "--workers", "2"],
+                cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        online.wait(2, timeout=60)
 
         def count_stored() -> int:
             with engine.connect() as conn:
@@ -429,12 +431,14 @@ def time_two_workers(work: Path, url: str, database_url: str, messages: Sequence
         with publisher_process(url, True, site, messages, timeout) as publishing:
             deadline = time.monotonic() + timeout
             while count_stored() < len(expected):
-                if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
+                if time.monotonic() > deadline or hub.poll() is not None:
                     raise RuntimeError(f"two workers stored {count_stored()} of "
-                                       f"{len(expected)} (logs in {work})")
+                                       f"{len(expected)} (log: {work / 'workers.log'})")
                 time.sleep(0.05)  # polling the database for a condition, with a deadline
             end = time.perf_counter_ns()
             first_ns, _ = publishing.result()
+        if "exited unexpectedly" in (work / "workers.log").read_text():
+            raise RuntimeError(f"a worker died and was restarted (log: {work / 'workers.log'})")
         listener.done.wait(30)
         with engine.connect() as conn:
             ids = set(conn.scalars(select(StoredMessage.message_id)
@@ -445,18 +449,13 @@ def time_two_workers(work: Path, url: str, database_url: str, messages: Sequence
                 select(TelemetryBatchRecord.batch_id, TelemetryBatchRecord.readings)
                 .where(TelemetryBatchRecord.batch_id.like(mine))).all())
     finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            try:
-                worker.wait(20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        if hub is not None:
+            stop_supervised(hub, timeout=30)
         online.close()
         listener.close()
         engine.dispose()
-        for n in (1, 2):
-            forget_session(url, f"coldloop-{site}-{n}", True)
+        for n in (0, 1):
+            forget_session(url, f"coldloop-{site}-{n}" if n else f"coldloop-{site}", True)
     seconds = (end - first_ns) / 1e9
     readings = sum(batch_rows.values())
     return {"readings_per_s": rate(readings, seconds),
@@ -466,6 +465,53 @@ def time_two_workers(work: Path, url: str, database_url: str, messages: Sequence
             "readings_stored": readings, "readings_sent": sum(batches.values()),
             "duplicate_acks": listener.statuses.get("duplicate", 0),
             "seconds": round(seconds, 2)}
+
+
+def stop_supervised(hub: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM an ingest supervisor and wait for it and its workers; kill what is left.
+
+    The supervisor stops and reaps its workers itself; if it must be killed, its workers see
+    their stdin close and stop on their own, and are waited for (Linux: pidfd) or killed.
+    """
+    workers = _children(hub.pid)
+    hub.terminate()
+    try:
+        hub.wait(timeout)
+    except subprocess.TimeoutExpired:
+        hub.kill()
+        hub.wait()
+    for pid in workers:
+        if not _wait_gone(pid, timeout):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (from /proc; none where there is no /proc)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    """Wait for a process that is not our child to end; False if it is still there."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    except (AttributeError, OSError):  # no pidfd here: do not wait, kill
+        return False
+    try:
+        readable, _, _ = select.select([fd], [], [], timeout)
+        return bool(readable)
+    finally:
+        os.close(fd)
 
 
 class HubStateWatch:

@@ -2,30 +2,39 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
+import sys
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import click
 
 from hub.console import data_dir
-from hub.settings import HubSettings, load_hub_settings
+from hub.settings import MAX_INGEST_WORKERS, HubSettings, load_hub_settings
 from protocols.config import ConfigError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from hub.influx import InfluxSink
+    from hub.ingest_supervisor import IngestSupervisor
     from hub.mqtt_consumer import IngestWorker
+
+logger = logging.getLogger(__name__)
 
 config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False),
                              default=None, help="Hub settings (TOML); defaults if omitted.")
 
 
-def _settings(ctx: click.Context, config_path: str | None) -> HubSettings:
+def _settings(ctx: click.Context, config_path: str | None,
+              overrides: dict[str, object] | None = None) -> HubSettings:
     try:
-        return load_hub_settings(config_path, data_dir(ctx))
+        return load_hub_settings(config_path, data_dir(ctx), overrides)
     except ConfigError as err:
         raise click.ClickException(str(err)) from None
 
@@ -50,27 +59,44 @@ def migrate(ctx: click.Context, config_path: str | None, revision: str) -> None:
 
 @hub.command()
 @config_option
+@click.option("--workers", type=click.IntRange(1, MAX_INGEST_WORKERS), default=None,
+              help="Worker processes on one MQTT v5 shared subscription (mqtt.share_group), "
+                   "kept running by this one [default: ingest.workers, 1].")
+@click.option("--worker-index", type=click.IntRange(0, MAX_INGEST_WORKERS - 1), default=None,
+              hidden=True, help="Internal: run as worker K of a supervisor "
+                                "(hub.ingest_supervisor); stop when stdin closes.")
 @click.pass_context
-def ingest(ctx: click.Context, config_path: str | None) -> None:
-    """Run one ingest worker (several share the load over MQTT v5 shared subscriptions)."""
-    settings = _settings(ctx, config_path)
-    worker, engine, sinks = _start_ingest(settings)
-    click.echo(f"ingesting from {settings.mqtt.url}; Ctrl-C to stop")
-    _wait_for_signal()
-    _stop_ingest(worker, engine, sinks)
+def ingest(ctx: click.Context, config_path: str | None, workers: int | None,
+           worker_index: int | None) -> None:
+    """Run ingest: one worker, or --workers N processes sharing the load over MQTT v5."""
+    settings = _settings(ctx, config_path, {"ingest.workers": workers} if workers else None)
+    stop = _stop_on_signal()
+    if worker_index is not None:  # a supervisor's child: one worker, stops with its parent
+        _stop_when_stdin_closes(stop)
+        running = _start_ingest(settings, worker_index=worker_index)
+    else:
+        running = _start_ingest(settings, children=_child_command(ctx, config_path),
+                                in_process=settings.ingest.workers == 1)
+        count = settings.ingest.workers
+        click.echo(f"ingesting from {settings.mqtt.url}"
+                   f"{f' with {count} worker processes' if count > 1 else ''}; Ctrl-C to stop")
+    stop.wait()
+    _stop_ingest(running)
 
 
 @hub.command()
 @config_option
 @click.pass_context
 def serve(ctx: click.Context, config_path: str | None) -> None:
-    """Run ingest and the web UI / JSON API in one process."""
+    """Run ingest and the web UI / JSON API in one process (more workers: ingest.workers)."""
     from werkzeug.serving import make_server
 
     from hub.web import create_app
 
     settings = _settings(ctx, config_path)
-    worker, engine, sinks = _start_ingest(settings)
+    stop = _stop_on_signal()
+    running = _start_ingest(settings, children=_child_command(ctx, config_path))
+    engine = running.engine
     from hub.db import session_factory
     from hub.fleet_watch import FleetWatch
     from hub.ledger_writer import LedgerWriter, signing_key
@@ -88,43 +114,108 @@ def serve(ctx: click.Context, config_path: str | None) -> None:
     server = make_server(settings.web.host, settings.web.port, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     click.echo(f"hub at http://{settings.web.host}:{server.server_port}; Ctrl-C to stop")
-    _wait_for_signal()
+    stop.wait()
     server.shutdown()
     sla_watch.stop()
     ledger.stop()
     watch.stop()
-    _stop_ingest(worker, engine, sinks)
+    _stop_ingest(running)
 
 
-def _start_ingest(settings: HubSettings) -> tuple[IngestWorker, Engine, list[InfluxSink]]:
+@dataclass
+class _Ingest:
+    """What runs ingest in this process: its worker (if any), and the supervised children."""
+
+    engine: Engine
+    worker: IngestWorker | None = None
+    sinks: list[InfluxSink] = field(default_factory=list)
+    supervisor: IngestSupervisor | None = None
+
+
+def _start_ingest(settings: HubSettings, *, children: Callable[[int], list[str]] | None = None,
+                  in_process: bool = True, worker_index: int | None = None) -> _Ingest:
+    """Start ingest: a worker in this process (unless not ``in_process``) and, with
+    ingest.workers = N > 1, the others as supervised ``children`` (their command lines).
+
+    ``worker_index``: this process is that worker of a supervisor, which migrated the database.
+    """
     from hub.db import make_engine, migrate, session_factory
+    from hub.ingest_supervisor import IngestSupervisor, check_scale_out, worker_settings
     from hub.mqtt_consumer import IngestWorker
 
-    migrate(settings.database_url)
-    engine = make_engine(settings.database_url)
-    sinks: list[InfluxSink] = []
-    if settings.influx is not None:
-        from hub.influx import InfluxSink
+    workers = settings.ingest.workers if worker_index is None else 1
+    try:
+        check_scale_out(settings, workers)
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
+    if worker_index is None:
+        migrate(settings.database_url)
+    running = _Ingest(make_engine(settings.database_url))
+    if workers > 1:
+        if children is None:
+            raise ValueError("several ingest workers need the children's command line")
+        running.supervisor = IngestSupervisor(children, range(1 if in_process else 0, workers))
+        worker_index = 0  # the in-process one, if any
+    if in_process:
+        if worker_index is not None:
+            settings = worker_settings(settings, worker_index)
+        if settings.influx is not None:
+            from hub.influx import InfluxSink
 
-        sinks.append(InfluxSink(settings.influx))
-    worker = IngestWorker(settings, session_factory(engine),
-                          protocol_v5=settings.mqtt.protocol == "5", sinks=sinks)
-    worker.start()
-    return worker, engine, sinks
+            running.sinks.append(InfluxSink(settings.influx))
+        running.worker = IngestWorker(settings, session_factory(running.engine),
+                                      protocol_v5=settings.mqtt.protocol == "5",
+                                      sinks=running.sinks)
+        try:
+            running.worker.start()
+        except ConfigError as err:
+            raise click.ClickException(str(err)) from None
+    if running.supervisor is not None:
+        running.supervisor.start()
+    return running
 
 
-def _stop_ingest(worker: IngestWorker, engine: Engine, sinks: list[InfluxSink]) -> None:
-    worker.stop()  # first: its last batches still reach the sinks
-    for sink in sinks:
+def _stop_ingest(running: _Ingest) -> None:
+    if running.supervisor is not None:
+        running.supervisor.stop()  # SIGTERM: each child stores and acks what it holds
+    if running.worker is not None:
+        running.worker.stop()  # first: its last batches still reach the sinks
+    for sink in running.sinks:
         sink.close()
-    engine.dispose()
+    running.engine.dispose()
 
 
-def _wait_for_signal() -> None:
+def _child_command(ctx: click.Context, config_path: str | None) -> Callable[[int], list[str]]:
+    """The command line of supervised ingest worker ``k``: same data dir, settings, verbosity."""
+    root = [sys.executable, "-m", "hub.console", "--data-dir", data_dir(ctx)]
+    verbose = int(ctx.find_root().params.get("verbose") or 0)
+    if verbose:
+        root.append("-" + "v" * verbose)
+    config = ["--config", os.path.abspath(config_path)] if config_path else []
+    return lambda k: [*root, "hub", "ingest", *config, "--worker-index", str(k)]
+
+
+def _stop_on_signal() -> threading.Event:
+    """An event set by SIGINT or SIGTERM (installed before anything starts)."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    return stop
+
+
+def _stop_when_stdin_closes(stop: threading.Event) -> None:
+    """Set ``stop`` when stdin, a pipe from the supervisor, closes: the supervisor is gone."""
+    def watch() -> None:
+        try:
+            while os.read(0, 4096):  # the raw fd: no buffer lock held at interpreter exit
+                pass
+        except OSError:
+            pass
+        if not stop.is_set():
+            logger.warning("the ingest supervisor is gone; stopping")
+            stop.set()
+
+    threading.Thread(target=watch, name="coldloop-supervisor-watch", daemon=True).start()
 
 
 @hub.command("send-manifest")

@@ -28,9 +28,14 @@ class MqttSettings(_Section):
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
 
 
+MAX_INGEST_WORKERS = 16
+
+
 class IngestSettings(_Section):
     batch_size: Annotated[int, Field(ge=1, le=50_000)] = 500
     batch_wait_ms: Annotated[int, Field(ge=0, le=10_000)] = 50
+    # Worker processes on one shared subscription; above 1 needs mqtt.share_group (MQTT v5).
+    workers: Annotated[int, Field(ge=1, le=MAX_INGEST_WORKERS)] = 1
 
 
 class WebSettings(_Section):

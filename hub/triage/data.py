@@ -26,9 +26,14 @@ ZH_TRAIN_CUED_N = 400
 # wrong_item): the targeted training draw samples among rows containing one of them.
 RARE_CUES = re.compile("客服|态度|骑手|送餐员|小哥|快递员|商家|老板|没货|缺货|卖完|售罄|下架|"
                        "没有了|换成|少了|漏|没收到|没送|压|碎|破|洒|错|退款|不理|不回")
+ZH_TRAIN_THIRD = DATA_DIR / "train" / "zh_labelled_train_third.csv"
+ZH_TRAIN_THIRD_SEED = 20240616
+ZH_TRAIN_THIRD_RANDOM = 600
+ZH_TRAIN_THIRD_CUED = 600
 ZH_TEST2 = DATA_DIR / "eval" / "zh_labelled_test2.csv"
 ZH_TEST2_SEED = 20240615
 ZH_TEST2_PER_SOURCE = 250
+ZH_TRAIN_FILES = (ZH_TRAIN, ZH_TRAIN_MORE, ZH_TRAIN_THIRD)
 ZH_SECOND = DATA_DIR / "eval" / "zh_labelled_second.csv"  # a second annotator, on ZH_EVAL
 SENTIMENT_SEED = 20240611
 SENTIMENT_TEST_SHARE = 0.2
@@ -80,7 +85,7 @@ def zh_train() -> list[Labelled]:
     """The hand-labelled Chinese complaints for *training*, both rounds (skipped rows left
     out)."""
     rows: list[Labelled] = []
-    for path in (ZH_TRAIN, ZH_TRAIN_MORE):
+    for path in ZH_TRAIN_FILES:
         with path.open(encoding="utf-8", newline="") as f:
             rows.extend(Labelled(r["id"], r["category"], r["review"], "train")
                         for r in csv.DictReader(f) if r["category"] != "skip")
@@ -90,7 +95,7 @@ def zh_train() -> list[Labelled]:
 def zh_train_ids() -> set[str]:
     """Ids of every row of the category training files (labelled or skipped)."""
     ids: set[str] = set()
-    for path in (ZH_TRAIN, ZH_TRAIN_MORE):
+    for path in ZH_TRAIN_FILES:
         with path.open(encoding="utf-8", newline="") as f:
             ids.update(r["id"] for r in csv.DictReader(f))
     return ids
@@ -145,6 +150,22 @@ def zh_train_more_draw() -> list[Review]:
     return out
 
 
+def zh_train_third_draw() -> list[Review]:
+    """The third round of training rows, from the sentiment training part minus every row drawn
+    before: ``ZH_TRAIN_THIRD_RANDOM`` at random, then ``ZH_TRAIN_THIRD_CUED`` among the rest that
+    contain a ``RARE_CUES`` word (``random.Random(ZH_TRAIN_THIRD_SEED)``, both sources pooled)."""
+    train, _ = sentiment_split()
+    excluded = (zh_eval_ids() | {r.id for r in zh_train_draw()}
+                | {r.id for r in zh_train_more_draw()})
+    pool = _negatives(train, "wm", excluded) + _negatives(train, "os", excluded)
+    rng = random.Random(ZH_TRAIN_THIRD_SEED)
+    out = rng.sample(pool, ZH_TRAIN_THIRD_RANDOM)
+    taken = {r.id for r in out}
+    cued = [r for r in pool if r.id not in taken and RARE_CUES.search(r.text)]
+    out.extend(rng.sample(cued, ZH_TRAIN_THIRD_CUED))
+    return out
+
+
 def zh_test2_draw() -> list[Review]:
     """A second Chinese test sample: per source ``ZH_TEST2_PER_SOURCE`` negative rows of the
     sentiment *held-out* part (never a category training row), ``random.Random(ZH_TEST2_SEED)``."""
@@ -185,6 +206,6 @@ def sentiment_split() -> tuple[list[Review], list[Review]]:
 def file_hashes() -> dict[str, str]:
     """sha256 of every data file the models and metrics depend on."""
     paths = [DATA_DIR / "reviews" / n for n in REVIEW_FILES] + [
-        ZH_EVAL, EN_EVAL, ZH_TRAIN, ZH_TRAIN_MORE, ZH_TEST2, ZH_SECOND]
+        ZH_EVAL, EN_EVAL, *ZH_TRAIN_FILES, ZH_TEST2, ZH_SECOND]
     return {str(p.relative_to(DATA_DIR)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in paths}

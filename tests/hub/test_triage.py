@@ -95,7 +95,9 @@ def test_keywords_present() -> None:
 
 
 def test_negated_phrase_is_not_a_rule_hit() -> None:
-    assert classify_one("菜没凉，就是太咸了").category == "other"
+    # 发霉 / rotten are spoiled phrases that would override the model; denied, they do not.
+    assert classify_one("没有发霉，就是不甜").category == "other"
+    assert classify_one("not rotten, just sour").category == "other"
 
 
 @pytest.mark.parametrize(("bad", "message"), [
@@ -146,18 +148,19 @@ def test_training_labels_disjoint_from_evaluation() -> None:
     from hub.triage import data
 
     train_ids = data.zh_train_ids()
-    assert len(train_ids) >= 1600
+    assert len(train_ids) >= 2800
     assert not train_ids & data.zh_eval_ids()
     _, heldout = data.sentiment_split()
     assert not train_ids & {r.id for r in heldout}
     assert train_ids == ({r.id for r in data.zh_train_draw()}
-                         | {r.id for r in data.zh_train_more_draw()})
+                         | {r.id for r in data.zh_train_more_draw()}
+                         | {r.id for r in data.zh_train_third_draw()})
     test2 = data.zh_test2()
     assert {r.id for r in test2} <= {r.id for r in data.zh_test2_draw()} <= {
         r.id for r in heldout}
     assert len(test2) >= 450 and not {r.id for r in test2} & data.zh_eval_ids()
     rows = data.zh_train()
-    assert len(rows) >= 1600
+    assert len(rows) >= 2700
     assert {r.category for r in rows} <= set(CATEGORIES)
     by_id = {r.id: r for r in data.reviews()}
     assert all(by_id[r.id].text == r.text and by_id[r.id].label == 0 for r in rows + test2)

@@ -23,7 +23,8 @@ from tests.hub.test_fleet_alarms import (
     ingest,
     open_alarms,
 )
-from tests.hub.test_ui import csrf_token, login, stat
+from tests.hub.test_ui import stat
+from tests.hub.ui_helpers import csrf_token, login
 
 USER, PASSWORD = "ops-admin", "correct horse battery"
 

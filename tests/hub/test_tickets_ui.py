@@ -15,14 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.models import Ticket
-from hub.settings import DatabaseSettings, HubSettings, WebSettings
 from hub.tickets import contact, evidence, intake, routing, sla, workflow
 from hub.tickets.intake import Complaint
 from hub.tickets.models import Agent, SlaClock, TicketEvidence, TicketMessage, TicketTransition
-from hub.web import create_app, tickets_ui
+from hub.web import tickets_ui
 from tests.hub.conftest import T0
-from tests.hub.test_ui import PASSWORD, USER, login
 from tests.hub.tickets_helpers import add_agent, count, social, triage
+from tests.hub.ui_helpers import USER, admin_app, logged_in
 
 NOW = T0 + timedelta(minutes=35)  # the app's clock
 
@@ -36,24 +35,13 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def app(database_url: str, factory: sessionmaker[Session], data_dir: Path) -> Flask:
     """The hub app over the seeded database, with a known admin, data dir and clock."""
-    settings = HubSettings(data_dir=data_dir, database=DatabaseSettings(url=database_url),
-                           web=WebSettings(admin_user=USER, admin_password=PASSWORD,
-                                           secret_key="test-secret-key-0123456789"))
-    return create_app(settings, factory=factory,
-                      test_config={"TESTING": True, "COLDLOOP_CLOCK": lambda: NOW})
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    """A test client that has not logged in."""
-    return app.test_client()
+    return admin_app(database_url, factory, lambda: NOW, data_dir)
 
 
 @pytest.fixture
 def admin(client: FlaskClient) -> FlaskClient:
     """A test client logged in as the admin."""
-    assert login(client, USER, PASSWORD).status_code == 302
-    return client
+    return logged_in(client)
 
 
 @dataclass(frozen=True)

@@ -16,34 +16,21 @@ from firmware_sim.demo import seed_hub
 from firmware_sim.scenario import Complaint, Scenario, generate
 from hub import epcis
 from hub.models import Ticket
-from hub.settings import DatabaseSettings, HubSettings, WebSettings
-from hub.web import create_app
 from tests.hub.conftest import T0
 from tests.hub.test_trace import record, with_fault
-from tests.hub.test_ui import PASSWORD, USER, login
+from tests.hub.ui_helpers import admin_app, logged_in
 
 
 @pytest.fixture
 def app(database_url: str, factory: sessionmaker[Session]) -> Flask:
     """The hub app over the seeded database, with a known admin and clock."""
-    settings = HubSettings(database=DatabaseSettings(url=database_url),
-                           web=WebSettings(admin_user=USER, admin_password=PASSWORD,
-                                           secret_key="test-secret-key-0123456789"))
-    return create_app(settings, factory=factory, test_config={
-        "TESTING": True, "COLDLOOP_CLOCK": lambda: T0 + timedelta(hours=6)})
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    """A test client that has not logged in."""
-    return app.test_client()
+    return admin_app(database_url, factory, lambda: T0 + timedelta(hours=6))
 
 
 @pytest.fixture
 def admin(client: FlaskClient) -> FlaskClient:
     """A test client logged in as the admin."""
-    assert login(client, USER, PASSWORD).status_code == 302
-    return client
+    return logged_in(client)
 
 
 @pytest.fixture(scope="module")

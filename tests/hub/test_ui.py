@@ -10,7 +10,6 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
-from werkzeug.test import TestResponse
 
 from hub import returns
 from hub.models import (
@@ -19,11 +18,8 @@ from hub.models import (
     QuarantinedMessage,
     Scan,
 )
-from hub.settings import DatabaseSettings, HubSettings, WebSettings
-from hub.web import create_app
 from tests.hub.conftest import T0
-
-USER, PASSWORD = "ops-admin", "correct horse battery"
+from tests.hub.ui_helpers import PASSWORD, USER, admin_app, csrf_token, logged_in, login
 
 
 @pytest.fixture
@@ -63,41 +59,13 @@ def returned(factory: sessionmaker[Session]) -> str:
 @pytest.fixture
 def app(database_url: str, factory: sessionmaker[Session]) -> Flask:
     """The hub app over the seeded database, with a known admin and clock."""
-    settings = HubSettings(database=DatabaseSettings(url=database_url),
-                           web=WebSettings(admin_user=USER, admin_password=PASSWORD,
-                                           secret_key="test-secret-key-0123456789"))
-    return create_app(settings, factory=factory, test_config={
-        "TESTING": True, "COLDLOOP_CLOCK": lambda: T0 + timedelta(hours=6)})
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    """A test client that has not logged in."""
-    return app.test_client()
+    return admin_app(database_url, factory, lambda: T0 + timedelta(hours=6))
 
 
 @pytest.fixture
 def admin(client: FlaskClient) -> FlaskClient:
     """A test client logged in as the admin."""
-    response = login(client, USER, PASSWORD)
-    assert response.status_code == 302, response.text
-    return client
-
-
-def csrf_token(client: FlaskClient, path: str = "/login") -> str:
-    """Fetch a page and return the CSRF token of its form."""
-    match = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text)
-    assert match, f"no CSRF token on {path}"
-    return match[1]
-
-
-def login(client: FlaskClient, user: str, password: str,
-          next_page: str | None = None) -> TestResponse:
-    """Post the login form as a browser would."""
-    form = {"username": user, "password": password, "csrf_token": csrf_token(client)}
-    if next_page:
-        form["next"] = next_page
-    return client.post("/login", data=form)
+    return logged_in(client)
 
 
 def stat(html: str, name: str) -> str:

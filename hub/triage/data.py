@@ -30,10 +30,11 @@ ZH_TRAIN_THIRD = DATA_DIR / "train" / "zh_labelled_train_third.csv"
 ZH_TRAIN_THIRD_SEED = 20240616
 ZH_TRAIN_THIRD_RANDOM = 600
 ZH_TRAIN_THIRD_CUED = 600
+ZH_TRAIN_REST = DATA_DIR / "train" / "zh_labelled_train_rest.csv"
 ZH_TEST2 = DATA_DIR / "eval" / "zh_labelled_test2.csv"
 ZH_TEST2_SEED = 20240615
 ZH_TEST2_PER_SOURCE = 250
-ZH_TRAIN_FILES = (ZH_TRAIN, ZH_TRAIN_MORE, ZH_TRAIN_THIRD)
+ZH_TRAIN_FILES = (ZH_TRAIN, ZH_TRAIN_MORE, ZH_TRAIN_THIRD, ZH_TRAIN_REST)
 ZH_SECOND = DATA_DIR / "eval" / "zh_labelled_second.csv"  # a second annotator, on ZH_EVAL
 SENTIMENT_SEED = 20240611
 SENTIMENT_TEST_SHARE = 0.2
@@ -164,6 +165,15 @@ def zh_train_third_draw() -> list[Review]:
     cued = [r for r in pool if r.id not in taken and RARE_CUES.search(r.text)]
     out.extend(rng.sample(cued, ZH_TRAIN_THIRD_CUED))
     return out
+
+
+def zh_train_rest_draw() -> list[Review]:
+    """Every negative row of the sentiment training part not drawn by an earlier round, in id
+    order (the fourth round labelled them all)."""
+    train, _ = sentiment_split()
+    excluded = (zh_eval_ids() | {r.id for r in zh_train_draw()}
+                | {r.id for r in zh_train_more_draw()} | {r.id for r in zh_train_third_draw()})
+    return _negatives(train, "wm", excluded) + _negatives(train, "os", excluded)
 
 
 def zh_test2_draw() -> list[Review]:

@@ -246,19 +246,63 @@ _NEG_ZH = "不没未无"
 _NEG_EN = re.compile(r"(?:\bnot|\bno|n't|\bnever|\bnothing)\W+(?:\w+\W+)?$")
 
 
+def _negation_start(norm: str, phrase: str, start: int) -> int | None:
+    """Where the negation of the occurrence of ``phrase`` at ``start`` begins; None if that
+    occurrence is not negated (food-safety words count even when denied)."""
+    if phrase.isascii():
+        window = max(0, start - 20)
+        match = _NEG_EN.search(norm[window:start])
+        return window + match.start() if match else None
+    if phrase in FOOD_SAFETY:
+        return None
+    for at in range(max(0, start - 2), start):
+        if norm[at] in _NEG_ZH:
+            return at
+    return None
+
+
 def _occurs(norm: str, phrase: str) -> bool:
     """True if ``phrase`` occurs in ``norm`` at least once without a negation just before."""
     start = norm.find(phrase)
     while start != -1:
-        if phrase.isascii():
-            negated = bool(_NEG_EN.search(norm[max(0, start - 20) : start]))
-        else:
-            before = norm[max(0, start - 2) : start]
-            negated = any(c in _NEG_ZH for c in before) and phrase not in FOOD_SAFETY
-        if not negated:
+        if _negation_start(norm, phrase, start) is None:
             return True
         start = norm.find(phrase, start + 1)
     return False
+
+
+_CATEGORY_PHRASES: dict[str, tuple[str, ...]] = {}  # by first character
+for _phrase in dict.fromkeys(p for ps in STRONG.values() for p in ps):
+    _CATEGORY_PHRASES[_phrase[0]] = (*_CATEGORY_PHRASES.get(_phrase[0], ()), _phrase)
+_MAYBE_NEGATED = re.compile(f"[{_NEG_ZH}]|no|n't")  # a cheap first test
+
+
+def without_denials(norm: str) -> str:
+    """``norm`` with every denied category phrase cut out, negation included ("没有发霉，就是
+    不甜" -> "，就是不甜"; "not rotten, just sour" -> ", just sour"): a problem the customer
+    says they do not have is no evidence for its category. The models see this text."""
+    if not _MAYBE_NEGATED.search(norm):
+        return norm
+    spans: list[tuple[int, int]] = []
+    for phrase in (p for ch in _CATEGORY_PHRASES.keys() & set(norm)
+                   for p in _CATEGORY_PHRASES[ch]):
+        start = norm.find(phrase)
+        while start != -1:
+            negation = _negation_start(norm, phrase, start)
+            if negation is not None:
+                spans.append((negation, start + len(phrase)))
+            start = norm.find(phrase, start + 1)
+    if not spans:
+        return norm
+    out: list[str] = []
+    done = 0
+    for begin, end in sorted(spans):
+        if end <= done:
+            continue
+        out.append(norm[done:max(begin, done)])
+        done = end
+    out.append(norm[done:])
+    return " ".join(part for part in out if part)
 
 
 def _index() -> dict[str, tuple[str, ...]]:

@@ -14,6 +14,7 @@ import threading
 from functools import lru_cache
 from typing import Any
 
+from hub.triage.rules import without_denials
 from hub.triage.text import normalise
 
 # Domain words jieba should keep whole (HELPDESK.md's list and a few more).
@@ -57,7 +58,9 @@ def analyse(text: str) -> list[str]:
 
 
 def analyse_normalised(norm: str) -> list[str]:
-    """The feature strings of a text already passed through ``text.normalise``."""
+    """The feature strings of a text already passed through ``text.normalise``; denied
+    category phrases ("没有发霉", "not rotten") are left out (``rules.without_denials``)."""
+    norm = without_denials(norm)
     feats: list[str] = []
     cjk_runs = _CJK_RUN.findall(norm)
     if cjk_runs:

@@ -31,7 +31,7 @@ from hub.triage import data, evaluate, generator, rules
 from hub.triage.model import CARD_FILE, MODEL_FILE, TriageModel
 from hub.triage.tokens import analyse, passthrough
 
-VERSION = "triage-1.4"
+VERSION = "triage-1.6"
 GEN_SEED = 11
 GEN_N = 24_000
 SENT_CS = (5.0, 10.0, 20.0)  # chosen on a validation split carved from the training part

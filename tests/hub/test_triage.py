@@ -148,24 +148,42 @@ def test_training_labels_disjoint_from_evaluation() -> None:
     from hub.triage import data
 
     train_ids = data.zh_train_ids()
-    assert len(train_ids) >= 2800
+    assert len(train_ids) >= 6900
     assert not train_ids & data.zh_eval_ids()
     _, heldout = data.sentiment_split()
     assert not train_ids & {r.id for r in heldout}
     assert train_ids == ({r.id for r in data.zh_train_draw()}
                          | {r.id for r in data.zh_train_more_draw()}
-                         | {r.id for r in data.zh_train_third_draw()})
+                         | {r.id for r in data.zh_train_third_draw()}
+                         | {r.id for r in data.zh_train_rest_draw()})
     test2 = data.zh_test2()
     assert {r.id for r in test2} <= {r.id for r in data.zh_test2_draw()} <= {
         r.id for r in heldout}
     assert len(test2) >= 450 and not {r.id for r in test2} & data.zh_eval_ids()
     rows = data.zh_train()
-    assert len(rows) >= 2700
+    assert len(rows) >= 6800
     assert {r.category for r in rows} <= set(CATEGORIES)
     by_id = {r.id: r for r in data.reviews()}
     assert all(by_id[r.id].text == r.text and by_id[r.id].label == 0 for r in rows + test2)
     assert {r.category for r in test2} <= set(CATEGORIES)
     assert set(data.zh_second_labels()) == data.zh_eval_ids()
+
+
+@pytest.mark.parametrize(("text", "seen"), [
+    ("没有发霉，就是不甜", ",就是不甜"),  # a denied problem is no evidence for its category
+    ("没有发霉，但是烂了", ",但是烂了"),  # ... the problem actually named still is
+    ("not rotten, just sour", ", just sour"),
+    ("草莓发霉了", "草莓发霉了"),
+    ("没拉肚子吧", "没拉肚子吧"),  # food-safety words always count
+    ("态度不好", "态度不好"),  # a negation inside a phrase is the phrase
+])
+def test_denied_phrases_are_cut_from_what_the_models_see(text: str, seen: str) -> None:
+    from hub.triage.rules import without_denials
+    from hub.triage.text import normalise
+    from hub.triage.tokens import analyse
+
+    assert without_denials(normalise(text)) == seen
+    assert analyse(text) == analyse(seen)
 
 
 def test_bulk_tfidf_equals_sklearn_transform() -> None:

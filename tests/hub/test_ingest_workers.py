@@ -213,16 +213,26 @@ def _assert_stored_once(factory: sessionmaker[Session], expected: set[str], seqs
     assert count(factory, QuarantinedMessage) == 0
 
 
+def _start_workers(tmp_path: Path, broker: BrokerAddress, database_url: str, *,
+                   setting: int | None = None) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """Start ``hub ingest`` with 2 workers by ``--workers`` (or ``setting`` workers by
+    ingest.workers); return the process, the client id and the log file."""
+    client_id = f"hub-workers-{uuid.uuid4().hex[:8]}"
+    extra = {} if setting is None else {"workers": setting}
+    config = _config(tmp_path / "hub.toml", broker, database_url, client_id, **extra)
+    log = tmp_path / "hub.log"
+    flag = ["--workers", "2"] if setting is None else []
+    return _coldloop(tmp_path, log, "hub", "ingest", "--config", str(config), *flag), \
+        client_id, log
+
+
 # --- 1. two workers --------------------------------------------------------------------------
 
 
 def test_two_workers_come_up_and_store_each_message_once(
         v5_broker: BrokerAddress, site: str, database_url: str, factory: sessionmaker[Session],
         hub_states: HubStates, gateways: dict[str, FakeGateway], tmp_path: Path) -> None:
-    client_id = f"hub-workers-{uuid.uuid4().hex[:8]}"
-    config = _config(tmp_path / "hub.toml", v5_broker, database_url, client_id)
-    log = tmp_path / "hub.log"
-    hub = _coldloop(tmp_path, log, "hub", "ingest", "--config", str(config), "--workers", "2")
+    hub, client_id, log = _start_workers(tmp_path, v5_broker, database_url)
     try:
         hub_states.wait(online=2)
         _wait(lambda: len(workers_of(hub.pid)) == 2, f"not 2 workers: {log.read_text()[-2000:]}")
@@ -246,10 +256,7 @@ def test_two_workers_come_up_and_store_each_message_once(
 def test_a_killed_worker_is_restarted_and_nothing_is_lost_or_stored_twice(
         v5_broker: BrokerAddress, site: str, database_url: str, factory: sessionmaker[Session],
         hub_states: HubStates, gateways: dict[str, FakeGateway], tmp_path: Path) -> None:
-    client_id = f"hub-workers-{uuid.uuid4().hex[:8]}"
-    config = _config(tmp_path / "hub.toml", v5_broker, database_url, client_id)
-    log = tmp_path / "hub.log"
-    hub = _coldloop(tmp_path, log, "hub", "ingest", "--config", str(config), "--workers", "2")
+    hub, client_id, log = _start_workers(tmp_path, v5_broker, database_url)
     try:
         hub_states.wait(online=2)
         _wait(lambda: len(workers_of(hub.pid)) == 2, f"not 2 workers: {log.read_text()[-2000:]}")
@@ -286,10 +293,8 @@ def test_a_killed_worker_is_restarted_and_nothing_is_lost_or_stored_twice(
 def test_sigterm_stops_every_worker_and_exits_0(
         v5_broker: BrokerAddress, database_url: str, hub_states: HubStates,
         tmp_path: Path) -> None:
-    client_id = f"hub-workers-{uuid.uuid4().hex[:8]}"
-    config = _config(tmp_path / "hub.toml", v5_broker, database_url, client_id, workers=3)
-    log = tmp_path / "hub.log"
-    hub = _coldloop(tmp_path, log, "hub", "ingest", "--config", str(config))  # ingest.workers
+    hub, client_id, log = _start_workers(tmp_path, v5_broker, database_url, setting=3)
+    config = tmp_path / "hub.toml"
     try:
         hub_states.wait(online=3)
         _wait(lambda: len(workers_of(hub.pid)) == 3, f"not 3 workers: {log.read_text()[-2000:]}")
@@ -310,10 +315,8 @@ def test_sigterm_stops_every_worker_and_exits_0(
 def test_workers_of_a_killed_supervisor_stop_by_themselves(
         v5_broker: BrokerAddress, database_url: str, hub_states: HubStates,
         tmp_path: Path) -> None:
-    client_id = f"hub-workers-{uuid.uuid4().hex[:8]}"
-    config = _config(tmp_path / "hub.toml", v5_broker, database_url, client_id)
-    log = tmp_path / "hub.log"
-    hub = _coldloop(tmp_path, log, "hub", "ingest", "--config", str(config), "--workers", "2")
+    hub, client_id, log = _start_workers(tmp_path, v5_broker, database_url)
+    config = tmp_path / "hub.toml"
     try:
         hub_states.wait(online=2)
         _wait(lambda: len(workers_of(hub.pid)) == 2, f"not 2 workers: {log.read_text()[-2000:]}")

@@ -17,6 +17,7 @@ from hub.db import make_engine, migrate, session_factory
 from hub.models import Customer, Item, Order
 from hub.settings import DatabaseSettings, HubSettings, WebSettings
 from hub.web import create_app
+from tests.hub.tickets_helpers import PHONE
 
 T0 = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 TOKEN = "test-api-token-0123456789"
@@ -85,3 +86,14 @@ def app(database_url: str, factory: sessionmaker[Session]) -> Flask:
 def client(app: Flask) -> FlaskClient:
     """A test client of the app's JSON API (send AUTH as headers)."""
     return app.test_client()
+
+
+@pytest.fixture
+def session(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session on the seeded database in which customer C-1 has a phone (tickets)."""
+    with factory() as session:
+        customer = session.get(Customer, "C-1")
+        assert customer is not None
+        customer.phone = PHONE
+        session.commit()
+        yield session

@@ -3,22 +3,20 @@ mini-program customer fit WeChat's reply window (48 h after their message, 5 mes
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta, timezone
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from hub.errors import Conflict
-from hub.models import Customer, Ticket
+from hub.models import Ticket
 from hub.tickets import contact, intake, sla, states
 from hub.tickets.channels import AppMessage, HotlineTranscript, MiniProgramMessage
 from hub.tickets.models import TicketTransition
 from tests.hub.conftest import T0
-from tests.hub.tickets_helpers import CONFIG, triage
+from tests.hub.tickets_helpers import CONFIG, PHONE, triage
 
-PHONE = "+86 138 0000 0001"
 HOTLINE = HotlineTranscript(
     call_id="call-1", caller_phone=PHONE, phone_verified=True, order_id="O-1",
     agent_id="ana", started_at=T0 - timedelta(minutes=5),
@@ -26,16 +24,6 @@ HOTLINE = HotlineTranscript(
            {"speaker": "agent", "text": "Sorry, I will sort it out"}])  # type: ignore[list-item]
 APP = AppMessage(message_id="app-1", user_id="C-1", order_id="O-1", text="mouldy berries")
 
-
-@pytest.fixture
-def session(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """The seeded database; customer C-1 has a phone."""
-    with factory() as session:
-        customer = session.get(Customer, "C-1")
-        assert customer is not None
-        customer.phone = PHONE
-        session.commit()
-        yield session
 
 
 def receive(session: Session, complaint: intake.Complaint,

@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from hub.errors import InvalidInput, NotFound
-from hub.models import Customer, Ticket
+from hub.models import Ticket
 from hub.tickets import intake, states
 from hub.tickets.channels import AppMessage, HotlineTranscript, MiniProgramMessage, SocialPost
 from hub.tickets.evidence import store_evidence
 from hub.tickets.models import TicketEvidence, TicketMessage, TicketTransition
 from tests.hub.conftest import T0
-from tests.hub.tickets_helpers import CONFIG, count, triage
-
-PHONE = "+86 138 0000 0001"
-
-
-@pytest.fixture
-def session(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """The seeded database; customer C-1 has a phone."""
-    with factory() as session:
-        customer = session.get(Customer, "C-1")
-        assert customer is not None
-        customer.phone = PHONE
-        session.commit()
-        yield session
+from tests.hub.tickets_helpers import CONFIG, PHONE, count, triage
 
 
 def receive(session: Session, complaint: intake.Complaint, minutes: float = 0,

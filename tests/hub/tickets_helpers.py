@@ -85,3 +85,5 @@ def count(session: Session, model: type[object], *where: object) -> int:
 def window(days: tuple[int, ...], start: str, end: str) -> dict[str, object]:
     """A planned shift window as stored on an agent (ISO weekdays, local HH:MM)."""
     return {"days": list(days), "start": start, "end": end}
+
+PHONE = "+86 138 0000 0001"  # customer C-1's (conftest's `session` fixture)

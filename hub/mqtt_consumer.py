@@ -125,7 +125,7 @@ class IngestWorker:
         self._factory = factory
         self._v5 = protocol_v5  # None: ask the broker at start()
         self._backoff = backoff_s
-        self._queue: queue.Queue[Any] = queue.Queue()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()  # C: cheap per message
         self._client: mqtt.Client | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()

@@ -15,6 +15,8 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, func, insert, select
@@ -28,6 +30,7 @@ MAX_RANGE_READINGS = 200_000  # raw readings one query may return
 _COMPRESSION = 1  # zlib level: ~5x smaller for ~0.1 ms per 500-reading batch
 
 Reading = tuple[str, float, float | None]  # probe id, epoch seconds, °C (None: missing)
+_PROBE = itemgetter(0)
 
 
 class TelemetrySink(Protocol):
@@ -96,32 +99,60 @@ def window_rows(batches: Iterable[NewBatch]) -> list[dict[str, Any]]:
     The sort keeps the row-lock order identical in every transaction, so two ingest workers
     upserting overlapping windows on PostgreSQL wait for each other instead of deadlocking.
     """
-    # key -> [readings, missing, sum, min, max, first_ts, last_ts]
+    # key -> [readings, missing, sum, min, max, first_ts, last_ts, site]
     acc: dict[tuple[str, str, int], list[Any]] = {}
     for batch in batches:
-        source, site = batch.source, batch.site
-        for probe, ts, temp in batch.readings:
-            key = (source, probe, int(ts // WINDOW_S) * WINDOW_S)
+        for probe, times, temps in _probe_windows(batch.readings):
+            key = (batch.source, probe, int(times[0] // WINDOW_S) * WINDOW_S)
+            missing = temps.count(None)
+            known = [t for t in temps if t is not None] if missing else cast(list[float], temps)
+            part = [len(known), missing, float(sum(known)), min(known, default=None),
+                    max(known, default=None), min(times), max(times), batch.site]
             a = acc.get(key)
             if a is None:
-                acc[key] = a = [0, 0, 0.0, None, None, ts, ts, site]
-            if temp is None:
-                a[1] += 1
+                acc[key] = part
             else:
-                a[0] += 1
-                a[2] += temp
-                if a[3] is None or temp < a[3]:
-                    a[3] = temp
-                if a[4] is None or temp > a[4]:
-                    a[4] = temp
-            if ts < a[5]:
-                a[5] = ts
-            elif ts > a[6]:
-                a[6] = ts
+                _fold(a, part)
     return [{"source": source, "probe": probe, "window_start": start, "site": a[7],
              "readings": a[0], "missing": a[1], "sum_c": a[2], "min_c": a[3], "max_c": a[4],
              "first_ts": a[5], "last_ts": a[6]}
             for (source, probe, start), a in sorted(acc.items())]
+
+
+def _probe_windows(readings: Sequence[Reading]
+                   ) -> Iterator[tuple[str, list[float], list[float | None]]]:
+    """Split readings into (probe, times, temperatures) per probe and window.
+
+    Built for speed on the ingest path: sorting and grouping by probe run in C, and a
+    probe's readings usually fall in one window, so only a batch straddling a window
+    boundary takes the per-reading path.
+    """
+    for probe, group in groupby(sorted(readings, key=_PROBE), _PROBE):
+        rows = list(group)
+        times = [r[1] for r in rows]
+        if int(min(times) // WINDOW_S) == int(max(times) // WINDOW_S):
+            yield probe, times, [r[2] for r in rows]
+            continue
+        split: dict[int, tuple[list[float], list[float | None]]] = {}
+        for _, ts, temp in rows:
+            part = split.setdefault(int(ts // WINDOW_S), ([], []))
+            part[0].append(ts)
+            part[1].append(temp)
+        for part_times, part_temps in split.values():
+            yield probe, part_times, part_temps
+
+
+def _fold(a: list[Any], b: list[Any]) -> None:
+    """Fold window aggregate ``b`` into ``a`` (both as built by :func:`window_rows`)."""
+    a[0] += b[0]
+    a[1] += b[1]
+    a[2] += b[2]
+    if b[3] is not None and (a[3] is None or b[3] < a[3]):
+        a[3] = b[3]
+    if b[4] is not None and (a[4] is None or b[4] > a[4]):
+        a[4] = b[4]
+    a[5] = min(a[5], b[5])
+    a[6] = max(a[6], b[6])
 
 
 def store_batches(session: Session, batches: Sequence[NewBatch]) -> int:

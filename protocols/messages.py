@@ -12,6 +12,7 @@ import json
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import (
@@ -135,7 +136,7 @@ class _GatewayMessage(_Message):
     def _message_id(cls, value: str) -> str:
         return _check_message_id(value)
 
-    @property
+    @cached_property
     def message_id(self) -> MessageId:
         """The parsed message id."""
         return MessageId.parse(self.id)

@@ -129,6 +129,40 @@ def test_windows_equal_the_readings_however_split(readings: list[Reading], parts
         assert math.isclose(m["sum_c"], whole[key]["sum_c"], abs_tol=1e-9)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["gw-1", "gw-2"]),
+                          st.lists(st.tuples(st.sampled_from(["p1", "p2", "p3"]),
+                                             st.floats(min_value=0, max_value=3 * WINDOW_S),
+                                             st.one_of(st.none(),
+                                                       st.floats(min_value=-30, max_value=40))),
+                                   min_size=1, max_size=40)),
+                min_size=1, max_size=4))
+def test_windows_equal_a_reading_by_reading_fold(
+        batches: list[tuple[str, list[Reading]]]) -> None:
+    expected: dict[tuple[str, str, int], dict[str, object]] = {}
+    for source, readings in batches:
+        for probe, offset, temp in readings:
+            ts = E0 + offset
+            key = (source, probe, int(ts // WINDOW_S) * WINDOW_S)
+            w = expected.setdefault(key, {"times": [], "temps": [], "missing": 0})
+            w["times"].append(ts)  # type: ignore[attr-defined]
+            if temp is None:
+                w["missing"] += 1  # type: ignore[operator]
+            else:
+                w["temps"].append(temp)  # type: ignore[attr-defined]
+    rows = window_rows([batch(f"b{i}", [(p, E0 + o, t) for p, o, t in readings], source)
+                        for i, (source, readings) in enumerate(batches)])
+    assert [(r["source"], r["probe"], r["window_start"]) for r in rows] == sorted(expected)
+    for row in rows:
+        w = expected[(row["source"], row["probe"], row["window_start"])]
+        temps, times = w["temps"], w["times"]
+        assert (row["readings"], row["missing"]) == (len(temps), w["missing"])  # type: ignore
+        assert (row["min_c"], row["max_c"]) == (min(temps, default=None),  # type: ignore
+                                                max(temps, default=None))  # type: ignore
+        assert (row["first_ts"], row["last_ts"]) == (min(times), max(times))  # type: ignore
+        assert math.isclose(row["sum_c"], sum(temps), abs_tol=1e-9)  # type: ignore
+
+
 def test_migration_moves_readings_into_batches_and_windows(database_url: str) -> None:
     migrate(database_url, "0003")
     engine = make_engine(database_url)

@@ -74,6 +74,14 @@ class ShiftWindow(BaseModel):
         """The local end time (on the next day when not after the start)."""
         return time.fromisoformat(self.end)
 
+    def covers(self, weekday: int, at: time) -> bool:
+        """Whether the window covers local time ``at`` on ISO ``weekday`` (1 = Monday)."""
+        start, end = self.start_time, self.end_time
+        if end > start:
+            return weekday in self.days and start <= at < end
+        yesterday = 7 if weekday == 1 else weekday - 1  # a window running past midnight
+        return (weekday in self.days and at >= start) or (yesterday in self.days and at < end)
+
 
 def parse_windows(raw: Iterable[Any]) -> list[ShiftWindow]:
     """Return stored windows as :class:`ShiftWindow` (raises ``ValidationError``)."""

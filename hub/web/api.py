@@ -29,6 +29,7 @@ from hub.tickets import (
     contact,
     evidence,
     intake,
+    kpis,
     manual_assignment,
     routing,
     states,
@@ -217,6 +218,14 @@ class TicketsQuery(_Query):
     status: Annotated[str, Field(max_length=20)] | None = None
     assignee: Annotated[str, Field(max_length=32)] | None = None
     limit: Annotated[int, Field(ge=1, le=queries.MAX_LIMIT)] = 50
+
+
+class KpiQuery(_Query):
+    """Query string of GET /tickets/kpis: the period (default: the seven days up to now)."""
+
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+    team: Annotated[str, Field(min_length=1, max_length=32)] = "support"
 
 
 class EvidenceQuery(_Query):
@@ -457,6 +466,15 @@ def list_tickets() -> Response:
         query = query.where(Ticket.assignee_id == args.assignee)
     found = db_session().scalars(query.limit(args.limit)).all()
     return jsonify(tickets=[tj.ticket_summary(t) for t in found])
+
+
+@bp.get("/tickets/kpis")
+def ticket_kpis() -> Response:
+    """Return the helpdesk KPIs of a period, each on its cohort (docs/tickets.md, KPIs)."""
+    args = _parse(KpiQuery, request.args.to_dict(), "query parameter")
+    since, until = kpis.default_period(now(), args.since, args.until)
+    return jsonify(tj.kpis(kpis.ticket_kpis(db_session(), since, until, now(),
+                                            team=args.team)))
 
 
 @bp.get("/tickets/<int:ticket_id>")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import select
@@ -9,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from hub.models import Ticket
 from hub.tickets import routing, sla
+from hub.tickets.kpis import Rate, TicketKpis
 from hub.tickets.models import (
     Agent,
     SlaClock,
@@ -119,3 +121,30 @@ def agent(record: Agent) -> Json:
             "shift_set_by_hand_at": time(record.shift_set_by_hand_at), "online": record.online,
             "supervisor": record.supervisor, "active": record.active,
             "last_assigned_at": time(record.last_assigned_at)}
+
+
+def rate(value: Rate) -> Json:
+    """Return a rate with its parts (``value`` is null for an empty cohort)."""
+    return {"hits": value.hits, "total": value.total,
+            "value": None if value.value is None else round(value.value, 4)}
+
+
+def kpis(report: TicketKpis) -> Json:
+    """Return a KPI report: rates with their parts, durations in minutes (median, P90)."""
+    found: Json = {}
+    for name, value in vars(report).items():
+        if isinstance(value, Rate):
+            found[name] = rate(value)
+        elif name in ("since", "until"):
+            found[name] = time(value)
+        elif name == "sla_by_target":
+            found[name] = {target: rate(r) for target, r in value.items()}
+        elif name == "agents":
+            found[name] = [{**asdict(a), **{part: rate(getattr(a, part)) for part in
+                                            ("first_contact", "sla", "csat", "fcr")}}
+                           for a in value]
+        elif hasattr(value, "__dataclass_fields__"):
+            found[name] = asdict(value)
+        else:
+            found[name] = value
+    return found

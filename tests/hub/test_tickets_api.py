@@ -193,3 +193,35 @@ def test_answered_calls_and_the_mini_program_window_over_http(client: FlaskClien
     assert "send an SMS instead" in refused["error"]
     assert post(client, path, {"author": "ana", "text": "left a voicemail",
                                "kind": "call"})[0] == 201
+
+
+def test_kpis_of_a_period_with_their_cohorts(client: FlaskClient) -> None:
+    post(client, "/agents/ana", AGENT)
+    post(client, "/agents/ana/shift", {"on_shift": True})
+    ticket_id = post(client, "/intake/app", APP)[1]["ticket_id"]
+    post(client, f"/tickets/{ticket_id}/messages",
+         {"author": "ana", "text": "We are refunding", "kind": "message"})
+
+    found = client.get("/api/v1/tickets/kpis", headers=AUTH).get_json()  # the last 7 days
+    assert (found["created"], found["resolved"]) == (1, 0)
+    assert found["first_response"] == {"count": 1, "median_min": 0.0, "p90_min": 0.0}
+    assert found["first_contact"] == {"hits": 1, "total": 1, "value": 1.0}
+    assert found["resolution_rate"] == {"hits": 0, "total": 1, "value": 0.0}
+    assert found["csat"] == {"hits": 0, "total": 0, "value": None}
+    assert found["agents"] == [] and found["by_category"] == {"spoiled": 1}
+    assert len(found["heatmap"]) == 7 and sum(map(sum, found["heatmap"])) == 1
+    assert found["until"] == "2026-11-20T09:31:00+00:00"  # the end of the current minute
+    before = client.get("/api/v1/tickets/kpis?until=2026-11-01T00:00:00Z", headers=AUTH)
+    assert before.get_json()["created"] == 0
+
+
+@pytest.mark.parametrize(("query", "named"), [
+    ("since=yesterday", "since"), ("until=2026-11-20T00:00:00", "until"),
+    ("since=2026-11-20T00:00:00Z&until=2026-11-19T00:00:00Z", "must be after since"),
+    ("team=", "team"), ("colour=red", "colour"),
+])
+def test_kpis_refuse_a_bad_period_naming_it(client: FlaskClient, query: str,
+                                            named: str) -> None:
+    response = client.get(f"/api/v1/tickets/kpis?{query}", headers=AUTH)
+    assert response.status_code in (400, 422)
+    assert named in response.get_data(as_text=True)

@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from flask import (
@@ -40,6 +40,7 @@ from hub.tickets import (
     contact,
     evidence,
     intake,
+    kpis,
     manual_assignment,
     routing,
     sla,
@@ -471,6 +472,32 @@ def evidence_file(ticket_id: int, evidence_id: int) -> BaseResponse:
 
 
 # --- agents --------------------------------------------------------------------------------
+
+
+@bp.get("/tickets/kpis")
+@login_required
+def ticket_kpis() -> str:
+    """Show the helpdesk KPIs of a period (default: the last seven days), with the heat map."""
+    try:
+        since, until = kpis.default_period(now(), _day_arg("since"), _day_arg("until"))
+        report = kpis.ticket_kpis(db_session(), since, until, now())
+    except InvalidInput as err:
+        abort(400, str(err))
+    return render_template("kpis.html", report=report, minimum=kpis.MIN_AGENT_SAMPLE,
+                           weekdays=("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"))
+
+
+def _day_arg(name: str) -> datetime | None:
+    """A period bound from the query string: a date (midnight UTC) or an ISO time with offset."""
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise InvalidInput(f"{name}: {raw[:40]!r} is not a date (2026-11-20) or an ISO 8601 "
+                           "time with an offset") from None
+    return moment.replace(tzinfo=UTC) if len(raw) == 10 else moment
 
 
 @bp.get("/agents")

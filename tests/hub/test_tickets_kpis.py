@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 
 import pytest
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from hub.errors import InvalidInput
 from hub.models import Ticket
@@ -16,6 +16,7 @@ from hub.tickets.shifts import ShiftWindow
 from hub.tickets.workflow import Change, transition
 from tests.hub.conftest import T0
 from tests.hub.tickets_helpers import CONFIG, add_agent, social, triage
+from tests.hub.ui_helpers import admin_app, logged_in
 
 SINCE, UNTIL = T0 - timedelta(hours=1), T0 + timedelta(days=1)  # T0: Friday 09:30 UTC
 NOW = T0 + timedelta(hours=5)
@@ -163,3 +164,24 @@ def test_a_window_past_midnight_covers_the_next_morning(weekday: int, local: tim
                                                         covered: bool) -> None:
     night = ShiftWindow(days=[5], start="22:00", end="06:00")
     assert night.covers(weekday, local) is covered
+
+
+def test_the_kpi_page_shows_the_figures_with_their_parts(week: Session, database_url: str,
+                                                        factory: sessionmaker[Session]) -> None:
+    client = admin_app(database_url, factory, lambda: NOW).test_client()
+    assert client.get("/tickets/kpis").status_code == 302  # to the login page
+    page = logged_in(client).get("/tickets/kpis?since=2026-11-20&until=2026-11-21")
+    assert page.status_code == 200
+    text = " ".join(page.text.split())
+    assert '<div class="stat-label">Created</div><div class="stat-value">5</div>' in text
+    assert "50 %</div><span class=\"sub\">2 of 4</span>" in text  # first contact in time
+    assert "1 still within target" in text
+    assert "too few to rank" in text and "Ana" in text
+    assert 'title="3 created · 1 planned on shift"' in text  # Friday 09:00
+    assert 'title="0 created · 0 planned on shift"' in text
+
+    refused = client.get("/tickets/kpis?since=last+week")
+    assert refused.status_code == 400 and "since" in refused.text
+    backwards = client.get("/tickets/kpis?since=2026-11-21&until=2026-11-20")
+    assert backwards.status_code == 400 and "must be after since" in backwards.text
+    assert client.get("/tickets/kpis").status_code == 200  # the last seven days

@@ -168,3 +168,25 @@ class TicketEscalation(Base):
     notify: Mapped[str | None] = mapped_column(String(32))  # the supervisor told, if any
     detail: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime]
+
+
+class Survey(Base):
+    """The satisfaction survey a customer gets when a ticket is resolved (hub.tickets.surveys).
+
+    Migration 0010 creates it. ``token`` is the link's secret: whoever holds the link may answer,
+    once, before ``expires_at``.
+    """
+
+    __tablename__ = "ticket_surveys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    token: Mapped[str] = mapped_column(String(43), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))  # where the link was sent
+    status: Mapped[str] = mapped_column(String(12))  # open, answered, cancelled
+    sent_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    answered_at: Mapped[datetime | None]
+    score: Mapped[int | None] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    cancel_reason: Mapped[str | None] = mapped_column(String(64))

@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 
 from hub.errors import Conflict, InvalidInput, NotFound
 from hub.models import CustodyRecord, Item, Ticket
-from hub.tickets import merging, routing, sla, states
-from hub.tickets.models import TicketEvidence, TicketTransition
+from hub.tickets import merging, routing, sla, states, surveys
+from hub.tickets.models import Survey, TicketEvidence, TicketTransition
 from hub.tickets.policy import DEFAULT_CONFIG, TicketConfig
 
 logger = logging.getLogger(__name__)
@@ -193,6 +193,7 @@ def _apply(session: Session, ticket: Ticket, source: str, to: str, change: Chang
         ticket.resolution = change.resolution
         ticket.resolved_at = now
         event = sla.RESOLVED
+        moved["survey"] = surveys.send_survey(session, ticket, now).channel
     elif to == states.FOLLOWED_UP:
         ticket.satisfaction = change.satisfaction
         ticket.satisfaction_comment = change.comment
@@ -208,9 +209,22 @@ def _apply(session: Session, ticket: Ticket, source: str, to: str, change: Chang
         assert survivor is not None  # the guard checked it
         moved = merging.move_into(session, ticket, survivor, now, config)
         event = sla.MERGED
+    if source == states.RESOLVED and surveys.withdraw_open(session, ticket, f"moved to {to}"):
+        moved["survey_withdrawn"] = True
     if event is not None:
         sla.on_event(session, ticket, event, now, config)
     return moved
+
+
+def answer_survey(session: Session, token: str, score: object, comment: object,
+                  now: datetime, config: TicketConfig = DEFAULT_CONFIG) -> Survey:
+    """Take a customer's survey answer and follow the ticket up as the customer."""
+    survey, ticket = surveys.take_answer(session, token, score, comment, now)
+    transition(session, ticket.id, states.FOLLOWED_UP,
+               Change(actor=surveys.CUSTOMER_ACTOR, reason="survey answered",
+                      satisfaction=survey.score, comment=survey.comment),
+               now, config=config, details={"survey": survey.id})
+    return survey
 
 
 def confirming_context(session: Session, ticket: Ticket) -> dict[str, Any]:

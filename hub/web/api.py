@@ -220,6 +220,13 @@ class TicketsQuery(_Query):
     limit: Annotated[int, Field(ge=1, le=queries.MAX_LIMIT)] = 50
 
 
+class SurveyAnswerRequest(_Body):
+    """A customer's survey answer relayed by a channel's backend (the app, the mini-program)."""
+
+    score: Annotated[int, Field(ge=1, le=5, strict=True)]
+    comment: Annotated[str, Field(max_length=2000)] | None = None
+
+
 class KpiQuery(_Query):
     """Query string of GET /tickets/kpis: the period (default: the seven days up to now)."""
 
@@ -466,6 +473,16 @@ def list_tickets() -> Response:
         query = query.where(Ticket.assignee_id == args.assignee)
     found = db_session().scalars(query.limit(args.limit)).all()
     return jsonify(tickets=[tj.ticket_summary(t) for t in found])
+
+
+@bp.post("/surveys/<token>")
+def survey_answer(token: str) -> tuple[Response, int]:
+    """Take a customer's survey answer; 409 when the link was used, withdrawn or expired."""
+    body = _parse(SurveyAnswerRequest, _json_body(), "field")
+    session = db_session()
+    survey = workflow.answer_survey(session, token, body.score, body.comment, now())
+    session.commit()
+    return jsonify(ticket_id=survey.ticket_id, status="answered", score=survey.score), 201
 
 
 @bp.get("/tickets/kpis")

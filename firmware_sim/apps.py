@@ -6,6 +6,7 @@ They talk to the hub's JSON API over real HTTP, as the devices do.
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -56,7 +57,7 @@ class ApiClient:
 
 @dataclass(frozen=True)
 class CustomerApp:
-    """A customer's app: files a complaint about one item of an order."""
+    """A customer's app: files a complaint about one item of an order, answers the survey."""
 
     api: ApiClient
 
@@ -64,6 +65,16 @@ class CustomerApp:
         """File a complaint; the answer carries the ticket id and the pickup code."""
         return self.api.post("/tickets", {"order_id": order_id, "item_id": item_id,
                                           "channel": channel, "text": text})
+
+
+    def answer_survey(self, ticket_id: int, score: int, comment: str) -> dict[str, Any]:
+        """Answer the satisfaction survey the hub sent when the ticket was resolved."""
+        detail = self.api.get(f"/tickets/{ticket_id}")
+        links = [m["text"] for m in detail["messages"] if m["author"] == "survey"]
+        found = re.search(r"/survey/(\S+)", links[-1]) if links else None
+        if found is None:
+            raise ApiError(404, f"ticket {ticket_id} has no survey link")
+        return self.api.post(f"/surveys/{found[1]}", {"score": score, "comment": comment})
 
 
 @dataclass(frozen=True)
@@ -103,7 +114,8 @@ class PartnerSystem:
 @dataclass(frozen=True)
 class AgentDesk:
     """A support agent's desk: signs on, contacts the customers of new tickets assigned to
-    them and confirms each (new -> confirming), through the hub API."""
+    them and confirms each (new -> confirming), and refunds returns once graded, through the
+    hub API."""
 
     api: ApiClient
     agent_id: str
@@ -130,3 +142,20 @@ class AgentDesk:
             self.api.post(f"/tickets/{ticket['id']}/transitions", {
                 "to": "confirming", "actor": self.agent_id, "reason": "customer contacted"})
         return len(listed["tickets"])
+
+    def resolve_graded(self) -> list[int]:
+        """Refund every confirming ticket of this agent whose returned item was graded at the
+        sorting center; return the tickets resolved."""
+        listed = self.api.get(f"/tickets?status=confirming&assignee={self.agent_id}")
+        resolved = []
+        for ticket in listed["tickets"]:
+            order = self.api.get(f"/orders/{ticket['order_id']}")
+            if not any(item["latest_grade"] for item in order["items"]):
+                continue  # the return has not reached the sorting center yet
+            path = f"/tickets/{ticket['id']}/transitions"
+            self.api.post(path, {"to": "handling", "actor": self.agent_id,
+                                 "handling": "simple", "reason": "return graded"})
+            self.api.post(path, {"to": "resolved", "actor": self.agent_id,
+                                 "resolution": "refund", "reason": "refunded the item"})
+            resolved.append(ticket["id"])
+        return resolved

@@ -27,10 +27,16 @@ def test_headless_demo_stores_every_scan_exactly_once(broker, tmp_path: Path) ->
     assert summary["telemetry_readings_stored"] == summary["telemetry_readings_sent"] > 0
     assert sum(summary["lights"].values()) == 6
     assert summary["sample_order"].startswith("O01-")
-    # two agents on shift share the tickets, contact each customer and confirm the ticket
-    assert summary["tickets_by_status"] == {"confirming": 6}
+    # two agents on shift share the tickets, contact each customer, confirm the ticket and
+    # refund once the return is graded; each customer answers the survey
+    assert summary["tickets_by_status"] == {"followed_up": 6}
     assert summary["first_contact"] == {"MET": 6}
     assert sorted(summary["tickets_by_agent"]) == ["agent-01", "agent-02"]
+    kpis = summary["kpis"]
+    assert (kpis["first_contact_in_time"], kpis["survey_response"]) == ("6/6", "6/6")
+    assert sum(kpis["agents"].values()) == 6
+    assert 0 < kpis["first_response_median_min"] <= 60
+    assert kpis["time_to_resolution_median_min"] > kpis["first_response_median_min"]
 
 
 def test_second_run_on_same_data_is_the_next_day(broker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -283,6 +284,55 @@ def influx_backfill(ctx: click.Context, config_path: str | None, since: datetime
         engine.dispose()
     click.echo(f"{written} readings sent to {settings.influx.url} ({lo:%Y-%m-%d %H:%M} to "
                f"{hi:%Y-%m-%d %H:%M} UTC)")
+
+
+@hub.command("triage-corrections")
+@config_option
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True,
+              help="CSV of training rows (id, category, review) to create or update, e.g. "
+                   "hub/triage/data/train/corrections.csv.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]), default=None,
+              help="Only checks made since, e.g. 2026-11-01 (UTC).")
+@click.pass_context
+def triage_corrections(ctx: click.Context, config_path: str | None, out_path: str,
+                       since: datetime | None) -> None:
+    """Export people's triage checks as training rows for python -m hub.triage.train."""
+    import csv
+
+    from hub.db import make_engine, session_factory
+    from hub.tickets.triage_review import corrections_since, training_rows
+    from hub.triage.data import evaluation_texts
+
+    settings = _settings(ctx, config_path)
+    out = Path(out_path)
+    rows: dict[str, dict[str, str]] = {}
+    if out.exists():
+        with out.open(encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames != ["id", "category", "review"]:
+                raise click.ClickException(f"{out} is not a training file: its header is "
+                                           f"{reader.fieldnames}, not id,category,review")
+            rows = {r["id"]: r for r in reader}
+    engine = make_engine(settings.database_url)
+    try:
+        with session_factory(engine)() as session:
+            checks = corrections_since(
+                session, since if since is None or since.tzinfo else since.replace(tzinfo=UTC))
+            exported = list(training_rows(checks, exclude_texts=evaluation_texts()))
+    finally:
+        engine.dispose()
+    added = sum(1 for r in exported if r["id"] not in rows)
+    changed = sum(1 for r in exported if r["id"] in rows and rows[r["id"]] != r)
+    rows.update((r["id"], r) for r in exported)
+    tickets = {c.ticket_id for c in checks}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["id", "category", "review"])
+        writer.writeheader()
+        writer.writerows(sorted(rows.values(), key=lambda r: r["id"]))
+    click.echo(f"{out}: {len(rows)} rows ({added} new, {changed} changed) from {len(checks)} "
+               f"checks of {len(tickets)} tickets; {len(tickets) - len(exported)} left out "
+               "(an evaluation text, or empty)")
 
 
 def _publish_all(settings: HubSettings, messages: list[tuple[str, bytes, bool]]) -> int:

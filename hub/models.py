@@ -149,6 +149,9 @@ class Ticket(Base):
     satisfaction_comment: Mapped[str | None] = mapped_column(Text)
     merged_into: Mapped[int | None] = mapped_column(
         ForeignKey("tickets.id", name="fk_tickets_merged_into"))
+    # auto: the classifier was sure enough; review: a person should check its suggestion;
+    # confirmed / corrected: a person did (hub.tickets.triage_review)
+    triage_state: Mapped[str] = mapped_column(String(12), default="auto", server_default="auto")
 
 
 class Pickup(Base):

@@ -254,6 +254,7 @@ def _new_ticket(session: Session, complaint: Complaint, customer: Customer | Non
         sentiment=result.sentiment, sentiment_score=result.sentiment_score,
         keywords=list(result.keywords), triage_confidence=result.confidence,
         triage_model_version=result.model_version,
+        triage_state="review" if result.confidence < config.triage_review_below else "auto",
         team=config.team_for(result.category or "other"),
         tier=customer.tier if customer else None,
         region=(customer.region or None) if customer else None, context={})

@@ -190,3 +190,26 @@ class Survey(Base):
     score: Mapped[int | None] = mapped_column(Integer)
     comment: Mapped[str | None] = mapped_column(Text)
     cancel_reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class TriageCorrection(Base):
+    """A person's check of a ticket's triage: what the classifier said and what is right.
+
+    Migration 0011 creates it. Exported as training rows (``coldloop triage corrections``).
+    """
+
+    __tablename__ = "triage_corrections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    text: Mapped[str] = mapped_column(Text)  # the complaint as the classifier read it
+    language: Mapped[str | None] = mapped_column(String(8))
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    suggested_category: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(16))
+    suggested_urgency: Mapped[str] = mapped_column(String(4))
+    urgency: Mapped[str] = mapped_column(String(4))
+    actor: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime]

@@ -58,6 +58,8 @@ class TicketConfig:
     team_by_category: Mapping[str, str] = field(default_factory=dict)
     default_team: str = "support"
     public_channels: frozenset[str] = frozenset({"social"})  # raise urgency one level
+    # a classifier confidence below this puts the ticket in the triage review queue
+    triage_review_below: float = 0.6
     # agents' planned shifts are local times of their team's calendar (hub.tickets.shifts)
     team_calendars: Mapping[str, str] = field(default_factory=dict)
     default_team_calendar: str = "office"

@@ -35,6 +35,9 @@ ZH_TEST2 = DATA_DIR / "eval" / "zh_labelled_test2.csv"
 ZH_TEST2_SEED = 20240615
 ZH_TEST2_PER_SOURCE = 250
 ZH_TRAIN_FILES = (ZH_TRAIN, ZH_TRAIN_MORE, ZH_TRAIN_THIRD, ZH_TRAIN_REST)
+# People's triage checks exported from a hub (``coldloop hub triage-corrections``), reviewed
+# and committed; read with the hand-labelled training rows when present.
+CORRECTIONS = DATA_DIR / "train" / "corrections.csv"
 ZH_SECOND = DATA_DIR / "eval" / "zh_labelled_second.csv"  # a second annotator, on ZH_EVAL
 SENTIMENT_SEED = 20240611
 SENTIMENT_TEST_SHARE = 0.2
@@ -86,11 +89,21 @@ def zh_train() -> list[Labelled]:
     """The hand-labelled Chinese complaints for *training*, both rounds (skipped rows left
     out)."""
     rows: list[Labelled] = []
-    for path in ZH_TRAIN_FILES:
+    for path in _train_files():
         with path.open(encoding="utf-8", newline="") as f:
             rows.extend(Labelled(r["id"], r["category"], r["review"], "train")
                         for r in csv.DictReader(f) if r["category"] != "skip")
     return rows
+
+
+def _train_files() -> tuple[Path, ...]:
+    return (*ZH_TRAIN_FILES, *([CORRECTIONS] if CORRECTIONS.exists() else []))
+
+
+def evaluation_texts() -> set[str]:
+    """Every text of the evaluation sets, whitespace-normalised: never a training row."""
+    rows = [*zh_eval(), *zh_test2(), *en_eval()]
+    return {" ".join(r.text.split()) for r in rows}
 
 
 def zh_train_ids() -> set[str]:
@@ -216,6 +229,6 @@ def sentiment_split() -> tuple[list[Review], list[Review]]:
 def file_hashes() -> dict[str, str]:
     """sha256 of every data file the models and metrics depend on."""
     paths = [DATA_DIR / "reviews" / n for n in REVIEW_FILES] + [
-        ZH_EVAL, EN_EVAL, *ZH_TRAIN_FILES, ZH_TEST2, ZH_SECOND]
+        ZH_EVAL, EN_EVAL, *_train_files(), ZH_TEST2, ZH_SECOND]
     return {str(p.relative_to(DATA_DIR)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in paths}

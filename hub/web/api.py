@@ -33,11 +33,13 @@ from hub.tickets import (
     manual_assignment,
     routing,
     states,
+    triage_review,
     workflow,
 )
 from hub.tickets.models import Agent
 from hub.tickets.shifts import ShiftWindow
 from hub.trace import export_events, import_document, item_trace, order_items
+from hub.triage.taxonomy import CATEGORIES
 from hub.web import code_rng, coldchain, db_session, hub_settings, now
 from hub.web import serialize as js
 from hub.web import tickets_json as tj
@@ -168,6 +170,15 @@ class TransitionRequest(_Body):
     merged_into: int | None = None
 
 
+class TriageCheckRequest(_Body):
+    """A person confirms (neither given) or corrects a ticket's category and urgency."""
+
+    actor: Annotated[str, Field(min_length=1, max_length=64)]
+    category: Literal[CATEGORIES] | None = None  # type: ignore[valid-type]
+    urgency: Literal["P1", "P2", "P3", "P4"] | None = None
+    reason: Annotated[str, Field(max_length=2000)] = ""
+
+
 class ContactRequest(_Body):
     """An agent's message to the customer, a logged call, or an internal note."""
 
@@ -217,6 +228,7 @@ class TicketsQuery(_Query):
 
     status: Annotated[str, Field(max_length=20)] | None = None
     assignee: Annotated[str, Field(max_length=32)] | None = None
+    triage: Literal["auto", "review", "confirmed", "corrected"] | None = None
     limit: Annotated[int, Field(ge=1, le=queries.MAX_LIMIT)] = 50
 
 
@@ -471,6 +483,8 @@ def list_tickets() -> Response:
         query = query.where(Ticket.status == args.status)
     if args.assignee is not None:
         query = query.where(Ticket.assignee_id == args.assignee)
+    if args.triage is not None:
+        query = query.where(Ticket.triage_state == args.triage)
     found = db_session().scalars(query.limit(args.limit)).all()
     return jsonify(tickets=[tj.ticket_summary(t) for t in found])
 
@@ -528,6 +542,20 @@ def ticket_message(ticket_id: int) -> tuple[Response, int]:
                                     kind=body.kind, now=now())
     session.commit()
     return jsonify(tj.message(record)), 201
+
+
+@bp.post("/tickets/<int:ticket_id>/triage")
+def ticket_triage(ticket_id: int) -> tuple[Response, int]:
+    """Confirm or correct a ticket's triage; a changed category may hand the ticket over."""
+    body = _parse(TriageCheckRequest, _json_body(), "field")
+    session = db_session()
+    record = triage_review.check_triage(session, ticket_id, actor=body.actor, now=now(),
+                                        category=body.category, urgency=body.urgency,
+                                        reason=body.reason)
+    session.commit()
+    found = session.get(Ticket, ticket_id)
+    assert found is not None
+    return jsonify(correction=tj.triage_correction(record), ticket=tj.ticket_summary(found)), 201
 
 
 @bp.post("/tickets/<int:ticket_id>/assign")

@@ -19,6 +19,7 @@ from hub.tickets.models import (
     TicketEvidence,
     TicketMessage,
     TicketTransition,
+    TriageCorrection,
 )
 from hub.web.serialize import time
 
@@ -34,7 +35,8 @@ def ticket_summary(record: Ticket) -> Json:
             "language": record.language, "sentiment": record.sentiment,
             "sentiment_score": record.sentiment_score, "keywords": record.keywords,
             "triage_confidence": record.triage_confidence,
-            "triage_model_version": record.triage_model_version, "team": record.team,
+            "triage_model_version": record.triage_model_version,
+            "triage_state": record.triage_state, "team": record.team,
             "assignee_id": record.assignee_id, "tier": record.tier, "region": record.region,
             "sla_policy": record.sla_policy, "handling": record.handling,
             "resolution": record.resolution, "satisfaction": record.satisfaction,
@@ -148,3 +150,13 @@ def kpis(report: TicketKpis) -> Json:
         else:
             found[name] = value
     return found
+
+
+def triage_correction(record: TriageCorrection) -> Json:
+    """Return a person's triage check as JSON."""
+    return {"id": record.id, "ticket_id": record.ticket_id, "actor": record.actor,
+            "suggested": {"category": record.suggested_category,
+                          "urgency": record.suggested_urgency,
+                          "confidence": record.confidence, "model_version": record.model_version},
+            "category": record.category, "urgency": record.urgency, "reason": record.reason,
+            "at": time(record.at)}

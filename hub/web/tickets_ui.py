@@ -45,6 +45,7 @@ from hub.tickets import (
     routing,
     sla,
     states,
+    triage_review,
     workflow,
 )
 from hub.tickets.models import (
@@ -96,11 +97,13 @@ class Filters:
     category: str = ""
     urgency: str = ""
     channel: str = ""
+    triage: str = ""  # a triage state: "review" is the triage review queue
 
     def args(self, **changes: Any) -> dict[str, Any]:
         """Return the query string of these filters (with ``changes``), without empty ones."""
         values = {"status": self.status, "assignee": self.assignee, "category": self.category,
-                  "urgency": self.urgency, "channel": self.channel, **changes}
+                  "urgency": self.urgency, "channel": self.channel, "triage": self.triage,
+                  **changes}
         return {name: value for name, value in values.items() if value not in ("", None)}
 
     def conditions(self, *, with_status: bool = True) -> list[ColumnElement[bool]]:
@@ -120,6 +123,8 @@ class Filters:
             found.append(Ticket.urgency == self.urgency)
         if self.channel:
             found.append(Ticket.channel == self.channel)
+        if self.triage:
+            found.append(Ticket.triage_state == self.triage)
         return found
 
 
@@ -132,6 +137,7 @@ class Choices:
     categories: tuple[str, ...]
     urgencies: tuple[str, ...]
     channels: tuple[str, ...]
+    triage_states: tuple[str, ...] = triage_review.TRIAGE_STATES
 
 
 @dataclass(frozen=True)
@@ -174,7 +180,8 @@ def parse_filters(args: Mapping[str, str], known: Choices) -> tuple[Filters, int
                       f"an agent or {UNASSIGNED!r}"),
         category=pick("category", "", set(known.categories), "a category"),
         urgency=pick("urgency", "", set(known.urgencies), "an urgency"),
-        channel=pick("channel", "", set(known.channels), "a channel"))
+        channel=pick("channel", "", set(known.channels), "a channel"),
+        triage=pick("triage", "", set(known.triage_states), "a triage state"))
     raw_page = args.get("page", "1").strip()
     page = int(raw_page) if raw_page.isdigit() and len(raw_page) <= 6 else 0
     if not 1 <= page <= MAX_PAGE:
@@ -246,7 +253,10 @@ def ticket_list() -> str:
     return render_template("tickets.html", rows=rows, total=total, page=page,
                            pages=max(1, math.ceil(total / PAGE_SIZE)), page_size=PAGE_SIZE,
                            filters=filters, known=known, counts=counts, open_total=open_total,
-                           all_total=sum(counts.values()))
+                           all_total=sum(counts.values()),
+                           to_review=db.scalar(select(func.count()).select_from(Ticket).where(
+                               Ticket.triage_state == triage_review.REVIEW,
+                               Ticket.status.in_(states.OPEN_STATUSES))) or 0)
 
 
 # --- one ticket ----------------------------------------------------------------------------
@@ -329,7 +339,8 @@ def ticket(ticket_id: int) -> str:
         actions=actions(found), agents=agents, open_counts=routing.open_counts(db),
         merge_targets=merge_targets, resolutions=resolutions,
         handling_kinds=sorted(workflow.HANDLING_KINDS), message_kinds=MESSAGE_KINDS,
-        assignable=found.status not in (states.CLOSED, states.MERGED))
+        assignable=found.status not in (states.CLOSED, states.MERGED),
+        categories=CATEGORIES, urgencies=states.URGENCIES)
 
 
 def _actor() -> str:
@@ -446,6 +457,34 @@ def ticket_assign(ticket_id: int) -> BaseResponse:
         flash(f"Ticket {ticket_id} already was with {agent_id}." if before == agent_id
               else f"Ticket {ticket_id} assigned to {agent_id}.", "ok")
     return redirect(url_for("tickets.ticket", ticket_id=ticket_id) + "#assignments")
+
+
+@bp.post("/tickets/<int:ticket_id>/triage")
+@login_required
+def ticket_triage(ticket_id: int) -> BaseResponse:
+    """Confirm or correct the ticket's category and urgency."""
+    if not _csrf_ok():
+        abort(400, EXPIRED)
+    db = db_session()
+    found = _ticket_or_404(db, ticket_id)
+    before = (found.category, found.urgency)
+    try:
+        check = triage_review.check_triage(
+            db, ticket_id, actor=_actor(), now=now(),
+            category=request.form.get("category", "").strip() or None,
+            urgency=request.form.get("urgency", "").strip() or None,
+            reason=_text("reason", MAX_REASON))
+    except HubError as err:
+        _refused(db, err, f"ticket {ticket_id} triage")
+    else:
+        db.commit()
+        after = (check.category, check.urgency)
+        flash(f"Ticket {ticket_id}: triage confirmed ({before[0]}, {before[1]})."
+              if after == before else
+              f"Ticket {ticket_id}: triage corrected to {after[0]}, {after[1]}"
+              f" (was {before[0]}, {before[1]}); assignee {found.assignee_id or 'queue'}.",
+              "ok")
+    return redirect(url_for("tickets.ticket", ticket_id=ticket_id) + "#triage")
 
 
 @bp.get("/tickets/<int:ticket_id>/evidence/<int:evidence_id>")

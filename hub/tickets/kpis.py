@@ -22,7 +22,13 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from hub.errors import InvalidInput
 from hub.models import Ticket
 from hub.tickets import states
-from hub.tickets.models import Agent, SlaClock, TicketMessage, TicketTransition
+from hub.tickets.models import (
+    Agent,
+    SlaClock,
+    TicketMessage,
+    TicketTransition,
+    TriageCorrection,
+)
 from hub.tickets.policy import DEFAULT_CONFIG, TicketConfig
 from hub.tickets.shifts import parse_windows
 
@@ -99,6 +105,8 @@ class TicketKpis:
     csat: Rate  # resolved in the period and answered: satisfaction 4-5 / answered
     survey_response: Rate  # resolved in the period: answered / resolved
     by_category: dict[str, int]  # created in the period
+    triage_review: Rate  # created in the period: sent to the triage review queue / created
+    triage_agreed: Rate  # tickets first checked in the period: the classifier's category kept
     agents: list[AgentKpis]
     heatmap: list[list[int]] = field(default_factory=list)  # [weekday 0=Mon][hour]: created
     staffed: list[list[int]] = field(default_factory=list)  # agents planned on shift then
@@ -166,8 +174,23 @@ def ticket_kpis(session: Session, since: datetime, until: datetime, now: datetim
         reopen_rate=Rate(len(reopens), len(resolutions)),
         csat=Rate(len(happy), len(answered)), survey_response=Rate(len(answered), len(resolved)),
         by_category=dict(sorted(Counter(t.category for t in created).items())),
+        triage_review=Rate(sum(1 for t in created
+                               if (t.triage_confidence or 0.0) < config.triage_review_below),
+                           len(created)),
+        triage_agreed=_triage_agreed(session, since, until),
         agents=_agents(session, resolved, fcr_hits, answered, happy, clock_hits),
         heatmap=_heatmap(created, zone), staffed=_staffed(session, zone))
+
+
+def _triage_agreed(session: Session, since: datetime, until: datetime) -> Rate:
+    """Of the tickets checked in the period (their latest check), how many kept the
+    classifier's category: its accuracy on the hub's own complaints, as people judge it."""
+    first: dict[int, TriageCorrection] = {}  # only a ticket's first check saw the classifier's
+    for row in session.scalars(select(TriageCorrection).where(TriageCorrection.at < until)
+                               .order_by(TriageCorrection.at, TriageCorrection.id)):
+        first.setdefault(row.ticket_id, row)
+    checked = [r for r in first.values() if r.at >= since]
+    return Rate(sum(1 for r in checked if r.category == r.suggested_category), len(checked))
 
 
 def _check_period(since: datetime, until: datetime) -> None:

@@ -104,9 +104,27 @@ def test_the_week_by_hand(week: Session) -> None:
     assert kpis.csat == Rate(1, 2)
     assert kpis.survey_response == Rate(2, 3)
     assert kpis.by_category == {"spoiled": 5}
+    assert kpis.triage_review == Rate(0, 5) and kpis.triage_agreed == Rate(0, 0)
     assert kpis.sla_by_target[states.FIRST_CONTACT] == Rate(2, 4)  # t3's breach counts
     assert kpis.sla.total == sum(r.total for r in kpis.sla_by_target.values())
     assert kpis.sla.hits == sum(r.hits for r in kpis.sla_by_target.values())
+
+
+def test_triage_review_and_how_often_people_keep_the_classifiers_category(
+        week: Session) -> None:
+    from hub.tickets.triage_review import check_triage
+
+    unsure = intake.receive(week, social("g"), at(100), triage=triage(confidence=0.3),
+                            config=CONFIG).ticket
+    check_triage(week, unsure.id, actor="ana", now=at(110), category="late", config=CONFIG)
+    check_triage(week, unsure.id, actor="bo", now=at(120), config=CONFIG)  # a second look
+    sure = week.get(Ticket, 1)
+    assert sure is not None
+    check_triage(week, sure.id, actor="ana", now=at(130), config=CONFIG)
+    kpis = ticket_kpis(week, SINCE, UNTIL, NOW, CONFIG)
+    assert kpis.triage_review == Rate(1, 6)
+    assert kpis.triage_agreed == Rate(1, 2)  # each ticket's first check: late was a correction
+    assert ticket_kpis(week, at(125), UNTIL, NOW, CONFIG).triage_agreed == Rate(1, 1)
 
 
 def test_heat_map_and_planned_staffing(week: Session) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import groupby
@@ -81,42 +81,50 @@ class WindowView:
 
 def batch_rows(batches: Sequence[NewBatch]) -> list[dict[str, Any]]:
     """The ``telemetry_batches`` rows of ``batches``."""
-    rows = []
-    for batch in batches:
-        times = [ts for _, ts, _ in batch.readings]
-        rows.append({
-            "batch_id": batch.batch_id, "source": batch.source, "site": batch.site,
-            "ts_first": min(times), "ts_last": max(times), "readings": len(batch.readings),
-            "missing": sum(1 for _, _, temp in batch.readings if temp is None),
-            "historical": batch.historical, "received_at": batch.received_at.astimezone(UTC),
-            "data": zlib.compress(batch.document, _COMPRESSION)})
-    return rows
+    return aggregate(batches)[0]
 
 
-def window_rows(batches: Iterable[NewBatch]) -> list[dict[str, Any]]:
+def window_rows(batches: Sequence[NewBatch]) -> list[dict[str, Any]]:
     """Aggregate ``batches`` per (source, probe, window), sorted by key.
 
     The sort keeps the row-lock order identical in every transaction, so two ingest workers
     upserting overlapping windows on PostgreSQL wait for each other instead of deadlocking.
     """
+    return aggregate(batches)[1]
+
+
+def aggregate(batches: Sequence[NewBatch]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The batch rows and the window rows of ``batches``, from one pass over the readings."""
     # key -> [readings, missing, sum, min, max, first_ts, last_ts, site]
     acc: dict[tuple[str, str, int], list[Any]] = {}
+    rows = []
     for batch in batches:
+        first, last, missing_in_batch = math.inf, -math.inf, 0
         for probe, times, temps in _probe_windows(batch.readings):
             key = (batch.source, probe, int(times[0] // WINDOW_S) * WINDOW_S)
             missing = temps.count(None)
             known = [t for t in temps if t is not None] if missing else cast(list[float], temps)
-            part = [len(known), missing, float(sum(known)), min(known, default=None),
-                    max(known, default=None), min(times), max(times), batch.site]
+            part: list[Any] = [len(known), missing, float(sum(known)),
+                               min(known, default=None), max(known, default=None),
+                               min(times), max(times), batch.site]
+            first, last = min(first, part[5]), max(last, part[6])
+            missing_in_batch += missing
             a = acc.get(key)
             if a is None:
                 acc[key] = part
             else:
                 _fold(a, part)
-    return [{"source": source, "probe": probe, "window_start": start, "site": a[7],
-             "readings": a[0], "missing": a[1], "sum_c": a[2], "min_c": a[3], "max_c": a[4],
-             "first_ts": a[5], "last_ts": a[6]}
-            for (source, probe, start), a in sorted(acc.items())]
+        rows.append({
+            "batch_id": batch.batch_id, "source": batch.source, "site": batch.site,
+            "ts_first": first, "ts_last": last, "readings": len(batch.readings),
+            "missing": missing_in_batch, "historical": batch.historical,
+            "received_at": batch.received_at.astimezone(UTC),
+            "data": zlib.compress(batch.document, _COMPRESSION)})
+    windows = [{"source": source, "probe": probe, "window_start": start, "site": a[7],
+                "readings": a[0], "missing": a[1], "sum_c": a[2], "min_c": a[3], "max_c": a[4],
+                "first_ts": a[5], "last_ts": a[6]}
+               for (source, probe, start), a in sorted(acc.items())]
+    return rows, windows
 
 
 def _probe_windows(readings: Sequence[Reading]
@@ -162,8 +170,8 @@ def store_batches(session: Session, batches: Sequence[NewBatch]) -> int:
     """
     if not batches:
         return 0
-    session.execute(insert(cast(Table, TelemetryBatchRecord.__table__)), batch_rows(batches))
-    windows = window_rows(batches)
+    rows, windows = aggregate(batches)
+    session.execute(insert(cast(Table, TelemetryBatchRecord.__table__)), rows)
     if windows:
         _upsert_windows(session, windows)
     return sum(len(b.readings) for b in batches)

@@ -20,6 +20,7 @@ from hub.telemetry import (
     WINDOW_S,
     NewBatch,
     Reading,
+    batch_rows,
     iter_batches,
     probe_readings,
     probe_windows,
@@ -150,8 +151,13 @@ def test_windows_equal_a_reading_by_reading_fold(
                 w["missing"] += 1  # type: ignore[operator]
             else:
                 w["temps"].append(temp)  # type: ignore[attr-defined]
-    rows = window_rows([batch(f"b{i}", [(p, E0 + o, t) for p, o, t in readings], source)
-                        for i, (source, readings) in enumerate(batches)])
+    stored = [batch(f"b{i}", [(p, E0 + o, t) for p, o, t in readings], source)
+              for i, (source, readings) in enumerate(batches)]
+    assert [(r["ts_first"], r["ts_last"], r["readings"], r["missing"])
+            for r in batch_rows(stored)] == [
+        (min(ts for _, ts, _ in b.readings), max(ts for _, ts, _ in b.readings),
+         len(b.readings), sum(1 for _, _, t in b.readings if t is None)) for b in stored]
+    rows = window_rows(stored)
     assert [(r["source"], r["probe"], r["window_start"]) for r in rows] == sorted(expected)
     for row in rows:
         w = expected[(row["source"], row["probe"], row["window_start"])]

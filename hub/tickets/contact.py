@@ -11,9 +11,10 @@ from typing import Literal
 
 from sqlalchemy.orm import Session
 
-from hub.errors import Conflict, InvalidInput, NotFound
+from hub.errors import InvalidInput
 from hub.models import Ticket
-from hub.tickets import reply_window, sla, states
+from hub.tickets import reply_window, sla
+from hub.tickets.lookup import live_ticket
 from hub.tickets.models import TicketMessage
 from hub.tickets.policy import DEFAULT_CONFIG, TicketConfig
 from hub.tickets.workflow import audit
@@ -28,12 +29,7 @@ def record_contact(session: Session, ticket_id: int, *, agent: str, text: str, k
         raise InvalidInput("author is required: the agent who contacted the customer")
     if not text.strip():
         raise InvalidInput("text must be a non-empty string")
-    ticket = session.get(Ticket, ticket_id)
-    if ticket is None:
-        raise NotFound(f"ticket {ticket_id} does not exist")
-    if ticket.status == states.MERGED:
-        raise Conflict(f"ticket {ticket.id} was merged into ticket {ticket.merged_into}; "
-                       "write there")
+    ticket = live_ticket(session, ticket_id, instead="write there", lock=False)
     meta: dict[str, object] = {"kind": kind}
     if kind == "message":
         meta |= reply_window.check_reply(session, ticket, now)  # 409 outside WeChat's window

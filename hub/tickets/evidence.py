@@ -16,9 +16,10 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.errors import Conflict, InvalidInput, NotFound
+from hub.errors import InvalidInput
 from hub.models import Ticket
 from hub.tickets import states, workflow
+from hub.tickets.lookup import live_ticket
 from hub.tickets.models import TicketEvidence
 from hub.tickets.policy import DEFAULT_CONFIG, TicketConfig
 
@@ -42,11 +43,7 @@ def store_evidence(session: Session, ticket_id: int, data: bytes, *, content_typ
     The same bytes are written once however many tickets they belong to; uploading them to
     the same ticket again returns the first record (and moves nothing).
     """
-    ticket = session.get(Ticket, ticket_id, with_for_update=True)
-    if ticket is None:
-        raise NotFound(f"ticket {ticket_id} does not exist")
-    if ticket.status == states.MERGED:
-        raise Conflict(f"ticket {ticket.id} was merged into ticket {ticket.merged_into}")
+    ticket = live_ticket(session, ticket_id)
     kind = content_type.split(";", 1)[0].strip().lower()
     if kind not in CONTENT_TYPES:
         raise InvalidInput(f"content type {content_type!r} is not one of "

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from hub.errors import Conflict, InvalidInput, NotFound
 from hub.models import Ticket
 from hub.tickets import routing, states
+from hub.tickets.lookup import live_ticket
 from hub.tickets.models import Agent
 from hub.tickets.policy import DEFAULT_CONFIG, TicketConfig
 
@@ -26,12 +27,7 @@ def assign_by_hand(session: Session, ticket_id: int, agent_id: str, now: datetim
     """Give the ticket to the agent if they qualify (or ``override`` with a reason)."""
     if not actor.strip():
         raise InvalidInput("actor is required: who assigns the ticket")
-    ticket = session.get(Ticket, ticket_id, with_for_update=True)
-    if ticket is None:
-        raise NotFound(f"ticket {ticket_id} does not exist")
-    if ticket.status == states.MERGED:
-        raise Conflict(f"ticket {ticket.id} was merged into ticket {ticket.merged_into}; "
-                       "assign that one")
+    ticket = live_ticket(session, ticket_id, instead="assign that one")
     if ticket.status == states.CLOSED:
         raise Conflict(f"ticket {ticket.id} is closed; reopen it (transition to handling) "
                        "before assigning it")

@@ -19,10 +19,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.errors import Conflict, InvalidInput, NotFound
+from hub.errors import InvalidInput
 from hub.models import Ticket
 from hub.tickets import routing, states
 from hub.tickets.intake import TEXT_SEPARATOR
+from hub.tickets.lookup import live_ticket
 from hub.tickets.models import Agent, TriageCorrection
 from hub.tickets.policy import DEFAULT_CONFIG, TicketConfig
 from hub.tickets.workflow import audit
@@ -45,12 +46,7 @@ def check_triage(session: Session, ticket_id: int, *, actor: str, now: datetime,
     if urgency is not None and urgency not in states.URGENCIES:
         raise InvalidInput(f"urgency must be one of {', '.join(states.URGENCIES)}, "
                            f"got {urgency!r}")
-    ticket = session.get(Ticket, ticket_id, with_for_update=True)
-    if ticket is None:
-        raise NotFound(f"ticket {ticket_id} does not exist")
-    if ticket.status == states.MERGED:
-        raise Conflict(f"ticket {ticket.id} was merged into ticket {ticket.merged_into}; "
-                       "check the triage there")
+    ticket = live_ticket(session, ticket_id, instead="check the triage there")
     new_category, new_urgency = category or ticket.category, urgency or ticket.urgency
     changed = (new_category, new_urgency) != (ticket.category, ticket.urgency)
     correction = TriageCorrection(

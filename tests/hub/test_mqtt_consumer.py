@@ -8,11 +8,15 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -395,6 +399,158 @@ def test_uncommitted_events_survive_a_hub_crash(
     finally:
         logging.getLogger("hub.mqtt_consumer").removeHandler(recorder)
         engine.dispose()
+
+
+@pytest.mark.parametrize("leaving", ["kill", "stop-timing-out"])
+@pytest.mark.parametrize("v5", PROTOCOLS)
+def test_events_not_committed_are_never_acked_to_the_broker(
+        broker: BrokerAddress, start_worker: StartWorker, gateway: FakeGateway, tmp_path: Any,
+        v5: bool, leaving: str) -> None:
+    if v5 and not broker.speaks_v5:
+        pytest.skip("broker speaks MQTT 3.1.1 only")
+    url = f"sqlite:///{tmp_path / 'later.db'}"
+    engine = make_engine(url)
+    recorder = Recorder("cannot commit")
+    logging.getLogger("hub.mqtt_consumer").addHandler(recorder)
+    client_id = f"hub-test-unacked-{gateway.site}"
+    try:
+        first = start_worker(client_id, v5=v5, session_factory=session_factory(engine))
+        gateway.event(scan(1))
+        assert recorder.seen.wait(WAIT)  # the hub holds it, unacked
+        if leaving == "kill":
+            first.kill()
+        else:
+            first.stop(timeout=0.5)  # the database is still down: gives up on the batch
+        assert (first.counters.received, first.counters.committed) == (1, 0)
+
+        migrate(url)
+        second = start_worker(client_id, v5=v5, session_factory=session_factory(engine))
+        assert second.wait_idle(WAIT, committed=1)  # redelivered: no PUBACK had been sent
+        gateway.wait_ack(f"{GW}:1:1", "stored")
+        assert count(session_factory(engine), Scan) == 1
+    finally:
+        logging.getLogger("hub.mqtt_consumer").removeHandler(recorder)
+        engine.dispose()
+
+
+@pytest.mark.parametrize("v5", PROTOCOLS)
+def test_stop_acks_everything_it_received(
+        broker: BrokerAddress, start_worker: StartWorker, gateway: FakeGateway,
+        factory: sessionmaker[Session], v5: bool) -> None:
+    if v5 and not broker.speaks_v5:
+        pytest.skip("broker speaks MQTT 3.1.1 only")
+    client_id = f"hub-test-stop-{gateway.site}"
+    first = start_worker(client_id, v5=v5)
+    for seq in range(1, 201):  # QoS 1, not waiting for each: a burst
+        gateway._client.publish(topics.event(gateway.site, GW, "scan"), scan(seq).encode(), qos=1)
+    gateway.event(scan(201))  # and the broker has them all
+    first.stop()  # mid-burst: stores and acks what it queued; the broker keeps the rest
+    committed = first.counters.committed
+    assert committed > 0
+
+    second = start_worker(client_id, v5=v5)
+    gateway.event(scan(202))
+    assert second.wait_idle(WAIT, committed=202 - committed)
+    # exactly what the first one did not commit: it acked all it did, and nothing else
+    assert second.counters.received == 202 - committed
+    assert second.counters.duplicates == 0
+    assert count(factory, Scan) == 202
+
+
+def _take_over_session(broker: BrokerAddress, client_id: str, *, v5: bool) -> None:
+    """Connect with a worker's client id, resuming its session, and leave acking nothing:
+    the broker drops the worker's connection and keeps the session (and what is unacked)."""
+    connected = threading.Event()
+    if v5:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                             protocol=mqtt.MQTTv5, manual_ack=True)
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = 600
+        client.on_connect = lambda *_: connected.set()
+        client.connect(broker.host, broker.port, clean_start=False, properties=properties)
+    else:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                             clean_session=False, protocol=mqtt.MQTTv311, manual_ack=True)
+        client.on_connect = lambda *_: connected.set()
+        client.connect(broker.host, broker.port)
+    client.loop_start()
+    assert connected.wait(WAIT)
+    _disconnect(client)
+
+
+@pytest.mark.parametrize("v5", PROTOCOLS)
+def test_a_lost_connection_is_resumed_and_what_it_held_is_acked_once(
+        broker: BrokerAddress, start_worker: StartWorker, gateway: FakeGateway,
+        hub_states: HubStateMonitor, tmp_path: Any, v5: bool) -> None:
+    if v5 and not broker.speaks_v5:
+        pytest.skip("broker speaks MQTT 3.1.1 only")
+    url = f"sqlite:///{tmp_path / 'later.db'}"
+    engine = make_engine(url)
+    recorder = Recorder("cannot commit")
+    logging.getLogger("hub.mqtt_consumer").addHandler(recorder)
+    client_id = f"hub-test-resume-{gateway.site}"
+    try:
+        worker = start_worker(client_id, v5=v5, session_factory=session_factory(engine))
+        gateway.event(scan(1))
+        assert recorder.seen.wait(WAIT)  # held, unacked, while the database is down
+        seen, since = len(hub_states.states), datetime.now(UTC)
+        _take_over_session(broker, client_id, v5=v5)
+        # reconnected (after a second's backoff) and subscribed again
+        hub_states.wait_for(lambda s: s.online and s.ts is not None and s.ts >= since,
+                            after=seen)
+        assert worker.counters.received == 2  # the broker redelivered the unacked event
+
+        migrate(url)
+        assert worker.wait_idle(WAIT, committed=2)
+        gateway.wait_ack(f"{GW}:1:1", "stored")
+        gateway.wait_ack(f"{GW}:1:1", "duplicate")
+        assert (worker.counters.stored, worker.counters.duplicates) == (1, 1)
+        worker.stop()
+
+        again = start_worker(client_id, v5=v5, session_factory=session_factory(engine))
+        gateway.event(scan(2))
+        assert again.wait_idle(WAIT, committed=1)
+        assert again.counters.received == 1  # the redelivered copy was acked: not sent again
+        assert count(session_factory(engine), Scan) == 2
+    finally:
+        logging.getLogger("hub.mqtt_consumer").removeHandler(recorder)
+        engine.dispose()
+
+
+def test_acks_wait_for_the_brokers_receive_maximum(
+        site: str, factory: sessionmaker[Session], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broker taking few unacked publications at once (Mosquitto's default is 20) still gets
+    every ack: the worker holds the others back until its PUBACKs free packet ids."""
+    from firmware_sim import services
+
+    binary = services.mosquitto_binary()
+    if binary is None:
+        pytest.skip("needs the mosquitto binary, for a broker of its own")
+    conf = tmp_path / "small-window.conf"
+    conf.write_text(services.BROKER_CONFIG.read_text().replace(
+        "max_inflight_messages 0", "max_inflight_messages 3"))
+    monkeypatch.setattr(services, "BROKER_CONFIG", conf)
+    with services.private_mosquitto(binary, tmp_path) as url:
+        address = BrokerAddress("127.0.0.1", urlparse(url).port or 1883, "mosquitto")
+        worker = IngestWorker(
+            HubSettings(mqtt=MqttSettings(url=url, client_id="hub-small-window"),
+                        ingest=IngestSettings(batch_size=100, batch_wait_ms=50)),
+            factory, protocol_v5=True, sites=[site])
+        gateways = [FakeGateway(address, site, f"gw-{n}") for n in range(12)]
+        worker.start()
+        try:
+            assert worker.wait_ready(WAIT)
+            for fake in gateways:  # one batch: 12 acks to publish at once
+                fake._client.publish(topics.event(site, fake.gateway, "scan"),
+                                     scan(1, fake.gateway).encode(), qos=1)
+            assert worker.wait_idle(WAIT, committed=len(gateways))
+            for fake in gateways:
+                fake.wait_ack(f"{fake.gateway}:1:1", "stored")
+        finally:
+            worker.stop()
+            for fake in gateways:
+                fake.close()
 
 
 def test_shared_subscription_splits_the_load(

@@ -236,15 +236,18 @@ def count(factory: sessionmaker[Session], model: type[Any]) -> int:
         return session.scalar(select(func.count()).select_from(model)) or 0
 
 
-PROTOCOLS = [pytest.param(True, id="v5"), pytest.param(False, id="v3.1.1")]
+@pytest.fixture(params=[pytest.param(True, id="v5"), pytest.param(False, id="v3.1.1")])
+def v5(request: pytest.FixtureRequest, broker: BrokerAddress) -> bool:
+    """Each MQTT version the hub speaks (v5 skipped on a broker that speaks only 3.1.1)."""
+    wanted: bool = request.param
+    if wanted and not broker.speaks_v5:
+        pytest.skip("broker speaks MQTT 3.1.1 only")
+    return wanted
 
 
-@pytest.mark.parametrize("v5", PROTOCOLS)
 def test_events_are_stored_then_acked(broker: BrokerAddress, start_worker: StartWorker,
                                       gateway: FakeGateway, factory: sessionmaker[Session],
                                       v5: bool) -> None:
-    if v5 and not broker.speaks_v5:
-        pytest.skip("broker speaks MQTT 3.1.1 only")
     worker = start_worker(v5=v5)
     gateway.event(scan(1))
     gateway.event(scan(2))
@@ -401,12 +404,9 @@ def test_nothing_is_acked_while_the_database_is_down(
 
 
 @pytest.mark.parametrize("leaving", ["kill", "stop-timing-out"])
-@pytest.mark.parametrize("v5", PROTOCOLS)
 def test_events_not_committed_are_never_acked_and_survive_the_hub_leaving(
         broker: BrokerAddress, start_worker: StartWorker, gateway: FakeGateway,
         down_database: DownDatabase, v5: bool, leaving: str) -> None:
-    if v5 and not broker.speaks_v5:
-        pytest.skip("broker speaks MQTT 3.1.1 only")
     client_id = f"hub-test-unacked-{gateway.site}"
     first = start_worker(client_id, v5=v5, session_factory=down_database.sessions())
     gateway.event(scan(1))
@@ -429,12 +429,9 @@ def test_events_not_committed_are_never_acked_and_survive_the_hub_leaving(
     "known issue: about 1 run in 7 under load, a few messages the first worker committed are "
     "redelivered to the next one (stored once, acked as duplicates): some PUBACKs sent just "
     "before a clean stop do not reach the broker"))
-@pytest.mark.parametrize("v5", PROTOCOLS)
 def test_stop_acks_everything_it_received(
         broker: BrokerAddress, start_worker: StartWorker, gateway: FakeGateway,
         factory: sessionmaker[Session], v5: bool) -> None:
-    if v5 and not broker.speaks_v5:
-        pytest.skip("broker speaks MQTT 3.1.1 only")
     client_id = f"hub-test-stop-{gateway.site}"
     first = start_worker(client_id, v5=v5)
     for seq in range(1, 201):  # QoS 1, not waiting for each: a burst
@@ -474,12 +471,9 @@ def _take_over_session(broker: BrokerAddress, client_id: str, *, v5: bool) -> No
     _disconnect(client)
 
 
-@pytest.mark.parametrize("v5", PROTOCOLS)
 def test_a_lost_connection_is_resumed_and_what_it_held_is_acked_once(
         broker: BrokerAddress, start_worker: StartWorker, gateway: FakeGateway,
         hub_states: HubStateMonitor, down_database: DownDatabase, v5: bool) -> None:
-    if v5 and not broker.speaks_v5:
-        pytest.skip("broker speaks MQTT 3.1.1 only")
     client_id = f"hub-test-resume-{gateway.site}"
     worker = start_worker(client_id, v5=v5, session_factory=down_database.sessions())
     gateway.event(scan(1))

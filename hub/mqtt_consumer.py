@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import socket
 import threading
 import time
 import uuid
@@ -42,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps queuing for a stopped hub this long (v5)
 PROBE_TIMEOUT_S = 5.0
+CLOSE_TIMEOUT_S = 5.0  # a stopping worker waits this long for the broker to close its side
 ACK_ENTRIES_PER_MESSAGE = 500  # keeps an Ack far below brokers' packet size limits
 _UNSUPPORTED_PROTOCOL = 0x84
 _STOP = object()
@@ -236,6 +238,7 @@ class IngestWorker:
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         client.on_publish = self._on_publish
+        client.on_socket_close = self._on_socket_close
         return client
 
     # --- paho callbacks (network thread): record and hand over, nothing more ---------------
@@ -301,6 +304,10 @@ class IngestWorker:
             else:
                 self._confirmed_early.add(mid)
             self._cond.notify_all()
+
+    def _on_socket_close(self, _client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+        if self._stopping:  # after our DISCONNECT, not a lost connection or a kill
+            close_gracefully(sock, CLOSE_TIMEOUT_S)
 
     # --- the storing thread ------------------------------------------------------------------
 
@@ -438,6 +445,25 @@ def _endpoint(url: str) -> tuple[str, int, bool]:
                          f"got {url!r}")
     tls = parsed.scheme == "mqtts"
     return parsed.hostname, parsed.port or (8883 if tls else 1883), tls
+
+
+def close_gracefully(sock: socket.socket, timeout: float) -> None:
+    """End a connection with a FIN and read it to its end, so closing it sends no reset.
+
+    Closing a socket with unread data makes the kernel reset the connection, and a broker
+    that has not yet read our last PUBACKs and DISCONNECT may then drop them: messages we
+    committed would be delivered again. So: no more writes, read (and discard: nothing of it
+    is acked) until the broker closes its side, then let the caller close.
+    """
+    deadline = time.monotonic() + timeout
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            if not sock.recv(1 << 16):
+                return
+    except OSError:  # timed out, or the connection is gone already: nothing more to do
+        return
 
 
 def _configure(client: mqtt.Client, settings: MqttSettings, tls: bool) -> None:

@@ -100,15 +100,11 @@ def aggregate(batches: Sequence[NewBatch]) -> tuple[list[dict[str, Any]], list[d
     rows = []
     for batch in batches:
         first, last, missing_in_batch = math.inf, -math.inf, 0
-        for probe, times, temps in _probe_windows(batch.readings):
-            key = (batch.source, probe, int(times[0] // WINDOW_S) * WINDOW_S)
-            missing = temps.count(None)
-            known = [t for t in temps if t is not None] if missing else cast(list[float], temps)
-            part: list[Any] = [len(known), missing, float(sum(known)),
-                               min(known, default=None), max(known, default=None),
-                               min(times), max(times), batch.site]
+        for probe, start, part in _probe_windows(batch.readings):
+            part.append(batch.site)
             first, last = min(first, part[5]), max(last, part[6])
-            missing_in_batch += missing
+            missing_in_batch += part[1]
+            key = (batch.source, probe, start)
             a = acc.get(key)
             if a is None:
                 acc[key] = part
@@ -127,27 +123,38 @@ def aggregate(batches: Sequence[NewBatch]) -> tuple[list[dict[str, Any]], list[d
     return rows, windows
 
 
-def _probe_windows(readings: Sequence[Reading]
-                   ) -> Iterator[tuple[str, list[float], list[float | None]]]:
-    """Split readings into (probe, times, temperatures) per probe and window.
+def _probe_windows(readings: Sequence[Reading]) -> Iterator[tuple[str, int, list[Any]]]:
+    """Aggregate readings per probe and window: (probe, window start, aggregate).
 
-    Built for speed on the ingest path: sorting and grouping by probe run in C, and a
-    probe's readings usually fall in one window, so only a batch straddling a window
-    boundary takes the per-reading path.
+    The aggregate is ``[readings, missing, sum, min, max, first_ts, last_ts]`` (min/max None
+    when every reading is missing). Built for speed on the ingest path: sorting, grouping by
+    probe and splitting a probe's readings into columns all run in C, and a probe's readings
+    usually fall in one window, so only one straddling a window boundary is walked reading by
+    reading.
     """
     for probe, group in groupby(sorted(readings, key=_PROBE), _PROBE):
-        rows = list(group)
-        times = [r[1] for r in rows]
-        if int(min(times) // WINDOW_S) == int(max(times) // WINDOW_S):
-            yield probe, times, [r[2] for r in rows]
+        _, times, temps = zip(*group, strict=True)
+        first, last = min(times), max(times)
+        start = int(first // WINDOW_S) * WINDOW_S
+        if int(last // WINDOW_S) * WINDOW_S == start:
+            yield probe, start, _window(times, temps, first, last)
             continue
         split: dict[int, tuple[list[float], list[float | None]]] = {}
-        for _, ts, temp in rows:
-            part = split.setdefault(int(ts // WINDOW_S), ([], []))
+        for ts, temp in zip(times, temps, strict=True):
+            part = split.setdefault(int(ts // WINDOW_S) * WINDOW_S, ([], []))
             part[0].append(ts)
             part[1].append(temp)
-        for part_times, part_temps in split.values():
-            yield probe, part_times, part_temps
+        for part_start, (part_times, part_temps) in split.items():
+            yield probe, part_start, _window(part_times, part_temps,
+                                             min(part_times), max(part_times))
+
+
+def _window(times: Sequence[float], temps: Sequence[float | None], first: float,
+            last: float) -> list[Any]:
+    missing = temps.count(None)
+    known = [t for t in temps if t is not None] if missing else cast(Sequence[float], temps)
+    return [len(known), missing, float(sum(known)), min(known, default=None),
+            max(known, default=None), first, last]
 
 
 def _fold(a: list[Any], b: list[Any]) -> None:

@@ -115,8 +115,9 @@ def make_messages(batches: int, readings: int, scans: int, boot: int = 1) -> lis
     for b in range(batches):
         gateway = GATEWAYS[b % len(GATEWAYS)]
         first = b * readings
-        values = [(f"board{(n % PROBES) // 8}-{n % 8 + 1}", base + (first + n) / PROBES,
-                   2.0 + (n % 50) / 100) for n in range(readings)]
+        values: list[tuple[str, float, float | None]] = [
+            (f"board{(n % PROBES) // 8}-{n % 8 + 1}", base + (first + n) / PROBES,
+             2.0 + (n % 50) / 100) for n in range(readings)]
         batch = TelemetryBatch(id=next_id(gateway), ts=NOW, readings=values)
         messages.append(Message(gateway, Kind.TELEMETRY, batch.encode()))
         due = (b + 1) * scans // batches
@@ -210,7 +211,7 @@ def publisher_process(url: str, v5: bool, site: str, messages: Sequence[Message]
             first_ns, sent, error = receiver.recv()
             if error:
                 raise RuntimeError(f"publisher process: {error}")
-            return first_ns, sent
+            return int(first_ns), dict(sent)
 
     try:
         yield Handle()
@@ -252,7 +253,7 @@ def time_paho_drain(url: str, v5: bool, messages: Sequence[Message], timeout: fl
                                    f"{len(messages)}")
             end = time.perf_counter_ns()
             first_ns, _ = publishing.result()
-        return (end - first_ns) / 1e9
+        return float(end - first_ns) / 1e9
     finally:
         subscriber.disconnect()
         subscriber.loop_stop()
@@ -278,7 +279,7 @@ def _mosquitto_sub_drain(binary: str, url: str, v5: bool, site: str, topic_filte
             first_ns, _ = publishing.result()
         if code != 0:
             raise RuntimeError(f"mosquitto_sub exited with {code}")
-        return (end - first_ns) / 1e9
+        return float(end - first_ns) / 1e9
     finally:
         subprocess.run([*common, "-E"], check=False, timeout=10)  # clean session: forget it
 
@@ -340,8 +341,10 @@ def forget_session(url: str, client_id: str, v5: bool) -> None:
                          protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311, **kwargs)
     client.on_connect = lambda *_: connected.set()
     address = urlparse(url)
-    client.connect(address.hostname or "127.0.0.1", address.port or 1883,
-                   **({"clean_start": True} if v5 else {}))
+    if v5:
+        client.connect(address.hostname or "127.0.0.1", address.port or 1883, clean_start=True)
+    else:
+        client.connect(address.hostname or "127.0.0.1", address.port or 1883)
     client.loop_start()
     connected.wait(10)
     client.disconnect()

@@ -16,6 +16,8 @@ from datetime import time
 from hub.tickets import states
 from hub.tickets.calendar import ALWAYS, BusinessCalendar
 
+TRIAGE_REVIEW_BELOW = 0.6  # the default confidence under which people check a triage
+
 
 @dataclass(frozen=True)
 class Target:
@@ -59,7 +61,7 @@ class TicketConfig:
     default_team: str = "support"
     public_channels: frozenset[str] = frozenset({"social"})  # raise urgency one level
     # a classifier confidence below this puts the ticket in the triage review queue
-    triage_review_below: float = 0.6
+    triage_review_below: float = TRIAGE_REVIEW_BELOW
     # agents' planned shifts are local times of their team's calendar (hub.tickets.shifts)
     team_calendars: Mapping[str, str] = field(default_factory=dict)
     default_team_calendar: str = "office"

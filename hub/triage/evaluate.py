@@ -7,6 +7,8 @@ uses the same functions, and a test checks that the model card agrees with a rec
   the review CSVs (``data.sentiment_split``).
 - Category macro-F1: mean F1 over the categories present in the gold labels, on a given set
   of hand-labelled texts, for the full pipeline (model + rules) and for the keyword baseline.
+- Triage review split (printed by the command, not kept in the card): the test samples parted
+  at the hub's review threshold, with how often the triage is right in each part.
 """
 
 from __future__ import annotations
@@ -56,6 +58,27 @@ def sentiment_accuracy(predict_positive: Callable[[list[str]], Sequence[float]]
     neutral = sum(abs(2 * p - 1) < NEUTRAL_BAND for p in probs)
     return {"n": len(test), "accuracy": round(right / len(test), 4),
             "neutral_share": round(neutral / len(test), 4)}
+
+
+def review_split(rows: Sequence[data.Labelled], below: float | None = None) -> dict[str, Any]:
+    """How often the triage is right when confident and when it sends a ticket to review.
+
+    ``below`` is the confidence under which a ticket goes to people for a check (default: the
+    hub's default ``TicketConfig.triage_review_below``).
+    """
+    from hub.tickets.policy import TRIAGE_REVIEW_BELOW
+    from hub.triage.classifier import classify
+
+    threshold = TRIAGE_REVIEW_BELOW if below is None else below
+    triaged = classify([r.text for r in rows])
+    parts: dict[str, list[bool]] = {"confident": [], "to_review": []}
+    for row, triage in zip(rows, triaged, strict=True):
+        part = "to_review" if triage.confidence < threshold else "confident"
+        parts[part].append(triage.category == row.category)
+    return {"below": threshold, "n": len(rows),
+            **{name: {"n": len(right), "share": round(len(right) / len(rows), 4),
+                      "accuracy": round(sum(right) / len(right), 4) if right else None}
+               for name, right in parts.items()}}
 
 
 def pipeline_category(texts: list[str]) -> list[str]:
@@ -112,5 +135,12 @@ def _first_labels() -> dict[str, str]:
         return {r["id"]: r["category"] for r in csv.DictReader(f)}
 
 
+def review_splits() -> dict[str, Any]:
+    """:func:`review_split` of the Chinese test samples and the English held-out texts."""
+    return {"zh_test_all": review_split(data.zh_eval("test") + data.zh_test2()),
+            "en_heldout": review_split(data.en_eval())}
+
+
 if __name__ == "__main__":
-    print(json.dumps(evaluate_committed(), ensure_ascii=False, indent=1))
+    print(json.dumps(evaluate_committed() | {"triage_review": review_splits()},
+                     ensure_ascii=False, indent=1))

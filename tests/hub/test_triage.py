@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("jieba")
 pytest.importorskip("sklearn")
 
-from hub.triage import evaluate, model
+from hub.triage import data, evaluate, model
 from hub.triage.classifier import (
     NEUTRAL_BAND,
     Triage,
@@ -210,3 +210,15 @@ def test_rule_scan_negation_and_lists() -> None:
     assert "temperature" not in scan(normalise("菜没凉")).strong
     assert "spoiled" not in scan(normalise("not rotten at all")).strong
     assert scan(normalise("nothing here")) == scan(normalise("fine thanks"))
+
+
+def test_review_split_parts_the_texts_by_confidence() -> None:
+    rows = data.en_eval()
+    everything = evaluate.review_split(rows, below=1.01)  # no confidence reaches it
+    nothing = evaluate.review_split(rows, below=0.0)
+    overall = evaluate.category_metrics(rows, evaluate.pipeline_category)["model"]["accuracy"]
+    assert everything["to_review"] == {"n": len(rows), "share": 1.0, "accuracy": overall}
+    assert everything["confident"] == {"n": 0, "share": 0.0, "accuracy": None}
+    assert nothing["confident"]["accuracy"] == overall
+    split = evaluate.review_split(rows)  # the hub's threshold: both parts add up
+    assert split["confident"]["n"] + split["to_review"]["n"] == len(rows)

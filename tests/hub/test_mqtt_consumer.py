@@ -387,12 +387,21 @@ def test_clean_stop_announces_offline(start_worker: StartWorker,
     hub_states.wait_for(lambda s: not s.online and s.ts is not None and s.ts >= since)
 
 
+def holding_scan_1(start_worker: StartWorker, gateway: FakeGateway,
+                   down_database: DownDatabase, client_id: str | None = None, *,
+                   v5: bool | None = None) -> IngestWorker:
+    """A worker on the down database that has scan 1 and holds it, unacked, after its first
+    failed commit."""
+    worker = start_worker(client_id, v5=v5, session_factory=down_database.sessions())
+    gateway.event(scan(1))
+    assert down_database.failed.wait(WAIT)
+    return worker
+
+
 def test_nothing_is_acked_while_the_database_is_down(
         start_worker: StartWorker, gateway: FakeGateway, down_database: DownDatabase,
         caplog: pytest.LogCaptureFixture) -> None:
-    worker = start_worker(session_factory=down_database.sessions())
-    gateway.event(scan(1))
-    assert down_database.failed.wait(WAIT)
+    worker = holding_scan_1(start_worker, gateway, down_database)
     assert not worker.wait_idle(0.3)
     assert (worker.counters.committed, worker.counters.acks_published) == (0, 0)
 
@@ -411,9 +420,7 @@ def test_events_not_committed_are_never_acked_and_survive_the_hub_leaving(
         broker: BrokerAddress, start_worker: StartWorker, gateway: FakeGateway,
         down_database: DownDatabase, v5: bool, leaving: str) -> None:
     client_id = f"hub-test-unacked-{gateway.site}"
-    first = start_worker(client_id, v5=v5, session_factory=down_database.sessions())
-    gateway.event(scan(1))
-    assert down_database.failed.wait(WAIT)  # the hub holds it, unacked
+    first = holding_scan_1(start_worker, gateway, down_database, client_id, v5=v5)
     if leaving == "kill":
         first.kill()
     else:
@@ -489,9 +496,7 @@ def test_a_lost_connection_is_resumed_and_what_it_held_is_acked_once(
         broker: BrokerAddress, start_worker: StartWorker, gateway: FakeGateway,
         hub_states: HubStateMonitor, down_database: DownDatabase, v5: bool) -> None:
     client_id = f"hub-test-resume-{gateway.site}"
-    worker = start_worker(client_id, v5=v5, session_factory=down_database.sessions())
-    gateway.event(scan(1))
-    assert down_database.failed.wait(WAIT)  # held, unacked, while the database is down
+    worker = holding_scan_1(start_worker, gateway, down_database, client_id, v5=v5)
     seen, since = len(hub_states.states), datetime.now(UTC)
     _take_over_session(broker, client_id, v5=v5)
     # reconnected (after a second's backoff) and subscribed again

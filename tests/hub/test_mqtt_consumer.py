@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import threading
@@ -31,7 +32,12 @@ from hub.models import (
     StoredMessage,
     TelemetryBatchRecord,
 )
-from hub.mqtt_consumer import BrokerUnavailable, IngestWorker, broker_speaks_v5
+from hub.mqtt_consumer import (
+    GC_YOUNG_THRESHOLD,
+    BrokerUnavailable,
+    IngestWorker,
+    broker_speaks_v5,
+)
 from hub.settings import HubSettings, IngestSettings, MqttSettings
 from protocols import topics
 from protocols.config import ConfigError
@@ -273,6 +279,23 @@ def test_events_are_stored_then_acked(broker: BrokerAddress, start_worker: Start
     assert (counters.received, counters.committed, counters.stored, counters.readings,
             counters.states) == (4, 4, 3, 2, 1)
     assert counters.acks_published >= 1  # one Ack per gateway and batch
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    ((700, 10, 10), (GC_YOUNG_THRESHOLD, 10, 10)),  # CPython's default: raised
+    ((200_000, 5, 5), (200_000, 5, 5)),  # already higher: kept
+    ((0, 10, 10), (0, 10, 10)),  # collection switched off: left off
+])
+def test_start_raises_the_young_gc_threshold_only(start_worker: StartWorker,
+                                                  before: tuple[int, int, int],
+                                                  after: tuple[int, int, int]) -> None:
+    saved = gc.get_threshold()
+    gc.set_threshold(*before)
+    try:
+        start_worker()
+        assert gc.get_threshold() == after
+    finally:
+        gc.set_threshold(*saved)
 
 
 def test_republished_event_is_acked_duplicate_and_stored_once(

@@ -28,7 +28,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints under WAL
+            cursor.execute("PRAGMA synchronous=FULL")  # on disk before its ack goes out
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 

@@ -10,9 +10,12 @@ Per database (a fresh SQLite file always; PostgreSQL too with ``--pg URL`` or
    measured in the same run, is ``mosquitto_sub`` (paho if it is not on PATH) draining the
    same messages from the same publisher: ``ratio`` is hub readings/s over raw drain
    readings/s. A bare paho subscriber draining them too gives ``ratio_to_paho``: how close the
-   hub comes to the Python MQTT client it is built on. Raw drain, paho drain and hub flood take
-   turns, three rounds of each; the figures are the medians (one drain alone swings by a
-   third on a shared 2-core machine), with each round's ratio listed beside them.
+   hub comes to the Python MQTT client it is built on. ``hub_cpu_s`` and
+   ``paho_drain_cpu_s`` are the CPU-seconds this process spent on a round of each: the hub's
+   threads share one GIL, so its wall time cannot go below its CPU time. Raw drain, paho
+   drain and hub flood take turns, three rounds of each; the figures are the medians (one
+   drain alone swings by a third on a shared 2-core machine), with each round's ratio listed
+   beside them.
 2. **Paced.** Scan events at 500/s (with telemetry beside them) for a while; ``ack_p99_ms`` is
    the time from publishing a scan to its application ack arriving on the gateway's ack topic.
 3. **Two workers.** One ``coldloop hub ingest --workers 2`` (a supervisor and two worker
@@ -232,12 +235,13 @@ def time_raw_drain(url: str, v5: bool, messages: Sequence[Message], timeout: flo
     binary = shutil.which("mosquitto_sub")
     if binary:
         return _mosquitto_sub_drain(binary, url, v5, site, topic_filter, messages, timeout)
-    return time_paho_drain(url, v5, messages, timeout)
+    return time_paho_drain(url, v5, messages, timeout)[0]
 
 
-def time_paho_drain(url: str, v5: bool, messages: Sequence[Message], timeout: float) -> float:
+def time_paho_drain(url: str, v5: bool, messages: Sequence[Message],
+                    timeout: float) -> tuple[float, float]:
     """The same with a bare paho subscriber (QoS 1, a counter as its only work): the floor of
-    any subscriber built on paho, the hub's MQTT client."""
+    any subscriber built on paho, the hub's MQTT client. Returns seconds and CPU-seconds."""
     site = f"paho{uuid.uuid4().hex[:8]}"
     counter = Counter(len(messages))
     subscriber = bare_client(url, v5)
@@ -247,13 +251,15 @@ def time_paho_drain(url: str, v5: bool, messages: Sequence[Message], timeout: fl
         subscriber.subscribe(f"{topics.ROOT}/{site}/#", qos=1)
         if not counter.subscribed.wait(10):
             raise RuntimeError(f"no SUBACK from {url}")
+        cpu_start = time.process_time()
         with publisher_process(url, v5, site, messages, timeout) as publishing:
             if not counter.done.wait(timeout):
                 raise RuntimeError(f"the bare subscriber got {counter.count} of "
                                    f"{len(messages)}")
             end = time.perf_counter_ns()
+            cpu_s = time.process_time() - cpu_start
             first_ns, _ = publishing.result()
-        return float(end - first_ns) / 1e9
+        return float(end - first_ns) / 1e9, cpu_s
     finally:
         subscriber.disconnect()
         subscriber.loop_stop()
@@ -372,6 +378,7 @@ def time_hub(work: Path, url: str, v5: bool, database_url: str | None,
     scan_ids = {m.scan_id for m in messages if m.scan_id is not None}
     listener = AckListener(url, v5, site, scan_ids)
     try:
+        cpu_start = time.process_time()  # the hub's threads (and the small ack listener)
         worker.start()
         if not worker.wait_ready(10):
             raise RuntimeError("the ingest worker did not subscribe")
@@ -381,6 +388,7 @@ def time_hub(work: Path, url: str, v5: bool, database_url: str | None,
                 raise RuntimeError(f"the hub committed {worker.counters.committed} of "
                                    f"{len(messages)} in {timeout} s")
             end = time.perf_counter_ns()
+            cpu_s = time.process_time() - cpu_start
             first_ns, sent_ns = publishing.result()
         if not listener.done.wait(30):
             raise RuntimeError(f"{len(listener.pending)} scan acks never arrived")
@@ -396,7 +404,8 @@ def time_hub(work: Path, url: str, v5: bool, database_url: str | None,
     samples = listener.latencies(sent_ns)
     return (end - first_ns) / 1e9, {
         "ack_p50_ms": percentile_ms(samples, 50), "ack_p99_ms": percentile_ms(samples, 99),
-        "hub_batches": counters.batches, "commit_failures": counters.commit_failures}
+        "hub_batches": counters.batches, "commit_failures": counters.commit_failures,
+        "hub_cpu_s": cpu_s}
 
 
 # --- two ingest worker processes on one shared subscription -------------------------------
@@ -583,15 +592,18 @@ def bench_database(work: Path, url: str, v5: bool, name: str, database_url: str 
     """Raw drain, hub flood, hub paced, and (v5) two workers on one database."""
     work.mkdir(parents=True, exist_ok=True)
     readings = sizes.batches * sizes.readings
-    raws, pahos, hubs = [], [], []
+    raws, pahos, hubs, cpus, paho_cpus = [], [], [], [], []
     flood: Figures = {}
     for round_ in range(sizes.rounds):  # alternated, so a slow spell of the machine hits both
         messages = make_messages(sizes.batches, sizes.readings, sizes.scans,
                                  boot=FLOOD_BOOT + round_)
         raws.append(time_raw_drain(url, v5, messages, sizes.timeout_s))
-        pahos.append(time_paho_drain(url, v5, messages, sizes.timeout_s))
+        paho_s, paho_cpu_s = time_paho_drain(url, v5, messages, sizes.timeout_s)
+        pahos.append(paho_s)
+        paho_cpus.append(paho_cpu_s)
         hub_s, flood = time_hub(work, url, v5, database_url, messages, sizes.timeout_s)
         hubs.append(hub_s)
+        cpus.append(flood["hub_cpu_s"])
         say(f"{name}: round {round_ + 1}: raw drain {rate(readings, raws[-1])} readings/s, "
             f"bare paho {rate(readings, pahos[-1])}, hub {rate(readings, hub_s)}")
     raw, paho, hub = (statistics.median(times) for times in (raws, pahos, hubs))
@@ -600,8 +612,10 @@ def bench_database(work: Path, url: str, v5: bool, name: str, database_url: str 
         "messages_per_s": rate(sizes.batches + sizes.scans, hub),
         "raw_drain_readings_per_s": rate(readings, raw),
         "ratio": round(raw / hub, 3), "hub_s": round(hub, 2), "raw_s": round(raw, 2),
+        "hub_cpu_s": round(statistics.median(cpus), 2),
         "paho_drain_readings_per_s": rate(readings, paho),
         "ratio_to_paho": round(paho / hub, 3),
+        "paho_drain_cpu_s": round(statistics.median(paho_cpus), 2),
         "rounds": sizes.rounds,
         "ratio_per_round": [round(r / h, 3) for r, h in zip(raws, hubs, strict=True)],
         "flood_ack_p99_ms": flood["ack_p99_ms"], "hub_batches": flood["hub_batches"],

@@ -67,14 +67,18 @@ class CustomerApp:
                                           "channel": channel, "text": text})
 
 
-    def answer_survey(self, ticket_id: int, score: int, comment: str) -> dict[str, Any]:
+    def answer_survey(self, ticket_id: int, score: int, comment: str,
+                      recommend: int | None = None) -> dict[str, Any]:
         """Answer the satisfaction survey the hub sent when the ticket was resolved."""
         detail = self.api.get(f"/tickets/{ticket_id}")
         links = [m["text"] for m in detail["messages"] if m["author"] == "survey"]
         found = re.search(r"/survey/(\S+)", links[-1]) if links else None
         if found is None:
             raise ApiError(404, f"ticket {ticket_id} has no survey link")
-        return self.api.post(f"/surveys/{found[1]}", {"score": score, "comment": comment})
+        answer: dict[str, Any] = {"score": score, "comment": comment}
+        if recommend is not None:
+            answer["recommend"] = recommend
+        return self.api.post(f"/surveys/{found[1]}", answer)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ DEMO_GATEWAY = "gw-demo-01"
 DEMO_AGENTS = {"agent-01": "Lin Wei", "agent-02": "Sam Carter"}  # on shift for the whole run
 SURVEY_SCORES = (5, 5, 4, 4, 4, 3, 2)
 SURVEY_COMMENTS = {5: "退款很快，谢谢", 4: "Quick refund, thanks", 3: "还行", 2: "Took too long"}
+SURVEY_RECOMMEND = {5: 10, 4: 8, 3: 6, 2: 3}  # "would you recommend us", 0-10, for the NPS
 
 
 @dataclass
@@ -157,7 +158,8 @@ def _run(options: DemoOptions, stack: Stack) -> dict[str, Any]:
         for desk in desks:
             for ticket_id in desk.resolve_graded():
                 score = satisfaction.choice(SURVEY_SCORES)
-                customer.answer_survey(ticket_id, score, SURVEY_COMMENTS[score])
+                customer.answer_survey(ticket_id, score, SURVEY_COMMENTS[score],
+                                       SURVEY_RECOMMEND[score])
     clock.advance_to(shift_start(day) + timedelta(minutes=options.minutes))
     gateway.poll_once()
     gateway.telemetry.flush()
@@ -187,6 +189,7 @@ def _kpis(api: ApiClient, since: datetime, until: datetime) -> dict[str, Any]:
             "time_to_resolution_median_min": found["time_to_resolution"]["median_min"],
             "sla": share(found["sla"]), "csat": share(found["csat"]),
             "survey_response": share(found["survey_response"]),
+            "nps": found["nps"]["score"], "nps_answers": found["nps"]["answers"],
             "agents": {a["agent_id"]: a["resolved"] for a in found["agents"]}}
 
 

@@ -35,6 +35,7 @@ def test_headless_demo_stores_every_scan_exactly_once(broker, tmp_path: Path) ->
     kpis = summary["kpis"]
     assert (kpis["first_contact_in_time"], kpis["survey_response"]) == ("6/6", "6/6")
     assert sum(kpis["agents"].values()) == 6
+    assert kpis["nps_answers"] == 6 and -100 <= kpis["nps"] <= 100  # each says 0-10 too
     assert 0 < kpis["first_response_median_min"] <= 60
     assert kpis["time_to_resolution_median_min"] > kpis["first_response_median_min"]
 

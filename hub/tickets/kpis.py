@@ -25,6 +25,7 @@ from hub.tickets import states
 from hub.tickets.models import (
     Agent,
     SlaClock,
+    Survey,
     TicketMessage,
     TicketTransition,
     TriageCorrection,
@@ -33,6 +34,7 @@ from hub.tickets.policy import DEFAULT_CONFIG, TicketConfig
 from hub.tickets.shifts import parse_windows
 
 MIN_AGENT_SAMPLE = 5  # tickets resolved in the period before an agent is ranked
+NPS_MIN_ANSWERS = 30  # fewer answers than this: the NPS is shown, flagged as thin
 MAX_PERIOD_DAYS = 366
 DEFAULT_PERIOD_DAYS = 7
 _REOPENED_FROM = frozenset({states.RESOLVED, states.FOLLOWED_UP, states.CLOSED})
@@ -70,6 +72,27 @@ class Durations:
 
 
 @dataclass(frozen=True)
+class Nps:
+    """Net promoter score: % promoters (9-10) − % detractors (0-6) of the answers, -100..100."""
+
+    answers: int
+    promoters: int
+    passives: int  # 7-8
+    detractors: int
+    score: float | None  # None when nobody answered
+    thin: bool  # fewer than NPS_MIN_ANSWERS answers
+
+    @classmethod
+    def of(cls, answers: Sequence[int]) -> Nps:
+        """The NPS of 0-10 answers."""
+        promoters = sum(1 for a in answers if a >= 9)
+        detractors = sum(1 for a in answers if a <= 6)
+        score = round(100 * (promoters - detractors) / len(answers), 1) if answers else None
+        return cls(len(answers), promoters, len(answers) - promoters - detractors, detractors,
+                   score, len(answers) < NPS_MIN_ANSWERS)
+
+
+@dataclass(frozen=True)
 class AgentKpis:
     """One agent's parts of the ranking, for the tickets assigned to them now."""
 
@@ -104,6 +127,7 @@ class TicketKpis:
     reopen_rate: Rate  # reopens in the period / resolutions in the period
     csat: Rate  # resolved in the period and answered: satisfaction 4-5 / answered
     survey_response: Rate  # resolved in the period: answered / resolved
+    nps: Nps  # resolved in the period, answered "would you recommend us": latest answer each
     by_category: dict[str, int]  # created in the period
     triage_review: Rate  # created in the period: sent to the triage review queue / created
     triage_agreed: Rate  # tickets first checked in the period: the classifier's category kept
@@ -173,6 +197,7 @@ def ticket_kpis(session: Session, since: datetime, until: datetime, now: datetim
         first_contact_resolution=Rate(len(fcr_hits), len(resolved)),
         reopen_rate=Rate(len(reopens), len(resolutions)),
         csat=Rate(len(happy), len(answered)), survey_response=Rate(len(answered), len(resolved)),
+        nps=Nps.of(_recommendations(session, resolved)),
         by_category=dict(sorted(Counter(t.category for t in created).items())),
         triage_review=Rate(sum(1 for t in created
                                if (t.triage_confidence or 0.0) < config.triage_review_below),
@@ -180,6 +205,19 @@ def ticket_kpis(session: Session, since: datetime, until: datetime, now: datetim
         triage_agreed=_triage_agreed(session, since, until),
         agents=_agents(session, resolved, fcr_hits, answered, happy, clock_hits),
         heatmap=_heatmap(created, zone), staffed=_staffed(session, zone))
+
+
+def _recommendations(session: Session, resolved: dict[int, Ticket]) -> list[int]:
+    """The latest 0-10 "would you recommend us" answer of each resolved ticket that has one."""
+    wanted, latest = sorted(resolved), {}
+    for start in range(0, len(wanted), 500):
+        for survey in session.scalars(
+                select(Survey).where(Survey.ticket_id.in_(wanted[start:start + 500]),
+                                     Survey.recommend.is_not(None))
+                .order_by(Survey.answered_at, Survey.id)):
+            if survey.recommend is not None:
+                latest[survey.ticket_id] = survey.recommend
+    return [latest[t] for t in sorted(latest)]
 
 
 def _triage_agreed(session: Session, since: datetime, until: datetime) -> Rate:

@@ -188,6 +188,7 @@ class Survey(Base):
     expires_at: Mapped[datetime]
     answered_at: Mapped[datetime | None]
     score: Mapped[int | None] = mapped_column(Integer)
+    recommend: Mapped[int | None] = mapped_column(Integer)  # 0-10, optional (migration 0012)
     comment: Mapped[str | None] = mapped_column(Text)
     cancel_reason: Mapped[str | None] = mapped_column(String(64))
 

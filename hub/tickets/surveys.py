@@ -4,10 +4,11 @@ Resolving a ticket sends the customer a link (``/survey/<token>``) as a ticket m
 channel a reply goes to; when WeChat's reply window (hub.tickets.reply_window) would not
 deliver it, the link goes by SMS to the customer's phone, and with no phone it is kept on the
 ticket for the agent to pass on. The customer's answer (1-5 and a comment) follows the ticket
-up as the customer, which stops the FOLLOW_UP clock. Any other way out of ``resolved`` (an
-agent's follow-up, a reopen, closing) withdraws the open link; a reopened ticket gets a new one
-when it is resolved again. Message texts carry the path only: the channel adapter that
-delivers them prefixes the hub's public address.
+up as the customer, which stops the FOLLOW_UP clock; it may also say, from 0 to 10, how likely
+the customer is to recommend us (optional; the NPS of hub.tickets.kpis). Any other way out of
+``resolved`` (an agent's follow-up, a reopen, closing) withdraws the open link; a reopened
+ticket gets a new one when it is resolved again. Message texts carry the path only: the
+channel adapter that delivers them prefixes the hub's public address.
 """
 
 from __future__ import annotations
@@ -90,13 +91,16 @@ def check_open(survey: Survey, now: datetime) -> None:
 
 
 def take_answer(session: Session, token: str, score: object, comment: object,
-                now: datetime) -> tuple[Survey, Ticket]:
+                now: datetime, recommend: object = None) -> tuple[Survey, Ticket]:
     """Check and record the customer's answer; the caller follows the ticket up
     (:func:`hub.tickets.workflow.answer_survey`)."""
     survey = find(session, token)
     check_open(survey, now)
     if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
         raise InvalidInput(f"score must be a whole number from 1 to 5, got {score!r}")
+    if recommend is not None and (isinstance(recommend, bool) or not isinstance(recommend, int)
+                                  or not 0 <= recommend <= 10):
+        raise InvalidInput(f"recommend must be a whole number from 0 to 10, got {recommend!r}")
     if comment is not None and not isinstance(comment, str):
         raise InvalidInput("comment must be text")
     text = (comment or "").strip()
@@ -106,7 +110,7 @@ def take_answer(session: Session, token: str, score: object, comment: object,
     if ticket is None or ticket.status != states.RESOLVED:  # withdraw_open should prevent it
         raise Conflict("this survey was withdrawn: the complaint is no longer resolved")
     survey.status, survey.answered_at = ANSWERED, now
-    survey.score, survey.comment = score, text or None
+    survey.score, survey.comment, survey.recommend = score, text or None, recommend
     return survey, ticket
 
 

@@ -217,9 +217,11 @@ def _apply(session: Session, ticket: Ticket, source: str, to: str, change: Chang
 
 
 def answer_survey(session: Session, token: str, score: object, comment: object,
-                  now: datetime, config: TicketConfig = DEFAULT_CONFIG) -> Survey:
-    """Take a customer's survey answer and follow the ticket up as the customer."""
-    survey, ticket = surveys.take_answer(session, token, score, comment, now)
+                  now: datetime, config: TicketConfig = DEFAULT_CONFIG, *,
+                  recommend: object = None) -> Survey:
+    """Take a customer's survey answer (``recommend``: 0-10, optional) and follow the ticket
+    up as the customer."""
+    survey, ticket = surveys.take_answer(session, token, score, comment, now, recommend)
     transition(session, ticket.id, states.FOLLOWED_UP,
                Change(actor=surveys.CUSTOMER_ACTOR, reason="survey answered",
                       satisfaction=survey.score, comment=survey.comment),

@@ -237,6 +237,7 @@ class SurveyAnswerRequest(_Body):
 
     score: Annotated[int, Field(ge=1, le=5, strict=True)]
     comment: Annotated[str, Field(max_length=2000)] | None = None
+    recommend: Annotated[int, Field(ge=0, le=10, strict=True)] | None = None  # for the NPS
 
 
 class KpiQuery(_Query):
@@ -494,9 +495,11 @@ def survey_answer(token: str) -> tuple[Response, int]:
     """Take a customer's survey answer; 409 when the link was used, withdrawn or expired."""
     body = _parse(SurveyAnswerRequest, _json_body(), "field")
     session = db_session()
-    survey = workflow.answer_survey(session, token, body.score, body.comment, now())
+    survey = workflow.answer_survey(session, token, body.score, body.comment, now(),
+                                    recommend=body.recommend)
     session.commit()
-    return jsonify(ticket_id=survey.ticket_id, status="answered", score=survey.score), 201
+    return jsonify(ticket_id=survey.ticket_id, status="answered", score=survey.score,
+                   recommend=survey.recommend), 201
 
 
 @bp.get("/tickets/kpis")

@@ -43,11 +43,11 @@ def survey_answer(token: str) -> str | tuple[str, int] | BaseResponse:
     if not _csrf_ok():
         return render_template("survey.html", survey=found, scores=SCORES, answered=False,
                                error="The form expired. Please choose your answer again."), 400
-    raw = request.form.get("score", "")
-    score: object = int(raw) if raw.isdigit() else (raw or None)
+    score, recommend = _whole(request.form.get("score")), _whole(request.form.get("recommend"))
     db = db_session()
     try:
-        workflow.answer_survey(db, token, score, request.form.get("comment"), now())
+        workflow.answer_survey(db, token, score, request.form.get("comment"), now(),
+                               recommend=recommend)
         db.commit()
     except InvalidInput as err:
         db.rollback()
@@ -75,8 +75,15 @@ def _open_survey(token: str) -> Survey | tuple[str, int]:
     return found
 
 
+def _whole(raw: str | None) -> object:
+    """A form field as a whole number when it is one; as given otherwise (refused later)."""
+    return int(raw) if raw and raw.isdigit() else (raw or None)
+
+
 def _plain(message: str) -> str:
     """The domain's message in the customer's words."""
     if message.startswith("score"):
         return "Please choose one of the five answers."
+    if message.startswith("recommend"):
+        return "Please choose a number from 0 to 10, or leave that question out."
     return message[0].upper() + message[1:] + "."

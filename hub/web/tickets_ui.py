@@ -523,6 +523,7 @@ def ticket_kpis() -> str:
     except InvalidInput as err:
         abort(400, str(err))
     return render_template("kpis.html", report=report, minimum=kpis.MIN_AGENT_SAMPLE,
+                           nps_min=kpis.NPS_MIN_ANSWERS,
                            weekdays=("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"))
 
 

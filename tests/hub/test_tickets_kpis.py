@@ -5,15 +5,17 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.errors import InvalidInput
 from hub.models import Ticket
 from hub.tickets import intake, sla, states
 from hub.tickets.contact import record_contact
-from hub.tickets.kpis import MIN_AGENT_SAMPLE, Durations, Rate, ticket_kpis
+from hub.tickets.kpis import MIN_AGENT_SAMPLE, NPS_MIN_ANSWERS, Durations, Nps, Rate, ticket_kpis
+from hub.tickets.models import Survey
 from hub.tickets.shifts import ShiftWindow
-from hub.tickets.workflow import Change, transition
+from hub.tickets.workflow import Change, answer_survey, transition
 from tests.hub.conftest import T0
 from tests.hub.tickets_helpers import CONFIG, add_agent, social, triage
 from tests.hub.ui_helpers import admin_app, logged_in
@@ -156,6 +158,33 @@ def test_agents_are_ranked_only_with_enough_tickets(week: Session) -> None:
     assert ana.score == pytest.approx(sum(p for p in parts if p is not None) / 4, abs=1e-4)
 
 
+@pytest.mark.parametrize(("answers", "expected"), [
+    ([], Nps(0, 0, 0, 0, None, True)),
+    ([0, 6, 7, 8, 9, 10], Nps(6, 2, 2, 2, 0.0, True)),  # 6 detracts, 7-8 pass, 9 promotes
+    ([6, 6, 6, 9], Nps(4, 1, 0, 3, -50.0, True)),
+    ([10] * (NPS_MIN_ANSWERS - 1), Nps(NPS_MIN_ANSWERS - 1, NPS_MIN_ANSWERS - 1, 0, 0, 100.0,
+                                       True)),
+    ([9] * 20 + [5] * 10, Nps(30, 20, 0, 10, 33.3, False)),
+])
+def test_nps_is_promoters_minus_detractors_and_thin_below_thirty_answers(
+        answers: list[int], expected: Nps) -> None:
+    assert Nps.of(answers) == expected
+
+
+def test_nps_counts_the_latest_recommend_answer_of_each_resolved_ticket(week: Session) -> None:
+    assert ticket_kpis(week, SINCE, UNTIL, NOW, CONFIG).nps == Nps.of([])  # none answered
+    first = week.scalars(select(Survey).where(Survey.status == "open")).one()  # t5's
+    answer_survey(week, first.token, 2, None, at(80), CONFIG, recommend=3)
+    assert ticket_kpis(week, SINCE, UNTIL, NOW, CONFIG).nps == Nps(1, 0, 0, 1, -100.0, True)
+
+    t5 = week.get_one(Ticket, first.ticket_id)
+    move(week, t5, states.HANDLING, 90, reason="the refund bounced")
+    resolve(week, t5, 100)
+    second = week.scalars(select(Survey).where(Survey.status == "open")).one()
+    answer_survey(week, second.token, 5, None, at(110), CONFIG, recommend=10)
+    assert ticket_kpis(week, SINCE, UNTIL, NOW, CONFIG).nps == Nps(1, 1, 0, 0, 100.0, True)
+
+
 def test_a_period_before_anything_is_empty_not_an_error(week: Session) -> None:
     kpis = ticket_kpis(week, SINCE - timedelta(days=7), SINCE, NOW, CONFIG)
     assert (kpis.created, kpis.resolved, kpis.agents) == (0, 0, [])
@@ -195,6 +224,8 @@ def test_the_kpi_page_shows_the_figures_with_their_parts(week: Session, database
     assert "50 %</div><span class=\"sub\">2 of 4</span>" in text  # first contact in time
     assert "1 still within target" in text
     assert "too few to rank" in text and "Ana" in text
+    assert ('<div class="stat-label">NPS</div><div class="stat-value">–</div>' in text
+            and f"thin: 0 answers, fewer than {NPS_MIN_ANSWERS}" in text)
     assert 'title="3 created · 1 planned on shift"' in text  # Friday 09:00
     assert 'title="0 created · 0 planned on shift"' in text
 

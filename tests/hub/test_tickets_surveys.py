@@ -86,6 +86,24 @@ def test_a_bad_score_is_refused_and_changes_nothing(session: Session, score: obj
     assert (ticket.status, survey.status, ticket.satisfaction) == ("resolved", "open", None)
 
 
+def test_the_answer_may_say_how_likely_the_customer_is_to_recommend_us(
+        session: Session) -> None:
+    (survey,) = surveys_of(session, resolved(session, APP.complaint()))
+    answer_survey(session, survey.token, 4, None, at(60), CONFIG, recommend=0)
+    assert (survey.score, survey.recommend) == (4, 0)
+
+
+@pytest.mark.parametrize("recommend", [-1, 11, "9", True, 8.5])
+def test_a_bad_recommend_answer_is_refused_and_changes_nothing(session: Session,
+                                                                recommend: object) -> None:
+    ticket = resolved(session, APP.complaint())
+    (survey,) = surveys_of(session, ticket)
+    with pytest.raises(InvalidInput, match="recommend must be a whole number from 0 to 10"):
+        answer_survey(session, survey.token, 5, None, at(60), CONFIG, recommend=recommend)
+    assert (ticket.status, survey.status, survey.score, survey.recommend) == (
+        "resolved", "open", None, None)
+
+
 def test_a_long_comment_and_a_comment_that_is_not_text_are_refused(session: Session) -> None:
     (survey,) = surveys_of(session, resolved(session, APP.complaint()))
     with pytest.raises(InvalidInput, match="at most 2000"):
@@ -175,8 +193,14 @@ def test_the_survey_page_takes_one_answer(session: Session, client: FlaskClient)
     token = csrf_token(client, path)
     missing = client.post(path, data={"csrf_token": token, "comment": "hm"})
     assert missing.status_code == 400 and "Please choose one of the five answers." in missing.text
-    done = client.post(path, data={"csrf_token": token, "score": "4", "comment": "ok"})
+    assert 'name="recommend" value="10"' in page.text
+    too_high = client.post(path, data={"csrf_token": token, "score": "4", "recommend": "11"})
+    assert too_high.status_code == 400 and "from 0 to 10, or leave" in too_high.text
+    done = client.post(path, data={"csrf_token": token, "score": "4", "comment": "ok",
+                                   "recommend": "9"})
     assert done.status_code == 200 and "Thank you" in done.text
+    session.expire_all()
+    assert (survey.score, survey.recommend) == (4, 9)
     again = client.get(path)
     assert again.status_code == 409 and "already answered" in again.text
     session.expire_all()
@@ -194,9 +218,13 @@ def test_channels_relay_answers_through_the_api(session: Session, client: FlaskC
     assert bad.status_code == 422 and "score" in bad.get_json()["fields"]
     assert client.post(path, json={"score": 5, "colour": 1}, headers=AUTH).status_code == 422
     assert client.post(path, json={"score": 5}).status_code == 401  # the channel's token
-    created = client.post(path, json={"score": 5, "comment": "great"}, headers=AUTH)
+    out_of_range = client.post(path, json={"score": 5, "recommend": 11}, headers=AUTH)
+    assert out_of_range.status_code == 422 and "recommend" in out_of_range.get_json()["fields"]
+    created = client.post(path, json={"score": 5, "comment": "great", "recommend": 10},
+                          headers=AUTH)
     assert created.status_code == 201
-    assert created.get_json() == {"ticket_id": ticket.id, "status": "answered", "score": 5}
+    assert created.get_json() == {"ticket_id": ticket.id, "status": "answered", "score": 5,
+                                  "recommend": 10}
     again = client.post(path, json={"score": 1}, headers=AUTH)
     assert again.status_code == 409 and "already answered" in again.get_json()["error"]
     missing = client.post("/api/v1/surveys/" + "y" * 30, json={"score": 1}, headers=AUTH)

@@ -77,7 +77,7 @@ def _open_survey(token: str) -> Survey | tuple[str, int]:
 
 def _whole(raw: str | None) -> object:
     """A form field as a whole number when it is one; as given otherwise (refused later)."""
-    return int(raw) if raw and raw.isdigit() else (raw or None)
+    return int(raw) if raw and raw.isdecimal() else (raw or None)  # isdigit takes "²"
 
 
 def _plain(message: str) -> str:

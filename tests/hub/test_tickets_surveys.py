@@ -196,6 +196,8 @@ def test_the_survey_page_takes_one_answer(session: Session, client: FlaskClient)
     assert 'name="recommend" value="10"' in page.text
     too_high = client.post(path, data={"csrf_token": token, "score": "4", "recommend": "11"})
     assert too_high.status_code == 400 and "from 0 to 10, or leave" in too_high.text
+    squared = client.post(path, data={"csrf_token": token, "score": "²"})  # a digit, not a number
+    assert squared.status_code == 400 and "Please choose one of the five answers." in squared.text
     done = client.post(path, data={"csrf_token": token, "score": "4", "comment": "ok",
                                    "recommend": "9"})
     assert done.status_code == 200 and "Thank you" in done.text

@@ -49,7 +49,7 @@ class ShiftWindow(BaseModel):
     @field_validator("start", "end")
     @classmethod
     def _clock_time(cls, value: str) -> str:
-        if len(value) != 5 or value[2] != ":" or not (value[:2] + value[3:]).isdigit() \
+        if len(value) != 5 or value[2] != ":" or not (value[:2] + value[3:]).isdecimal() \
                 or int(value[:2]) > 23 or int(value[3:]) > 59:
             raise PydanticCustomError("shift_time", "must be a local time HH:MM, 00:00 to 23:59")
         return value

@@ -183,7 +183,7 @@ def parse_filters(args: Mapping[str, str], known: Choices) -> tuple[Filters, int
         channel=pick("channel", "", set(known.channels), "a channel"),
         triage=pick("triage", "", set(known.triage_states), "a triage state"))
     raw_page = args.get("page", "1").strip()
-    page = int(raw_page) if raw_page.isdigit() and len(raw_page) <= 6 else 0
+    page = int(raw_page) if raw_page.isdecimal() and len(raw_page) <= 6 else 0
     if not 1 <= page <= MAX_PAGE:
         problems.append(f"page: {raw_page[:20]!r} is not a page number (1 to {MAX_PAGE})")
     if problems:

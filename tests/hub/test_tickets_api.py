@@ -157,13 +157,14 @@ def test_manual_assignment_over_http(client: FlaskClient) -> None:
 
 def test_shift_windows_are_validated_and_shifts_set_by_hand_are_recorded(
         client: FlaskClient) -> None:
-    bad = AGENT | {"shifts": [{"days": [1, 8], "start": "9am", "end": "18:00"},
+    bad = AGENT | {"shifts": [{"days": [1, 8], "start": "9am", "end": "1²:00"},
                               {"days": [6], "start": "10:00", "end": "10:00"}]}
     status, refused = post(client, "/agents/ana", bad)
     assert status == 422
     assert refused["fields"] == {
         "shifts.0.days.1": "input should be less than or equal to 7 (got 8)",
         "shifts.0.start": "must be a local time HH:MM, 00:00 to 23:59 (got '9am')",
+        "shifts.0.end": "must be a local time HH:MM, 00:00 to 23:59 (got '1²:00')",
         "shifts.1": "start and end are both 10:00: a window needs a length (an end before "
                     "the start runs past midnight) (got an object)"}
     night = {"days": [5, 6], "start": "22:00", "end": "06:00"}

@@ -218,6 +218,7 @@ def test_the_pool_filters(admin: FlaskClient, pool: Pool) -> None:
     ("channel=fax", "channel: &#39;fax&#39; is not a channel"),
     ("page=0", "page: &#39;0&#39; is not a page number"),
     ("page=two", "page: &#39;two&#39; is not a page number"),
+    ("page=%C2%B2", "page: &#39;²&#39; is not a page number"),  # a digit, but not a number
 ])
 def test_a_bad_filter_is_a_400_page_naming_it(admin: FlaskClient, pool: Pool, query: str,
                                               message: str) -> None:

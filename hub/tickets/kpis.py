@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -37,6 +37,7 @@ MIN_AGENT_SAMPLE = 5  # tickets resolved in the period before an agent is ranked
 NPS_MIN_ANSWERS = 30  # fewer answers than this: the NPS is shown, flagged as thin
 MAX_PERIOD_DAYS = 366
 DEFAULT_PERIOD_DAYS = 7
+_IN_CHUNK = 500  # ticket ids per IN (...) list
 _REOPENED_FROM = frozenset({states.RESOLVED, states.FOLLOWED_UP, states.CLOSED})
 
 
@@ -209,11 +210,10 @@ def ticket_kpis(session: Session, since: datetime, until: datetime, now: datetim
 
 def _recommendations(session: Session, resolved: dict[int, Ticket]) -> list[int]:
     """The latest 0-10 "would you recommend us" answer of each resolved ticket that has one."""
-    wanted, latest = sorted(resolved), {}
-    for start in range(0, len(wanted), 500):
+    latest: dict[int, int] = {}
+    for chunk in _chunks(resolved):
         for survey in session.scalars(
-                select(Survey).where(Survey.ticket_id.in_(wanted[start:start + 500]),
-                                     Survey.recommend.is_not(None))
+                select(Survey).where(Survey.ticket_id.in_(chunk), Survey.recommend.is_not(None))
                 .order_by(Survey.answered_at, Survey.id)):
             if survey.recommend is not None:
                 latest[survey.ticket_id] = survey.recommend
@@ -241,21 +241,26 @@ def _check_period(since: datetime, until: datetime) -> None:
         raise InvalidInput(f"a KPI period is at most {MAX_PERIOD_DAYS} days long")
 
 
-def _tickets(session: Session, ids: Iterable[int]) -> list[Ticket]:
+def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+    """``ids`` sorted, in lists short enough for an ``IN (...)`` on any database."""
     wanted = sorted(ids)
+    for start in range(0, len(wanted), _IN_CHUNK):
+        yield wanted[start:start + _IN_CHUNK]
+
+
+def _tickets(session: Session, ids: Iterable[int]) -> list[Ticket]:
     found: list[Ticket] = []
-    for start in range(0, len(wanted), 500):
-        found += session.scalars(select(Ticket).where(Ticket.id.in_(wanted[start:start + 500])))
+    for chunk in _chunks(ids):
+        found += session.scalars(select(Ticket).where(Ticket.id.in_(chunk)))
     return found
 
 
 def _history(session: Session, tickets: dict[int, Ticket]) -> dict[int, list[TicketTransition]]:
     """Each ticket's status changes, oldest first."""
     found: dict[int, list[TicketTransition]] = {ticket_id: [] for ticket_id in tickets}
-    wanted = sorted(tickets)
-    for start in range(0, len(wanted), 500):
+    for chunk in _chunks(tickets):
         rows = session.scalars(select(TicketTransition)
-                               .where(TicketTransition.ticket_id.in_(wanted[start:start + 500]))
+                               .where(TicketTransition.ticket_id.in_(chunk))
                                .order_by(TicketTransition.at, TicketTransition.id))
         for row in rows:
             found[row.ticket_id].append(row)
@@ -265,10 +270,9 @@ def _history(session: Session, tickets: dict[int, Ticket]) -> dict[int, list[Tic
 def _inbound(session: Session, tickets: dict[int, Ticket]) -> dict[int, list[datetime]]:
     """When each ticket's customer wrote (every inbound message, merged ones included)."""
     found: dict[int, list[datetime]] = {ticket_id: [] for ticket_id in tickets}
-    wanted = sorted(tickets)
-    for start in range(0, len(wanted), 500):
+    for chunk in _chunks(tickets):
         rows = session.execute(select(TicketMessage.ticket_id, TicketMessage.received_at)
-                               .where(TicketMessage.ticket_id.in_(wanted[start:start + 500]),
+                               .where(TicketMessage.ticket_id.in_(chunk),
                                       TicketMessage.direction == "in"))
         for ticket_id, at in rows:
             found[ticket_id].append(at)
@@ -367,10 +371,10 @@ def _agents(session: Session, resolved: dict[int, Ticket], fcr: set[int], answer
 
 def _first_contact_met(session: Session, tickets: dict[int, Ticket]) -> set[int]:
     """Which of ``tickets`` had their first contact within the target."""
-    wanted, found = sorted(tickets), set[int]()
-    for start in range(0, len(wanted), 500):
+    found = set[int]()
+    for chunk in _chunks(tickets):
         found.update(session.scalars(select(SlaClock.ticket_id).where(
-            SlaClock.ticket_id.in_(wanted[start:start + 500]),
+            SlaClock.ticket_id.in_(chunk),
             SlaClock.target == states.FIRST_CONTACT, SlaClock.state == states.MET)))
     return found
 

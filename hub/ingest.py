@@ -16,6 +16,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from hub import telemetry
 from hub.command_models import GatewayHealth
 from hub.commands import record_reported
 from hub.errors import HubError
@@ -30,7 +31,7 @@ from hub.models import (
     Scan,
     StoredMessage,
 )
-from hub.telemetry import NewBatch, store_batches
+from hub.telemetry import NewBatch, PreparedBatches
 from protocols import topics
 from protocols.errors import ProtocolError
 from protocols.messages import (
@@ -151,7 +152,9 @@ def store_batch(session: Session, batch: Sequence[Received]) -> IngestResult:
         result.stored += 1
         result.ack(_key(item.topic), item.message.id, AckStatus.STORED)
 
-    _insert_records(session, fresh, result)
+    # Every row is built before the first write: the transaction then holds the
+    # database's write lock (SQLite) or row locks only for the statements themselves.
+    _insert_records(session, _records(fresh, result), result)
     if states:
         result.states, result.stale = record_states(session, states)
     _mark_seen(session, seen)
@@ -214,16 +217,23 @@ def _already_stored(session: Session, ids: Sequence[str]) -> set[str]:
     return found
 
 
-def _insert_records(session: Session, fresh: Sequence[_Accepted], result: IngestResult) -> None:
-    """Insert the stored-message rows and the typed rows with a few bulk statements."""
-    if not fresh:
-        return
-    session.execute(_bulk(StoredMessage), [
-        {"message_id": a.message.id, "gateway_id": a.topic.gateway,
-         "kind": a.topic.leaf if a.topic.kind is Kind.EVENT else _STORED_KIND[a.topic.kind],
-         "received_at": _utc(a.received.received_at)}
-        for a in fresh])
-    rows: dict[type[Any], list[dict[str, Any]]] = {}
+@dataclass(frozen=True)
+class _Records:
+    """The rows a batch's new messages become, built before anything is written."""
+
+    stored: list[dict[str, Any]]
+    typed: dict[type[Any], list[dict[str, Any]]]
+    telemetry: PreparedBatches
+    grades: list[GradeEvent]
+
+
+def _records(fresh: Sequence[_Accepted], result: IngestResult) -> _Records:
+    """Turn the new messages into rows (and note their telemetry for the sinks)."""
+    stored = [{"message_id": a.message.id, "gateway_id": a.topic.gateway,
+               "kind": a.topic.leaf if a.topic.kind is Kind.EVENT else _STORED_KIND[a.topic.kind],
+               "received_at": _utc(a.received.received_at)}
+              for a in fresh]
+    typed: dict[type[Any], list[dict[str, Any]]] = {}
     for a in fresh:
         if isinstance(a.message, TelemetryBatch):
             result.telemetry.append(NewBatch(
@@ -232,12 +242,20 @@ def _insert_records(session: Session, fresh: Sequence[_Accepted], result: Ingest
                 received_at=a.received.received_at, historical=a.message.historical))
             continue
         model, to_rows = _RECORDS[type(a.message)]
-        rows.setdefault(model, []).extend(to_rows(a.message))
-    for model, model_rows in rows.items():
+        typed.setdefault(model, []).extend(to_rows(a.message))
+    grades = [a.message for a in fresh if isinstance(a.message, GradeEvent)]
+    return _Records(stored, typed, telemetry.prepare(result.telemetry), grades)
+
+
+def _insert_records(session: Session, records: _Records, result: IngestResult) -> None:
+    """Insert the stored-message rows and the typed rows with a few bulk statements."""
+    if records.stored:
+        session.execute(_bulk(StoredMessage), records.stored)
+    for model, model_rows in records.typed.items():
         if model_rows:
             session.execute(_bulk(model), model_rows)
-    result.readings += store_batches(session, result.telemetry)
-    _set_dispositions(session, [a.message for a in fresh if isinstance(a.message, GradeEvent)])
+    result.readings += telemetry.write(session, records.telemetry)
+    _set_dispositions(session, records.grades)
 
 
 def _mark_seen(session: Session, seen: dict[str, datetime]) -> None:

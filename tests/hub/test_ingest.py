@@ -394,6 +394,37 @@ def test_a_batch_of_500_takes_a_handful_of_statements(factory: sessionmaker[Sess
     assert _gateway(factory).backlog == 124
 
 
+def test_every_row_is_built_before_the_first_write(
+        factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The write lock (SQLite) is held only for the statements: the CPU work comes first."""
+    from hub import ingest, telemetry
+
+    events: list[str] = []
+    prepare = telemetry.prepare
+
+    def spy(batches: Any) -> telemetry.PreparedBatches:
+        events.append("prepare")
+        return prepare(batches)
+
+    monkeypatch.setattr(ingest.telemetry, "prepare", spy)
+    batch = [evt(scan(1)), on(topics.telemetry(SITE, GW), tlm(2)), evt(fault(3))]
+    with factory() as session, session.begin():
+        engine = session.get_bind()
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _note(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+            events.append(statement.split()[0].upper())
+
+        try:
+            result = store_batch(session, batch)
+        finally:
+            event.remove(engine, "before_cursor_execute", _note)
+
+    assert result.stored == 3
+    writes = [n for n, e in enumerate(events) if e in ("INSERT", "UPDATE", "DELETE")]
+    assert writes and events.index("prepare") < writes[0], events
+
+
 def test_poison_telemetry_is_rejected_so_the_gateway_stops_retrying(
         factory: sessionmaker[Session]) -> None:
     result = store(factory, [on(topics.telemetry(SITE, GW), _payload(tlm(9), readings=[]))])

@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import math
 import zlib
+from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
+from operator import itemgetter
 from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, func, insert, select
@@ -29,6 +31,7 @@ MAX_RANGE_READINGS = 200_000  # raw readings one query may return
 _COMPRESSION = 1  # zlib level: ~5x smaller for ~0.1 ms per 500-reading batch
 
 Reading = tuple[str, float, float | None]  # probe id, epoch seconds, °C (None: missing)
+_TIME = itemgetter(1)
 
 
 class TelemetrySink(Protocol):
@@ -92,86 +95,57 @@ def window_rows(batches: Sequence[NewBatch]) -> list[dict[str, Any]]:
 
 
 def aggregate(batches: Sequence[NewBatch]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The batch rows and the window rows of ``batches``, from one pass over the readings."""
-    # key -> [readings, missing, sum, min, max, first_ts, last_ts, site]
-    acc: dict[tuple[str, str, int], list[Any]] = {}
+    """The batch rows and the window rows of ``batches``.
+
+    Built for speed on the ingest path, where a transaction holds tens of batches from a few
+    gateways: a batch's own figures come from two column lists, its readings are grouped per
+    (gateway, probe) across every batch in one dict pass, and each group is then sorted by time
+    and cut at window boundaries by bisection, with sums and extremes taken in C.
+    """
     rows = []
+    groups: dict[str, dict[str, list[Reading]]] = {}  # source -> probe -> readings
+    sites: dict[str, str] = {}
     for batch in batches:
-        first, last, missing_in_batch = math.inf, -math.inf, 0
-        for probe, start, part in _probe_windows(batch.readings):
-            part.append(batch.site)
-            first, last = min(first, part[5]), max(last, part[6])
-            missing_in_batch += part[1]
-            key = (batch.source, probe, start)
-            a = acc.get(key)
-            if a is None:
-                acc[key] = part
-            else:
-                _fold(a, part)
+        readings = batch.readings
+        times = [r[1] for r in readings]
         rows.append({
             "batch_id": batch.batch_id, "source": batch.source, "site": batch.site,
-            "ts_first": first, "ts_last": last, "readings": len(batch.readings),
-            "missing": missing_in_batch, "historical": batch.historical,
+            "ts_first": min(times), "ts_last": max(times), "readings": len(readings),
+            "missing": [r[2] for r in readings].count(None), "historical": batch.historical,
             "received_at": batch.received_at.astimezone(UTC),
             "data": zlib.compress(batch.document, _COMPRESSION)})
-    windows = [{"source": source, "probe": probe, "window_start": start, "site": a[7],
-                "readings": a[0], "missing": a[1], "sum_c": a[2], "min_c": a[3], "max_c": a[4],
-                "first_ts": a[5], "last_ts": a[6]}
-               for (source, probe, start), a in sorted(acc.items())]
+        sites.setdefault(batch.source, batch.site)
+        per_probe = groups.setdefault(batch.source, {})
+        for reading in readings:
+            try:
+                per_probe[reading[0]].append(reading)
+            except KeyError:
+                per_probe[reading[0]] = [reading]
+    windows = []
+    for source in sorted(groups):
+        per_probe = groups[source]
+        for probe in sorted(per_probe):
+            for start, window in _windows(per_probe[probe]):
+                windows.append({"source": source, "probe": probe, "window_start": start,
+                                "site": sites[source], **window})
     return rows, windows
 
 
-def _probe_windows(readings: Sequence[Reading]) -> Iterator[tuple[str, int, list[Any]]]:
-    """Aggregate readings per probe and window: (probe, window start, aggregate).
-
-    The aggregate is ``[readings, missing, sum, min, max, first_ts, last_ts]`` (min/max None
-    when every reading is missing). Built for speed on the ingest path: readings are grouped
-    per probe in one dict pass (no sort: the caller orders the windows), a probe's readings
-    are split into columns and summed in C, and as a probe's readings usually fall in one
-    window, only one straddling a window boundary is walked reading by reading.
-    """
-    per_probe: dict[str, list[Reading]] = {}
-    for reading in readings:
-        try:
-            per_probe[reading[0]].append(reading)
-        except KeyError:
-            per_probe[reading[0]] = [reading]
-    for probe, group in per_probe.items():
-        _, times, temps = zip(*group, strict=True)
-        first, last = min(times), max(times)
-        start = int(first // WINDOW_S) * WINDOW_S
-        if int(last // WINDOW_S) * WINDOW_S == start:
-            yield probe, start, _window(times, temps, first, last)
-            continue
-        split: dict[int, tuple[list[float], list[float | None]]] = {}
-        for ts, temp in zip(times, temps, strict=True):
-            part = split.setdefault(int(ts // WINDOW_S) * WINDOW_S, ([], []))
-            part[0].append(ts)
-            part[1].append(temp)
-        for part_start, (part_times, part_temps) in split.items():
-            yield probe, part_start, _window(part_times, part_temps,
-                                             min(part_times), max(part_times))
-
-
-def _window(times: Sequence[float], temps: Sequence[float | None], first: float,
-            last: float) -> list[Any]:
-    missing = temps.count(None)
-    known = [t for t in temps if t is not None] if missing else cast(Sequence[float], temps)
-    return [len(known), missing, float(sum(known)), min(known, default=None),
-            max(known, default=None), first, last]
-
-
-def _fold(a: list[Any], b: list[Any]) -> None:
-    """Fold window aggregate ``b`` into ``a`` (both as built by :func:`window_rows`)."""
-    a[0] += b[0]
-    a[1] += b[1]
-    a[2] += b[2]
-    if b[3] is not None and (a[3] is None or b[3] < a[3]):
-        a[3] = b[3]
-    if b[4] is not None and (a[4] is None or b[4] > a[4]):
-        a[4] = b[4]
-    a[5] = min(a[5], b[5])
-    a[6] = max(a[6], b[6])
+def _windows(readings: list[Reading]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """One probe's readings aggregated per window, in window order."""
+    readings.sort(key=_TIME)  # near-linear: a gateway sends a probe's readings in time order
+    _, times, temps = zip(*readings, strict=True)
+    count, lo = len(times), 0
+    while lo < count:
+        start = int(times[lo] // WINDOW_S) * WINDOW_S
+        hi = count if times[-1] < start + WINDOW_S else bisect_left(times, start + WINDOW_S, lo)
+        part = temps[lo:hi] if lo or hi < count else temps
+        missing = part.count(None)
+        known = [t for t in part if t is not None] if missing else part
+        yield start, {"readings": len(known), "missing": missing, "sum_c": float(sum(known)),
+                      "min_c": min(known, default=None), "max_c": max(known, default=None),
+                      "first_ts": times[lo], "last_ts": times[hi - 1]}
+        lo = hi
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,8 @@ from hub.triage.train import GEN_N, GEN_SEED
 
 FOLDS = 5
 FOLD_SEED = 3
-Fit = Callable[[list[list[str]], Any, list[list[str]]], Any]  # train features, labels, test
+# (train features, labels, test features, each training row's source: "wm", "os", "en")
+Fit = Callable[[list[list[str]], Any, list[list[str]], list[str]], Any]
 
 
 def _tfidf(**options: Any) -> Any:
@@ -36,7 +37,7 @@ def logistic(c: float) -> Fit:
     """TF-IDF + logistic regression: p(positive) of each test text."""
     from sklearn.linear_model import LogisticRegression
 
-    def fit(x_train: list[list[str]], y: Any, x_test: list[list[str]]) -> Any:
+    def fit(x_train: list[list[str]], y: Any, x_test: list[list[str]], _: list[str]) -> Any:
         vec = _tfidf()
         model = LogisticRegression(C=c, max_iter=3000).fit(vec.fit_transform(x_train), y)
         return model.predict_proba(vec.transform(x_test))[:, 1]
@@ -49,7 +50,7 @@ def nb_logistic(c: float, alpha: float = 1.0) -> Fit:
     from scipy import sparse
     from sklearn.linear_model import LogisticRegression
 
-    def fit(x_train: list[list[str]], y: Any, x_test: list[list[str]]) -> Any:
+    def fit(x_train: list[list[str]], y: Any, x_test: list[list[str]], _: list[str]) -> Any:
         vec = _tfidf(use_idf=False, binary=True, norm=None)
         a = vec.fit_transform(x_train)
         p, q = alpha + a[y == 1].sum(0), alpha + a[y == 0].sum(0)
@@ -62,7 +63,7 @@ def nb_logistic(c: float, alpha: float = 1.0) -> Fit:
 def multinomial_nb(alpha: float) -> Fit:
     from sklearn.naive_bayes import MultinomialNB
 
-    def fit(x_train: list[list[str]], y: Any, x_test: list[list[str]]) -> Any:
+    def fit(x_train: list[list[str]], y: Any, x_test: list[list[str]], _: list[str]) -> Any:
         vec = _tfidf()
         model = MultinomialNB(alpha=alpha).fit(vec.fit_transform(x_train), y)
         return model.predict_proba(vec.transform(x_test))[:, 1]
@@ -73,7 +74,7 @@ def network(hidden: int, epochs: int) -> Fit:
     """One hidden layer over the TF-IDF features (a few minutes per fold on one core)."""
     from sklearn.neural_network import MLPClassifier
 
-    def fit(x_train: list[list[str]], y: Any, x_test: list[list[str]]) -> Any:
+    def fit(x_train: list[list[str]], y: Any, x_test: list[list[str]], _: list[str]) -> Any:
         vec = _tfidf()
         model = MLPClassifier(hidden_layer_sizes=(hidden,), max_iter=epochs, random_state=0)
         model.fit(vec.fit_transform(x_train), y)
@@ -81,12 +82,36 @@ def network(hidden: int, epochs: int) -> Fit:
     return fit
 
 
+def domain_augmented(c: float) -> Fit:
+    """Logistic regression over shared features plus a copy of them per review source
+    (food delivery, fruit shop, English), so a word may lean differently in each; a test
+    text's source is unknown, and is guessed by a second logistic regression."""
+    from sklearn.linear_model import LogisticRegression
+
+    def tagged(features: list[str], source: str) -> list[str]:
+        return features + [f"{source}|{f}" for f in features]
+
+    def fit(x_train: list[list[str]], y: Any, x_test: list[list[str]],
+            sources: list[str]) -> Any:
+        guess_vec = _tfidf()
+        guesser = LogisticRegression(C=5.0, max_iter=3000)
+        guesser.fit(guess_vec.fit_transform(x_train), sources)
+        guessed = guesser.predict(guess_vec.transform(x_test))
+        vec = _tfidf()
+        model = LogisticRegression(C=c, max_iter=3000).fit(
+            vec.fit_transform([tagged(f, s) for f, s in zip(x_train, sources, strict=True)]), y)
+        return model.predict_proba(vec.transform(
+            [tagged(f, s) for f, s in zip(x_test, guessed, strict=True)]))[:, 1]
+    return fit
+
+
 def mean_of(*fits: Fit) -> Fit:
     """The average of several models' probabilities."""
     import numpy as np
 
-    def fit(x_train: list[list[str]], y: Any, x_test: list[list[str]]) -> Any:
-        return np.mean([f(x_train, y, x_test) for f in fits], axis=0)
+    def fit(x_train: list[list[str]], y: Any, x_test: list[list[str]],
+            sources: list[str]) -> Any:
+        return np.mean([f(x_train, y, x_test, sources) for f in fits], axis=0)
     return fit
 
 
@@ -126,7 +151,8 @@ def cross_validated(fit: Fit, rows: Sequence[data.Review], *,
     for train, test in split.split(np.zeros(len(rows)), strata):
         kept = [i for i in train if rows[i].id not in leave_out]
         p = fit([features[i] for i in kept] + english_features,
-                np.concatenate([labels[kept], english_labels]), [features[i] for i in test])
+                np.concatenate([labels[kept], english_labels]), [features[i] for i in test],
+                [rows[i].id[:2] for i in kept] + [r.id[:2] for r in always])
         correct += int(((p >= 0.5).astype(int) == labels[test]).sum())
     return correct / len(rows)
 
@@ -145,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         ("multinomial naive Bayes alpha=0.1", multinomial_nb(0.1), set()),
         ("mean of LR and NB-scaled LR", mean_of(logistic(5.0), nb_logistic(1.0)), set()),
         ("mean of LR and multinomial NB", mean_of(logistic(5.0), multinomial_nb(0.1)), set()),
+        ("logistic regression C=10", logistic(10.0), set()),
+        ("LR with a feature copy per source, C=5", domain_augmented(5.0), set()),
+        ("LR with a feature copy per source, C=10", domain_augmented(10.0), set()),
     ]
     if args.network:
         candidates += [("network, 64 hidden units", network(64, 8), set()),

@@ -9,6 +9,7 @@ import pytest
 from hub.triage import data
 from hub.triage.compare_sentiment import (
     cross_validated,
+    domain_augmented,
     logistic,
     mean_of,
     multinomial_nb,
@@ -56,3 +57,16 @@ def test_the_always_rows_join_every_fold() -> None:
     good = {r.id for r in rows if r.label == 1}
     always = [data.Review(f"x{i}", 1, t) for i, t in enumerate(GOOD)]
     assert cross_validated(logistic(5.0), rows, always=always, leave_out=good) == 1.0
+
+
+def test_a_word_may_lean_one_way_per_source() -> None:
+    # "冰" (ice-cold) is praise for fruit and a complaint for a hot meal: one weight per word
+    # cannot fit both, a copy of the features per source can (the source shows in the text)
+    rows = []
+    for i in range(40):
+        rows += [data.Review(f"os1{i:03d}", 1, f"冰，这是第{i % 7}次买，水果"),
+                 data.Review(f"os0{i:03d}", 0, f"热，这是第{i % 7}次买，水果"),
+                 data.Review(f"wm1{i:03d}", 1, f"热，这是第{i % 7}次点，外卖"),
+                 data.Review(f"wm0{i:03d}", 0, f"冰，这是第{i % 7}次点，外卖")]
+    assert cross_validated(domain_augmented(5.0), rows) == 1.0
+    assert cross_validated(logistic(5.0), rows) < 0.75

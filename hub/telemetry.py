@@ -100,7 +100,8 @@ def aggregate(batches: Sequence[NewBatch]) -> tuple[list[dict[str, Any]], list[d
     Built for speed on the ingest path, where a transaction holds tens of batches from a few
     gateways: a batch's own figures come from two column lists, its readings are grouped per
     (gateway, probe) across every batch in one dict pass, and each group is then sorted by time
-    and cut at window boundaries by bisection, with sums and extremes taken in C.
+    and cut at window boundaries by bisection, with sums and extremes taken in C. Window rows
+    come sorted by (source, probe, window start), the lock order :func:`window_rows` promises.
     """
     rows = []
     groups: dict[str, dict[str, list[Reading]]] = {}  # source -> probe -> readings
@@ -132,7 +133,7 @@ def aggregate(batches: Sequence[NewBatch]) -> tuple[list[dict[str, Any]], list[d
 
 
 def _windows(readings: list[Reading]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """One probe's readings aggregated per window, in window order."""
+    """One probe's readings aggregated per window, in window order (sorts ``readings``)."""
     readings.sort(key=_TIME)  # near-linear: a gateway sends a probe's readings in time order
     _, times, temps = zip(*readings, strict=True)
     count, lo = len(times), 0

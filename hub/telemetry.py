@@ -108,6 +108,8 @@ def aggregate(batches: Sequence[NewBatch]) -> tuple[list[dict[str, Any]], list[d
     sites: dict[str, str] = {}
     for batch in batches:
         readings = batch.readings
+        if not readings:  # protocols and the truck upload refuse these before they get here
+            raise ValueError(f"telemetry batch {batch.batch_id!r} has no readings")
         times = [r[1] for r in readings]
         rows.append({
             "batch_id": batch.batch_id, "source": batch.source, "site": batch.site,

@@ -214,3 +214,8 @@ def _old_telemetry(conn: object) -> object:
     from sqlalchemy import MetaData, Table
 
     return Table("telemetry", MetaData(), autoload_with=conn)
+
+
+def test_a_batch_without_readings_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="telemetry batch 'empty' has no readings"):
+        window_rows([batch("empty", [])])

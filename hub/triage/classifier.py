@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from hub.triage import model as model_store
 from hub.triage import rules
 from hub.triage.text import language, normalise, validate
-from hub.triage.tokens import analyse_normalised, readable
+from hub.triage.tokens import analyse_both, readable
 
 NEUTRAL_BAND = 0.2  # |sentiment_score| below this is "neutral" (p(positive) in 0.4..0.6)
 RULE_CONFIDENCE = 0.9  # confidence reported when an unambiguous phrase decided the category
@@ -105,11 +105,9 @@ def classify(texts: Sequence[str]) -> list[Triage]:
 def classify_with(m: model_store.TriageModel, texts: Sequence[str]) -> list[Triage]:
     """Triage already-validated texts with a given model (training and evaluation use it)."""
     norms = [normalise(t) for t in texts]
-    feats = [analyse_normalised(t) for t in norms]
-    x_sent = model_store.tfidf(m.sentiment_vectorizer, feats)
-    x_cat = (x_sent if m.category_vectorizer is m.sentiment_vectorizer
-             else model_store.tfidf(m.category_vectorizer, feats))
-    p_pos = model_store.probabilities(m.sentiment_classifier, x_sent)[:, 1]
+    cat_feats, sent_feats = zip(*map(analyse_both, norms), strict=True)
+    x_cat = model_store.tfidf(m.category_vectorizer, cat_feats)
+    p_pos = m.sentiment.positive(model_store.tfidf(m.sentiment.vectorizer, sent_feats))
     p_cat = model_store.probabilities(m.category_classifier, x_cat)
     classes = list(m.category_classifier.classes_)
     coef = m.category_classifier.coef_

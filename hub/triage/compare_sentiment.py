@@ -4,8 +4,10 @@
 each candidate on the sentiment training split (``data.sentiment_split``), stratified by
 source and label; the held-out split is never read. Each fold's model is fitted the way
 ``hub.triage.train`` fits the shipped one: the other folds plus the generated English
-messages. The candidates are the shipped model (TF-IDF + logistic regression, C = 5) and the
-usual alternatives for short review texts; see "What falls short" in docs/triage.md.
+messages. The candidates are the shipped model (``hub.triage.sentiment``: logistic regression
+with a feature copy per review source, over the sentiment features), the model it replaced
+(TF-IDF + logistic regression over the category features, triage-1.6) and the usual
+alternatives for short review texts; see "Models" in docs/triage.md.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any
 
-from hub.triage import data, generator
-from hub.triage.tokens import analyse, passthrough
-from hub.triage.train import GEN_N, GEN_SEED
+from hub.triage import data
+from hub.triage.tokens import analyse, analyse_sentiment, passthrough
+from hub.triage.train import generated_english
 
 FOLDS = 5
 FOLD_SEED = 3
@@ -82,26 +84,17 @@ def network(hidden: int, epochs: int) -> Fit:
     return fit
 
 
-def domain_augmented(c: float) -> Fit:
-    """Logistic regression over shared features plus a copy of them per review source
-    (food delivery, fruit shop, English), so a word may lean differently in each; a test
-    text's source is unknown, and is guessed by a second logistic regression."""
-    from sklearn.linear_model import LogisticRegression
-
-    def tagged(features: list[str], source: str) -> list[str]:
-        return features + [f"{source}|{f}" for f in features]
+def source_adapted(c: float) -> Fit:
+    """The shipped model (``hub.triage.sentiment``): logistic regression over shared features
+    plus a copy of them per review source, the source of a text to classify guessed by a
+    second logistic regression."""
+    from hub.triage import sentiment
+    from hub.triage.model import tfidf
 
     def fit(x_train: list[list[str]], y: Any, x_test: list[list[str]],
             sources: list[str]) -> Any:
-        guess_vec = _tfidf()
-        guesser = LogisticRegression(C=5.0, max_iter=3000)
-        guesser.fit(guess_vec.fit_transform(x_train), sources)
-        guessed = guesser.predict(guess_vec.transform(x_test))
-        vec = _tfidf()
-        model = LogisticRegression(C=c, max_iter=3000).fit(
-            vec.fit_transform([tagged(f, s) for f, s in zip(x_train, sources, strict=True)]), y)
-        return model.predict_proba(vec.transform(
-            [tagged(f, s) for f, s in zip(x_test, guessed, strict=True)]))[:, 1]
+        model = sentiment.fit(x_train, y, sources, c)
+        return model.positive(tfidf(model.vectorizer, x_test))
     return fit
 
 
@@ -124,34 +117,27 @@ def _not_complaints() -> set[str]:
     return ids
 
 
-def generated_english() -> list[data.Review]:
-    """The generated English messages the shipped model is trained with (as reviews)."""
-    examples = generator.generate(GEN_SEED, GEN_N)
-    complaints = [e.text for e in examples if e.language == "en"][:1500]
-    thanks = generator.english_positive(GEN_SEED + 1, 1500)
-    return ([data.Review(f"en-{i}", 0, t) for i, t in enumerate(complaints)]
-            + [data.Review(f"en+{i}", 1, t) for i, t in enumerate(thanks)])
-
-
 def cross_validated(fit: Fit, rows: Sequence[data.Review], *,
                     always: Sequence[data.Review] = (),
-                    leave_out: AbstractSet[str] = frozenset()) -> float:
-    """Pooled out-of-fold accuracy (p >= 0.5) of ``fit`` over ``rows``; ``always`` is added to
-    every fold's training part, ``leave_out`` (ids) taken out of it."""
+                    leave_out: AbstractSet[str] = frozenset(),
+                    features: Callable[[str], list[str]] = analyse) -> float:
+    """Pooled out-of-fold accuracy (p >= 0.5) of ``fit`` over ``rows`` seen through
+    ``features``; ``always`` is added to every fold's training part, ``leave_out`` (ids) taken
+    out of it."""
     import numpy as np
     from sklearn.model_selection import StratifiedKFold
 
-    features = [analyse(r.text) for r in rows]
+    texts = [features(r.text) for r in rows]
     labels = np.array([r.label for r in rows])
-    english_features = [analyse(r.text) for r in always]
+    english_features = [features(r.text) for r in always]
     english_labels = np.array([r.label for r in always], dtype=int)
     strata = [f"{r.id[:2]}{r.label}" for r in rows]
     split = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=FOLD_SEED)
     correct = 0
     for train, test in split.split(np.zeros(len(rows)), strata):
         kept = [i for i in train if rows[i].id not in leave_out]
-        p = fit([features[i] for i in kept] + english_features,
-                np.concatenate([labels[kept], english_labels]), [features[i] for i in test],
+        p = fit([texts[i] for i in kept] + english_features,
+                np.concatenate([labels[kept], english_labels]), [texts[i] for i in test],
                 [rows[i].id[:2] for i in kept] + [r.id[:2] for r in always])
         correct += int(((p >= 0.5).astype(int) == labels[test]).sum())
     return correct / len(rows)
@@ -164,26 +150,32 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="also the one-hidden-layer network (about 20 minutes more)")
     args = parser.parse_args(argv)
     rows, _ = data.sentiment_split()
-    candidates: list[tuple[str, Fit, AbstractSet[str]]] = [
-        ("logistic regression C=5 (shipped)", logistic(5.0), set()),
-        ("the same without rows marked not complaints", logistic(5.0), _not_complaints()),
-        ("NB-scaled logistic regression C=1", nb_logistic(1.0), set()),
-        ("multinomial naive Bayes alpha=0.1", multinomial_nb(0.1), set()),
-        ("mean of LR and NB-scaled LR", mean_of(logistic(5.0), nb_logistic(1.0)), set()),
-        ("mean of LR and multinomial NB", mean_of(logistic(5.0), multinomial_nb(0.1)), set()),
-        ("logistic regression C=10", logistic(10.0), set()),
-        ("LR with a feature copy per source, C=5", domain_augmented(5.0), set()),
-        ("LR with a feature copy per source, C=10", domain_augmented(10.0), set()),
+    words, written = analyse, analyse_sentiment  # category features; the same + how written
+    candidates: list[tuple[str, Fit, AbstractSet[str], Callable[[str], list[str]]]] = [
+        ("source-adapted LR C=5 (shipped)", source_adapted(5.0), set(), written),
+        ("source-adapted LR C=10", source_adapted(10.0), set(), written),
+        ("source-adapted LR C=5, category features", source_adapted(5.0), set(), words),
+        ("logistic regression C=5", logistic(5.0), set(), written),
+        ("LR C=5, category features (triage-1.6)", logistic(5.0), set(), words),
+        ("the same without rows marked not complaints", logistic(5.0), _not_complaints(),
+         words),
+        ("NB-scaled logistic regression C=1", nb_logistic(1.0), set(), words),
+        ("multinomial naive Bayes alpha=0.1", multinomial_nb(0.1), set(), words),
+        ("mean of LR and NB-scaled LR", mean_of(logistic(5.0), nb_logistic(1.0)), set(), words),
+        ("mean of LR and multinomial NB", mean_of(logistic(5.0), multinomial_nb(0.1)), set(),
+         words),
+        ("logistic regression C=10", logistic(10.0), set(), words),
     ]
     if args.network:
-        candidates += [("network, 64 hidden units", network(64, 8), set()),
+        candidates += [("network, 64 hidden units", network(64, 8), set(), words),
                        ("mean of LR and the network", mean_of(logistic(5.0), network(64, 8)),
-                        set())]
+                        set(), words)]
     english = generated_english()
     print(f"{FOLDS}-fold cross-validation over {len(rows)} training reviews", flush=True)
-    for name, fit, leave_out in candidates:
+    for name, fit, leave_out, features in candidates:
         start = time.perf_counter()
-        accuracy = cross_validated(fit, rows, always=english, leave_out=leave_out)
+        accuracy = cross_validated(fit, rows, always=english, leave_out=leave_out,
+                                   features=features)
         print(f"{name:48s} {accuracy:.4f}  ({time.perf_counter() - start:.0f} s)", flush=True)
 
 

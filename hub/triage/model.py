@@ -1,4 +1,5 @@
-"""The trained artifact: two TF-IDF + logistic-regression models over shared features.
+"""The trained artifact: the sentiment model and the category model (TF-IDF + multinomial
+logistic regression), both over one segmentation of the text.
 
 Stored as one joblib file in ``hub/triage/models/`` with a JSON model card beside it; loaded
 lazily once per process.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -22,11 +24,10 @@ _lock = threading.Lock()
 
 @dataclass(frozen=True)
 class TriageModel:
-    """Sentiment and category vectorizer/classifier pairs and the version string."""
+    """The sentiment model, the category vectorizer/classifier pair and the version string."""
 
     version: str
-    sentiment_vectorizer: Any
-    sentiment_classifier: Any
+    sentiment: Any  # hub.triage.sentiment.SentimentModel
     category_vectorizer: Any
     category_classifier: Any
     other_below: float = 0.0  # category probability below which the answer is "other"
@@ -56,7 +57,7 @@ def card(path: Path = CARD_FILE) -> dict[str, Any]:
     return data
 
 
-def tfidf(vectorizer: Any, feats: list[list[str]]) -> Any:
+def tfidf(vectorizer: Any, feats: Sequence[list[str]]) -> Any:
     """``vectorizer.transform(feats)`` for a fitted sublinear-tf, l2-normalised
     ``TfidfVectorizer`` over pre-analysed feature lists, computed in bulk with numpy: one
     C-level dict lookup per feature, then counts, idf and norms as array operations (no

@@ -1,9 +1,13 @@
 """Text to model features: jieba words and character n-grams (Chinese), words, word bigrams
-and character n-grams (English). One analysis feeds both models.
+and character n-grams (English). One segmentation feeds both models.
 
 Features carry a prefix: ``w:`` word, ``b:`` word bigram, ``c:`` character n-gram. The
-segmenter is a private :class:`jieba.Tokenizer` with the domain words added, built lazily on
-first use (jieba's bundled dictionary; nothing is downloaded).
+sentiment model also sees how a text is written (``sentiment_extras``): ``p:`` a run of
+punctuation or symbols ("!!!", "~"), ``q:`` each symbol in it, ``len:`` the length in tens of
+characters, ``d:`` Chinese character 4-grams and ``n:`` a word that follows a negation in the
+same clause ("不是很新鲜" gives ``n:很`` and ``n:新鲜``). The segmenter is a private
+:class:`jieba.Tokenizer` with the domain words added, built lazily on first use (jieba's
+bundled dictionary; nothing is downloaded).
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ DOMAIN_WORDS = ("发霉", "烂了", "缺斤少两", "漏发", "错发", "冷链"
                 "退款", "拒绝退款", "态度差", "不送上楼", "分量不足", "斤两不足", "蔫了", "坏果",
                 "烂果", "12315", "上吐下泻", "闹肚子")
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?|\d+")
+_SYMBOLS = re.compile(r"[^\w\s]+")
+NEGATIONS = frozenset("不没无别未")  # a word of at most two characters starting with one
+# negates the rest of its clause for the sentiment model's ``n:`` features
+LENGTH_BUCKETS = 12  # ``len:`` counts tens of characters up to this
 _lock = threading.Lock()
 
 
@@ -53,18 +61,39 @@ def _char_ngrams(run: str, lo: int, hi: int, out: list[str]) -> None:
 
 
 def analyse(text: str) -> list[str]:
-    """The feature strings of one (raw) text."""
+    """The category model's feature strings of one (raw) text."""
     return analyse_normalised(normalise(text))
 
 
+def analyse_sentiment(text: str) -> list[str]:
+    """The sentiment model's feature strings of one (raw) text."""
+    return analyse_both(normalise(text))[1]
+
+
 def analyse_normalised(norm: str) -> list[str]:
-    """The feature strings of a text already passed through ``text.normalise``; denied
-    category phrases ("没有发霉", "not rotten") are left out (``rules.without_denials``)."""
-    norm = without_denials(norm)
+    """The category model's features of a text already passed through ``text.normalise``;
+    denied category phrases ("没有发霉", "not rotten") are left out
+    (``rules.without_denials``)."""
+    return _analyse(without_denials(norm))[0]
+
+
+def analyse_both(norm: str) -> tuple[list[str], list[str]]:
+    """(category features, sentiment features) of a normalised text, segmented once; the
+    sentiment features are the category ones plus ``sentiment_extras``."""
+    seen = without_denials(norm)
+    feats, tokens = _analyse(seen)
+    return feats, feats + sentiment_extras(seen, tokens)
+
+
+def _analyse(norm: str) -> tuple[list[str], list[str]]:
+    """(features, jieba's tokens) of a denial-free normalised text. The tokens are the words
+    of its CJK runs with a " " between runs (a run is a clause)."""
     feats: list[str] = []
+    tokens: list[str] = []
     cjk_runs = _CJK_RUN.findall(norm)
     if cjk_runs:
-        words = [w for w in segmenter().lcut(" ".join(cjk_runs), HMM=False) if w != " "]
+        tokens = segmenter().lcut(" ".join(cjk_runs), HMM=False)
+        words = [w for w in tokens if w != " "]
         feats.extend(["w:" + w for w in words])
         feats.extend([f"b:{a}_{b}" for a, b in itertools.pairwise(words)])
         for chunk in cjk_runs:
@@ -76,7 +105,28 @@ def analyse_normalised(norm: str) -> list[str]:
         for w in latin:
             if len(w) > 3:
                 _char_ngrams(f"<{w}>", 4, 4, feats)
-    return feats
+    return feats, tokens
+
+
+def sentiment_extras(norm: str, tokens: list[str]) -> list[str]:
+    """How a normalised text is written, beyond its words (see the module docstring);
+    ``tokens``: jieba's segmentation of its CJK runs joined by " " (``_analyse``)."""
+    out: list[str] = []
+    for run in _SYMBOLS.findall(norm):
+        out.append("p:" + run[:4])
+        out.extend(["q:" + ch for ch in dict.fromkeys(run)])
+    out.append(f"len:{min(len(norm) // 10, LENGTH_BUCKETS)}")
+    for run in _CJK_RUN.findall(norm):
+        out.extend(["d:" + run[k:k + 4] for k in range(len(run) - 3)])
+    negated = False
+    for token in tokens:
+        if token == " ":  # the next clause
+            negated = False
+        elif len(token) <= 2 and token[0] in NEGATIONS:
+            negated = True
+        elif negated:
+            out.append("n:" + token)
+    return out
 
 
 def passthrough(features: list[str]) -> list[str]:

@@ -128,7 +128,7 @@ def test_model_card_metrics_recomputed() -> None:
     recorded = card["metrics"]
     assert recorded == evaluate.evaluate_committed(include_test=True)
     # floors, so a retrain that gets worse fails loudly (targets are in docs/triage.md)
-    assert recorded["sentiment_heldout"]["accuracy"] >= 0.90
+    assert recorded["sentiment_heldout"]["accuracy"] >= 0.915
     assert recorded["category_en_heldout"]["model"]["macro_f1"] >= 0.85
     assert recorded["category_zh_test"]["model"]["macro_f1"] >= 0.5
     for key in ("category_zh_test", "category_en_heldout"):
@@ -187,12 +187,13 @@ def test_denied_phrases_are_cut_from_what_the_models_see(text: str, seen: str) -
 
 
 def test_bulk_tfidf_equals_sklearn_transform() -> None:
-    from hub.triage.tokens import analyse
+    from hub.triage.tokens import analyse, analyse_sentiment
 
     m = model.load()
     texts = ("草莓发霉了", "delivery was late", "！！！", "送餐太慢了，等了两个小时")
-    feats = [analyse(t) for t in texts]
-    for vec in (m.sentiment_vectorizer, m.category_vectorizer):
+    for vec, features in ((m.sentiment.vectorizer, analyse_sentiment),
+                          (m.category_vectorizer, analyse)):
+        feats = [features(t) for t in texts]
         fast = model.tfidf(vec, feats)
         slow = vec.transform(feats)
         assert fast.shape == slow.shape

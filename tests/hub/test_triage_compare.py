@@ -9,11 +9,11 @@ import pytest
 from hub.triage import data
 from hub.triage.compare_sentiment import (
     cross_validated,
-    domain_augmented,
     logistic,
     mean_of,
     multinomial_nb,
     nb_logistic,
+    source_adapted,
 )
 
 GOOD = ["新鲜好吃", "很快送到了很满意", "味道不错下次还买", "包装完好非常新鲜", "送得快很好"]
@@ -68,5 +68,5 @@ def test_a_word_may_lean_one_way_per_source() -> None:
                  data.Review(f"os0{i:03d}", 0, f"热，这是第{i % 7}次买，水果"),
                  data.Review(f"wm1{i:03d}", 1, f"热，这是第{i % 7}次点，外卖"),
                  data.Review(f"wm0{i:03d}", 0, f"冰，这是第{i % 7}次点，外卖")]
-    assert cross_validated(domain_augmented(5.0), rows) == 1.0
+    assert cross_validated(source_adapted(5.0), rows) == 1.0
     assert cross_validated(logistic(5.0), rows) < 0.75

@@ -1,0 +1,89 @@
+"""The source-adapted sentiment model and the features it reads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hub.triage import sentiment
+from hub.triage.model import tfidf
+from hub.triage.text import normalise
+from hub.triage.tokens import analyse, analyse_both, analyse_sentiment, passthrough
+
+
+def _rows(n: int) -> tuple[list[list[str]], list[int], list[str]]:
+    """"冰" praises fruit and damns a meal; the rest of the words tell the source apart."""
+    texts, labels, sources = [], [], []
+    for i in range(n):
+        for text, label, source in ((f"冰，第{i % 7}次买水果", 1, "os"),
+                                    (f"热，第{i % 7}次买水果", 0, "os"),
+                                    (f"热，第{i % 7}次点外卖", 1, "wm"),
+                                    (f"冰，第{i % 7}次点外卖", 0, "wm"),
+                                    (f"great, order {i % 7}", 1, "en"),
+                                    (f"awful, order {i % 7}", 0, "en")):
+            texts.append(analyse_sentiment(text))
+            labels.append(label)
+            sources.append(source)
+    return texts, labels, sources
+
+
+def test_a_word_may_lean_one_way_per_source() -> None:
+    texts, labels, sources = _rows(30)
+    model = sentiment.fit(texts, labels, sources, 5.0)
+    assert model.sources == ("en", "os", "wm")
+    probe = ["冰，又买水果", "冰，又点外卖", "热，又买水果", "热，又点外卖", "great", "awful"]
+    p = model.positive(tfidf(model.vectorizer, [analyse_sentiment(t) for t in probe]))
+    assert (p >= 0.5).tolist() == [True, False, False, True, True, False]
+
+
+def test_positive_is_the_source_weighted_mean_of_the_augmented_regression() -> None:
+    """The stored arrays answer what sklearn's two regressions answer."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    texts, labels, sources = _rows(12)
+    model = sentiment.fit(texts, labels, sources, 3.0)
+    vec = TfidfVectorizer(analyzer=passthrough, sublinear_tf=True, min_df=2)
+    x = vec.fit_transform(texts)
+    index = np.array([model.sources.index(s) for s in sources])
+    guesser = LogisticRegression(C=sentiment.SOURCE_C, max_iter=3000).fit(x, index)
+    reg = LogisticRegression(C=3.0, max_iter=3000).fit(sentiment.augmented(x, index, 3), labels)
+    probe = x[::5]
+    rows = probe.shape[0]
+    per_source = np.column_stack([
+        reg.predict_proba(sentiment.augmented(probe, np.full(rows, k), 3))[:, 1]
+        for k in range(3)])
+    expected = (guesser.predict_proba(probe) * per_source).sum(axis=1)
+    assert np.allclose(model.positive(probe), expected, atol=1e-9)
+
+
+@pytest.mark.parametrize("kept", [("os",), ("os", "wm")])
+def test_one_or_two_sources(kept: tuple[str, ...]) -> None:
+    texts, labels, sources = _rows(20)
+    keep = [i for i, s in enumerate(sources) if s in kept]
+    model = sentiment.fit([texts[i] for i in keep], [labels[i] for i in keep],
+                          [sources[i] for i in keep], 5.0)
+    assert model.sources == kept
+    p = model.positive(tfidf(model.vectorizer, [analyse_sentiment("冰，又买水果")]))
+    assert p.shape == (1,) and p[0] > 0.5
+
+
+def test_every_text_needs_a_source() -> None:
+    texts, labels, sources = _rows(3)
+    with pytest.raises(ValueError, match="18 texts but 17 sources"):
+        sentiment.fit(texts, labels, sources[:-1], 5.0)
+
+
+def test_how_a_text_is_written() -> None:
+    feats = analyse_sentiment("不是很新鲜!!!送得快")
+    assert {"n:很", "n:新鲜", "p:!!!", "q:!", "len:1", "d:是很新鲜"} <= set(feats)
+    assert "n:快" not in feats  # a negation ends with its clause
+    assert not any(f.startswith("n:") for f in analyse_sentiment("不，新鲜"))
+
+
+@pytest.mark.parametrize("text", ["草莓发霉了，不新鲜", "没有发霉，就是不甜", "late again!!",
+                                  "等了2个小时"])
+def test_the_category_model_sees_what_it_saw_before(text: str) -> None:
+    category, sent = analyse_both(normalise(text))
+    assert category == analyse(text)
+    assert sent[:len(category)] == category

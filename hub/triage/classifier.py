@@ -16,10 +16,10 @@ from numpy.typing import NDArray
 
 from hub.triage import model as model_store
 from hub.triage import rules
+from hub.triage.taxonomy import NEUTRAL_BAND
 from hub.triage.text import language, normalise, validate
 from hub.triage.tokens import analyse_both, readable
 
-NEUTRAL_BAND = 0.2  # |sentiment_score| below this is "neutral" (p(positive) in 0.4..0.6)
 RULE_CONFIDENCE = 0.9  # confidence reported when an unambiguous phrase decided the category
 MAX_KEYWORDS = 6
 

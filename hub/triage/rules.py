@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from hub.triage.taxonomy import CATEGORIES
+from hub.triage.taxonomy import CATEGORIES, NEUTRAL_BAND
 
 FOOD_SAFETY = (
     "食物中毒",
@@ -387,8 +387,10 @@ def urgency(category: str, sentiment_score: float, hits: RuleHits) -> str:
     - P2: a threat to escalate publicly or legally (12315, 媒体, 起诉, sue, lawyer, ...);
       or spoiled/temperature (cold-chain, food-safety adjacent) with strong negative
       sentiment (score <= -0.8).
-    - P3: any goods problem (spoiled, temperature, damaged, wrong_item, missing); or angry
-      wording; or strong negative sentiment (score <= -0.8).
+    - P3: any goods problem (spoiled, temperature, damaged, wrong_item, missing), unless the
+      message reads positive and names no unambiguous phrase of its category ("great
+      strawberries, thanks" is praise, not a problem); or angry wording; or strong negative
+      sentiment (score <= -0.8).
     - P4: everything else (late, out_of_stock, service, other with milder wording, and
       neutral or positive messages).
     """
@@ -396,6 +398,8 @@ def urgency(category: str, sentiment_score: float, hits: RuleHits) -> str:
         return "P1"
     if hits.threats or (category in ("spoiled", "temperature") and sentiment_score <= -0.8):
         return "P2"
-    if category in GOODS or hits.anger or sentiment_score <= -0.8:
+    goods_problem = category in GOODS and (sentiment_score < NEUTRAL_BAND
+                                            or category in hits.strong)
+    if goods_problem or hits.anger or sentiment_score <= -0.8:
         return "P3"
     return "P4"

@@ -74,6 +74,18 @@ def test_threats_raise_urgency() -> None:
     assert classify_one("delivery a bit late, I will sue you and call my lawyer").urgency == "P2"
 
 
+def test_praise_is_not_a_goods_problem() -> None:
+    from hub.triage.rules import scan, urgency
+    from hub.triage.text import normalise
+
+    quiet = scan(normalise("great strawberries"))
+    named = scan(normalise("a bit mouldy, still great strawberries"))
+    assert urgency("spoiled", 0.9, quiet) == "P4"  # praise that happens to read as fruit
+    assert urgency("spoiled", 0.9, named) == "P3"  # the problem is named: a problem
+    assert urgency("spoiled", NEUTRAL_BAND - 0.01, quiet) == "P3"  # not positive: a problem
+    assert classify_one("Great strawberries, thanks!").urgency == "P4"
+
+
 def test_neutral_band() -> None:
     assert sentiment_label(0.0) == "neutral"
     assert sentiment_label(NEUTRAL_BAND - 0.01) == "neutral"

@@ -81,16 +81,19 @@ def analyse_both(norm: str) -> tuple[list[str], list[str]]:
     """(category features, sentiment features) of a normalised text, segmented once; the
     sentiment features are the category ones plus ``sentiment_extras``."""
     seen = without_denials(norm)
-    feats, tokens = _analyse(seen)
-    return feats, feats + sentiment_extras(seen, tokens)
+    cjk_runs = _CJK_RUN.findall(seen)
+    feats, tokens = _analyse(seen, cjk_runs)
+    return feats, feats + sentiment_extras(seen, cjk_runs, tokens)
 
 
-def _analyse(norm: str) -> tuple[list[str], list[str]]:
-    """(features, jieba's tokens) of a denial-free normalised text. The tokens are the words
-    of its CJK runs with a " " between runs (a run is a clause)."""
+def _analyse(norm: str, cjk_runs: list[str] | None = None) -> tuple[list[str], list[str]]:
+    """(features, jieba's tokens) of a denial-free normalised text whose CJK runs are
+    ``cjk_runs`` (found here when not given). The tokens are the words of the runs with a " "
+    between runs (a run is a clause)."""
     feats: list[str] = []
     tokens: list[str] = []
-    cjk_runs = _CJK_RUN.findall(norm)
+    if cjk_runs is None:
+        cjk_runs = _CJK_RUN.findall(norm)
     if cjk_runs:
         tokens = segmenter().lcut(" ".join(cjk_runs), HMM=False)
         words = [w for w in tokens if w != " "]
@@ -108,15 +111,15 @@ def _analyse(norm: str) -> tuple[list[str], list[str]]:
     return feats, tokens
 
 
-def sentiment_extras(norm: str, tokens: list[str]) -> list[str]:
+def sentiment_extras(norm: str, cjk_runs: list[str], tokens: list[str]) -> list[str]:
     """How a normalised text is written, beyond its words (see the module docstring);
-    ``tokens``: jieba's segmentation of its CJK runs joined by " " (``_analyse``)."""
+    ``cjk_runs`` and ``tokens``: its CJK runs and their segmentation (``_analyse``)."""
     out: list[str] = []
     for run in _SYMBOLS.findall(norm):
         out.append("p:" + run[:4])
         out.extend(["q:" + ch for ch in dict.fromkeys(run)])
     out.append(f"len:{min(len(norm) // 10, LENGTH_BUCKETS)}")
-    for run in _CJK_RUN.findall(norm):
+    for run in cjk_runs:
         out.extend(["d:" + run[k:k + 4] for k in range(len(run) - 3)])
     negated = False
     for token in tokens:

@@ -1,19 +1,22 @@
 """Compare sentiment models by cross-validation over the training part only.
 
-``python -m hub.triage.compare_sentiment [--network]`` prints the pooled 5-fold accuracy of
-each candidate on the sentiment training split (``data.sentiment_split``), stratified by
-source and label; the held-out split is never read. Each fold's model is fitted the way
-``hub.triage.train`` fits the shipped one: the other folds plus the generated English
-messages. The candidates are the shipped model (``hub.triage.sentiment``: logistic regression
-with a feature copy per review source, over the sentiment features), the model it replaced
-(TF-IDF + logistic regression over the category features, triage-1.6) and the usual
-alternatives for short review texts; see "Models" in docs/triage.md.
+``python -m hub.triage.compare_sentiment [--network | --learning-curve]`` prints the pooled
+5-fold accuracy of each candidate on the sentiment training split (``data.sentiment_split``),
+stratified by source and label; the held-out split is never read. Each fold's model is fitted
+the way ``hub.triage.train`` fits the shipped one, on the other folds (instead of every review)
+plus the generated English messages. The candidates are the shipped model
+(``hub.triage.sentiment``: logistic regression with a feature copy per review source, over the
+sentiment features), the model it replaced (TF-IDF + logistic regression over the category
+features, triage-1.6) and the usual alternatives for short review texts; see "Models" in
+docs/triage.md. ``--learning-curve`` instead scores the shipped model with each fold's training
+part cut to a half and three quarters (two seeded draws each): how much more data is worth.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import random
 import time
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
@@ -143,13 +146,38 @@ def cross_validated(fit: Fit, rows: Sequence[data.Review], *,
     return correct / len(rows)
 
 
+def learning_curve(rows: Sequence[data.Review], english: Sequence[data.Review],
+                   shares: Sequence[float] = (0.5, 0.75), draws: Sequence[int] = (1, 2)
+                   ) -> None:
+    """Print the shipped model's cross-validated accuracy with each fold's training reviews
+    cut to ``shares`` of them (a seeded draw per seed in ``draws``), then with all of them."""
+    for share in shares:
+        for seed in draws:
+            rng = random.Random(seed)
+            dropped = {r.id for r in rows if rng.random() >= share}
+            accuracy = cross_validated(source_adapted(5.0), rows, always=english,
+                                       leave_out=dropped, features=analyse_sentiment)
+            print(f"training reviews x{share:<5} (draw {seed})  {accuracy:.4f}", flush=True)
+    accuracy = cross_validated(source_adapted(5.0), rows, always=english,
+                               features=analyse_sentiment)
+    print(f"training reviews x1.0   (all)      {accuracy:.4f}", flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m hub.triage.compare_sentiment",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--network", action="store_true",
                         help="also the one-hidden-layer network (about 20 minutes more)")
+    parser.add_argument("--learning-curve", action="store_true",
+                        help="only the shipped model, with less training data (about 3 "
+                             "minutes)")
     args = parser.parse_args(argv)
     rows, _ = data.sentiment_split()
+    if args.learning_curve:
+        print(f"{FOLDS}-fold cross-validation over {len(rows)} training reviews, "
+              "each fold trained on a share of the others", flush=True)
+        learning_curve(rows, generated_english())
+        return
     words, written = analyse, analyse_sentiment  # category features; the same + how written
     candidates: list[tuple[str, Fit, AbstractSet[str], Callable[[str], list[str]]]] = [
         ("source-adapted LR C=5 (shipped)", source_adapted(5.0), set(), written),

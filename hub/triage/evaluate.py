@@ -4,7 +4,9 @@
 uses the same functions, and a test checks that the model card agrees with a recomputation.
 
 - Sentiment accuracy: binary (p(positive) >= 0.5) on the seeded, stratified held-out 20% of
-  the review CSVs (``data.sentiment_split``).
+  the review CSVs (``data.sentiment_split``). The shipped sentiment model is fitted on every
+  review, so what is scored is its twin: the same configuration fitted on the 80% training
+  split alone (``sentiment_twin``, refitted here, about half a minute).
 - Category macro-F1: mean F1 over the categories present in the gold labels, on a given set
   of hand-labelled texts, for the full pipeline (model + rules) and for the keyword baseline.
 - Triage review split (printed by the command, not kept in the card): the test samples parted
@@ -13,12 +15,14 @@ uses the same functions, and a test checks that the model card agrees with a rec
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from hub.triage import data
 from hub.triage.baseline import keyword_category
+from hub.triage.model import TriageModel, load
 from hub.triage.taxonomy import CATEGORIES
 
 
@@ -81,6 +85,17 @@ def review_split(rows: Sequence[data.Labelled], below: float | None = None) -> d
                for name, right in parts.items()}}
 
 
+def sentiment_twin(m: TriageModel) -> TriageModel:
+    """``m`` with its sentiment model refitted, same configuration, on the training split and
+    the generated English messages only: the shipped model has learnt from the held-out split
+    too, so its accuracy there would measure nothing."""
+    from hub.triage.train import fit_sentiment, generated_english
+
+    train, _ = data.sentiment_split()
+    return dataclasses.replace(
+        m, sentiment=fit_sentiment(train + generated_english(), m.sentiment.c))
+
+
 def pipeline_category(texts: list[str]) -> list[str]:
     """Categories from the committed model through the public API."""
     from hub.triage.classifier import classify
@@ -88,17 +103,14 @@ def pipeline_category(texts: list[str]) -> list[str]:
     return [t.category for t in classify(texts)]
 
 
-def pipeline_positive(texts: list[str]) -> list[float]:
-    """p(positive) from the committed model through the public API."""
-    from hub.triage.classifier import classify
-
-    return [(t.sentiment_score + 1) / 2 for t in classify(texts)]
-
-
 def evaluate_committed(include_test: bool = True) -> dict[str, Any]:
     """Every metric, recomputed from the committed model and data files."""
+    from hub.triage.classifier import classify_with
+
+    twin = sentiment_twin(load())
     out: dict[str, Any] = {
-        "sentiment_heldout": sentiment_accuracy(pipeline_positive),
+        "sentiment_heldout": sentiment_accuracy(
+            lambda texts: [(t.sentiment_score + 1) / 2 for t in classify_with(twin, texts)]),
         "category_zh_dev": category_metrics(data.zh_eval("dev"), pipeline_category),
         "category_en_heldout": category_metrics(data.en_eval(), pipeline_category),
     }

@@ -30,6 +30,7 @@ class SentimentModel:
     source_intercept: NDArray[np.float64]  # (sources,)
     coef: NDArray[np.float64]  # (features, sources): shared + per-source weight, over √2
     intercept: float
+    c: float  # regularisation of the sentiment regression (evaluation refits with it)
 
     def positive(self, x: Any) -> NDArray[np.float64]:
         """p(positive) of each row of ``x`` (TF-IDF rows from ``vectorizer``)."""
@@ -80,4 +81,4 @@ def fit(features: list[list[str]], labels: Any, sources: list[str], c: float
     coef = (blocks[0][:, None] + blocks[1:].T) / np.sqrt(2.0)
     return SentimentModel(vectorizer, names, np.ascontiguousarray(source_coef),
                           np.array(source_intercept, dtype=float), np.ascontiguousarray(coef),
-                          float(model.intercept_[0]))
+                          float(model.intercept_[0]), c)

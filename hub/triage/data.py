@@ -39,6 +39,12 @@ ZH_TRAIN_FILES = (ZH_TRAIN, ZH_TRAIN_MORE, ZH_TRAIN_THIRD, ZH_TRAIN_REST)
 # and committed; read with the hand-labelled training rows when present.
 CORRECTIONS = DATA_DIR / "train" / "corrections.csv"
 ZH_SECOND = DATA_DIR / "eval" / "zh_labelled_second.csv"  # a second annotator, on ZH_EVAL
+# Complaint messages written in the style of the hub's channels (app, hotline, social, chat),
+# each labelled by its writer and again by a reader who saw neither label nor writer.
+MESSAGES_EVAL = DATA_DIR / "eval" / "messages_written.jsonl"
+MESSAGES_SPLIT_SEED = 20261127
+# Complaint messages written for training, by other writers, in other contexts.
+MESSAGES_TRAIN = DATA_DIR / "train" / "messages_written.jsonl"
 SENTIMENT_SEED = 20240611
 SENTIMENT_TEST_SHARE = 0.2
 
@@ -102,7 +108,7 @@ def _train_files() -> tuple[Path, ...]:
 
 def evaluation_texts() -> set[str]:
     """Every text of the evaluation sets, whitespace-normalised: never a training row."""
-    rows = [*zh_eval(), *zh_test2(), *en_eval()]
+    rows = [*zh_eval(), *zh_test2(), *en_eval(), *messages_eval()]
     return {" ".join(r.text.split()) for r in rows}
 
 
@@ -120,6 +126,55 @@ def zh_test2() -> list[Labelled]:
     with ZH_TEST2.open(encoding="utf-8", newline="") as f:
         return [Labelled(r["id"], r["category"], r["review"], "test2")
                 for r in csv.DictReader(f) if r["category"] != "skip"]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One written complaint message of the channel-style evaluation set."""
+
+    id: str
+    language: str  # "zh" / "en"
+    channel: str
+    category: str  # the writer's label (the gold)
+    second: str  # the blind reader's label
+    split: str  # "dev" / "test"
+    text: str
+
+
+def messages_eval() -> list[Message]:
+    """Every row of the written channel-style evaluation set."""
+    with MESSAGES_EVAL.open(encoding="utf-8") as f:
+        return [Message(**json.loads(line)) for line in f if line.strip()]
+
+
+def messages_split(rows: list[Message]) -> dict[str, str]:
+    """The documented dev/test split of the written evaluation messages: within each (language,
+    writer's category) group, id-sorted, shuffled with ``MESSAGES_SPLIT_SEED``, the first half
+    is dev."""
+    groups: dict[tuple[str, str], list[Message]] = {}
+    for m in rows:
+        groups.setdefault((m.language, m.category), []).append(m)
+    rng = random.Random(MESSAGES_SPLIT_SEED)
+    split: dict[str, str] = {}
+    for key in sorted(groups):
+        group = sorted(groups[key], key=lambda m: m.id)
+        rng.shuffle(group)
+        for n, m in enumerate(group):
+            split[m.id] = "dev" if n < len(group) // 2 else "test"
+    return split
+
+
+def messages(split: str, language: str) -> list[Labelled]:
+    """The written evaluation messages of one split and language, as labelled texts."""
+    return [Labelled(m.id, m.category, m.text, m.split) for m in messages_eval()
+            if m.split == split and m.language == language]
+
+
+def messages_train(language: str) -> list[Labelled]:
+    """The complaint messages written for training, in one language."""
+    with MESSAGES_TRAIN.open(encoding="utf-8") as f:
+        return [Labelled(d["id"], d["category"], d["text"], "train")
+                for d in map(json.loads, filter(str.strip, f)) if d["language"] == language]
 
 
 def zh_second_labels() -> dict[str, str]:
@@ -229,6 +284,6 @@ def sentiment_split() -> tuple[list[Review], list[Review]]:
 def file_hashes() -> dict[str, str]:
     """sha256 of every data file the models and metrics depend on."""
     paths = [DATA_DIR / "reviews" / n for n in REVIEW_FILES] + [
-        ZH_EVAL, EN_EVAL, *_train_files(), ZH_TEST2, ZH_SECOND]
+        ZH_EVAL, EN_EVAL, *_train_files(), ZH_TEST2, ZH_SECOND, MESSAGES_EVAL, MESSAGES_TRAIN]
     return {str(p.relative_to(DATA_DIR)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in paths}

@@ -113,13 +113,38 @@ def evaluate_committed(include_test: bool = True) -> dict[str, Any]:
             lambda texts: [(t.sentiment_score + 1) / 2 for t in classify_with(twin, texts)]),
         "category_zh_dev": category_metrics(data.zh_eval("dev"), pipeline_category),
         "category_en_heldout": category_metrics(data.en_eval(), pipeline_category),
+        "category_messages_zh_dev": category_metrics(data.messages("dev", "zh"),
+                                                     pipeline_category),
+        "category_messages_en_dev": category_metrics(data.messages("dev", "en"),
+                                                     pipeline_category),
     }
     if include_test:
         test, test2 = data.zh_eval("test"), data.zh_test2()
         out["category_zh_test"] = category_metrics(test, pipeline_category)
         out["category_zh_test2"] = category_metrics(test2, pipeline_category)
         out["category_zh_test_all"] = category_metrics(test + test2, pipeline_category)
+        for language in ("zh", "en"):
+            out[f"category_messages_{language}_test"] = category_metrics(
+                data.messages("test", language), pipeline_category)
     out["annotator_agreement_zh"] = annotator_agreement()
+    out["messages_reader_agreement"] = messages_agreement()
+    return out
+
+
+def messages_agreement() -> dict[str, Any]:
+    """How far the blind reader of the written messages agrees with their writers, per
+    language (the writer's label is the gold): what a model can be expected to reach."""
+    from sklearn.metrics import cohen_kappa_score
+
+    out: dict[str, Any] = {}
+    for language in ("zh", "en"):
+        rows = [m for m in data.messages_eval() if m.language == language]
+        placed = [m for m in rows if m.second != "skip"]
+        report = f1_report([m.category for m in placed], [m.second for m in placed])
+        report["cohen_kappa"] = round(float(cohen_kappa_score(
+            [m.category for m in placed], [m.second for m in placed])), 4)
+        report["skipped_by_reader"] = len(rows) - len(placed)
+        out[language] = report
     return out
 
 

@@ -154,6 +154,23 @@ def test_model_card_hashes_match_data() -> None:
     assert model.card()["data_sha256"] == file_hashes()
 
 
+def test_written_messages_split_and_kept_apart() -> None:
+    """The written evaluation messages are split as documented (half of each language and
+    category in dev, half in test), and no written training message is an evaluation text."""
+    rows = data.messages_eval()
+    assert {m.id: m.split for m in rows} == data.messages_split(rows)
+    for lang in ("zh", "en"):
+        for split in ("dev", "test"):
+            part = data.messages(split, lang)
+            assert [sum(r.category == c for r in part) for c in CATEGORIES] == [20] * 9
+    assert {m.category for m in rows} | {m.second for m in rows} <= {*CATEGORIES, "skip"}
+    evaluation = data.evaluation_texts()
+    written = data.messages_train("zh") + data.messages_train("en")
+    assert len(written) >= 1600
+    assert not {" ".join(r.text.split()) for r in written} & evaluation
+    assert len({r.id for r in written}) == len(written)
+
+
 def test_training_labels_disjoint_from_evaluation() -> None:
     """The hand-labelled training rows share no id with the dev/test sample or with the
     sentiment held-out split, and are exactly the documented seeded draw."""

@@ -173,9 +173,12 @@ def _first_labels() -> dict[str, str]:
 
 
 def review_splits() -> dict[str, Any]:
-    """:func:`review_split` of the Chinese test samples and the English held-out texts."""
+    """:func:`review_split` of the Chinese test samples, the English held-out texts and the
+    written messages' test half."""
     return {"zh_test_all": review_split(data.zh_eval("test") + data.zh_test2()),
-            "en_heldout": review_split(data.en_eval())}
+            "en_heldout": review_split(data.en_eval()),
+            "messages_test": review_split(data.messages("test", "zh")
+                                          + data.messages("test", "en"))}
 
 
 if __name__ == "__main__":

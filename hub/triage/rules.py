@@ -43,6 +43,9 @@ FOOD_SAFETY = (
     "stomach ache",
     "stomachache",
 )
+# Allergy is a food-safety matter (P1) but not spoilage: it comes from an ingredient, nearly
+# always a wrong item or an ignored note, so these words do not make a text "spoiled".
+ALLERGY = ("过敏", "allergic", "allergy", "anaphyla")
 THREATS = (
     "12315",
     "媒体",
@@ -124,7 +127,7 @@ STRONG: dict[str, tuple[str, ...]] = {
         "expired",
         "maggot",
         "cockroach",
-        *FOOD_SAFETY,
+        *(word for word in FOOD_SAFETY if word not in ALLERGY),
     ),
     "temperature": (
         "化冻",
@@ -272,7 +275,8 @@ def _occurs(norm: str, phrase: str) -> bool:
 
 
 _CATEGORY_PHRASES: dict[str, tuple[str, ...]] = {}  # by first character
-for _phrase in dict.fromkeys(p for ps in STRONG.values() for p in ps):
+# Denied phrases are cut (``without_denials``): every category phrase and food-safety word.
+for _phrase in dict.fromkeys([*(p for ps in STRONG.values() for p in ps), *FOOD_SAFETY]):
     _CATEGORY_PHRASES[_phrase[0]] = (*_CATEGORY_PHRASES.get(_phrase[0], ()), _phrase)
 _MAYBE_NEGATED = re.compile(f"[{_NEG_ZH}]|no|n't")  # a cheap first test
 

@@ -35,7 +35,7 @@ from hub.triage import data, evaluate, generator, rules, sentiment
 from hub.triage.model import CARD_FILE, MODEL_FILE, TriageModel, tfidf
 from hub.triage.tokens import analyse, analyse_sentiment, passthrough
 
-VERSION = "triage-2.0"  # 1.7 was trained and not adopted (docs/triage.md)
+VERSION = "triage-2.1"  # 1.7 was trained and not adopted (docs/triage.md)
 GEN_SEED = 11
 GEN_N = 24_000
 SENT_CS = (5.0, 10.0, 20.0)  # chosen on a validation split carved from the training part

@@ -242,6 +242,22 @@ def test_rule_scan_negation_and_lists() -> None:
     assert scan(normalise("nothing here")) == scan(normalise("fine thanks"))
 
 
+@pytest.mark.parametrize("text", [
+    "点的是原味豆浆，送来的是花生豆浆，孩子花生过敏不能喝",
+    "Asked for oat milk, got almond. My daughter is allergic to nuts.",
+])
+def test_allergy_is_p1_but_not_by_itself_spoiled(text: str) -> None:
+    """An allergy comes from an ingredient (a wrong item, an ignored note), not from spoilage:
+    the word makes the message P1 without making it "spoiled"."""
+    from hub.triage.rules import scan
+    from hub.triage.text import normalise
+
+    hits = scan(normalise(text))
+    assert hits.food_safety and "spoiled" not in hits.strong
+    triage = classify_one(text)
+    assert (triage.urgency, triage.category) == ("P1", "wrong_item")
+
+
 def test_review_split_parts_the_texts_by_confidence() -> None:
     rows = data.en_eval()
     everything = evaluate.review_split(rows, below=1.01)  # no confidence reaches it

@@ -6,7 +6,7 @@ uses the same functions, and a test checks that the model card agrees with a rec
 - Sentiment accuracy: binary (p(positive) >= 0.5) on the seeded, stratified held-out 20% of
   the review CSVs (``data.sentiment_split``). The shipped sentiment model is fitted on every
   review, so what is scored is its twin: the same configuration fitted on the 80% training
-  split alone (``sentiment_twin``, refitted here, about half a minute).
+  split alone (``sentiment_twin``, refitted here in about ten seconds).
 - Category macro-F1: mean F1 over the categories present in the gold labels, on a given set
   of hand-labelled texts, for the full pipeline (model + rules) and for the keyword baseline.
 - Triage review split (printed by the command, not kept in the card): the test samples parted

@@ -46,7 +46,7 @@ GEN_USED = (8_000, 24_000)  # how many generated texts go into the category trai
 REAL_WEIGHTS = (1.0, 3.0, 10.0)  # sample weight of one people-labelled row
 OTHER_BELOW = (0.0, 0.4, 0.5, 0.6)
 CLASS_WEIGHTS = (None, "balanced")  # "balanced": rare categories weigh more in the loss
-CV_FOLDS = 5  # the category parameters are chosen by cross-validation over the real rows
+CV_FOLDS = 5  # the category parameters are chosen by cross-validation over the labelled rows
 CV_SEED = 5
 
 
@@ -180,7 +180,7 @@ def train(final: bool) -> dict[str, Any]:
     real_feats = [analyse(r.text) for r in real]
     gold = [r.category for r in real]
     folds = _folds(real, groups)
-    best: tuple[float, dict[str, Any], list[TriageModel]] | None = None
+    best: tuple[float, dict[str, Any], list[TriageModel], dict[str, float]] | None = None
     for n_gen in GEN_USED:
         # TF-IDF is fitted once on every text (no labels involved), the classifier per fold.
         cat_vec = _vectorizer()

@@ -165,7 +165,7 @@ def _run(options: DemoOptions, stack: Stack) -> dict[str, Any]:
     gateway.telemetry.flush()
 
     drained = gateway.uplink.wait_drained(timeout=60)
-    idle = stack.ingest.wait_idle(timeout=60)
+    idle = stack.ingest.wait_idle(timeout=60, readings=gateway.telemetry.readings_committed)
     housekeeping(stack, clock)
     summary = _summary(stack.factory, scenario, scanned, lights, gateway, drained and idle)
     summary["kpis"] = _kpis(api, shift_start(day), clock.now())

@@ -189,11 +189,15 @@ class IngestWorker:
         """Wait until subscribed and announced online; return False on timeout."""
         return self._ready.wait(timeout)
 
-    def wait_idle(self, timeout: float, *, committed: int = 0) -> bool:
-        """Wait until every received message (at least ``committed``) is committed and acked."""
+    def wait_idle(self, timeout: float, *, committed: int = 0, readings: int = 0) -> bool:
+        """Wait until every received message (at least ``committed``, holding at least
+        ``readings`` telemetry readings) is committed and acked. A gateway that drops
+        telemetry from its outbox on the broker's PUBACK has drained before the hub has even
+        received the last batch: ``readings`` is how to wait for it."""
         with self._cond:
             return self._cond.wait_for(
-                lambda: self._idle() and self._counts["committed"] >= committed, timeout)
+                lambda: (self._idle() and self._counts["committed"] >= committed
+                         and self._counts["readings"] >= readings), timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Announce offline, store and ack what was queued, then disconnect cleanly."""

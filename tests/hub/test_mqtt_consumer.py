@@ -281,6 +281,20 @@ def test_events_are_stored_then_acked(broker: BrokerAddress, start_worker: Start
     assert counters.acks_published >= 1  # one Ack per gateway and batch
 
 
+def test_wait_idle_can_wait_for_telemetry_readings(start_worker: StartWorker,
+                                                   gateway: FakeGateway) -> None:
+    """A gateway that drops telemetry on the broker's PUBACK has drained before the hub has
+    received it; waiting for the readings is what tells the batch is stored."""
+    worker = start_worker()
+    assert worker.wait_idle(WAIT)  # nothing received yet: idle, and no reading stored
+    assert not worker.wait_idle(0.3, readings=1)
+    gateway.publish(topics.telemetry(gateway.site, GW),
+                    TelemetryBatch(id=f"{GW}:1:1", ts=T0, readings=[("p1", 1.0, 4.0),
+                                                                     ("p1", 2.0, 4.1)]))
+    assert worker.wait_idle(WAIT, readings=2)
+    assert worker.counters.readings == 2
+
+
 @pytest.mark.parametrize(("before", "after"), [
     ((700, 10, 10), (GC_YOUNG_THRESHOLD, 10, 10)),  # CPython's default: raised
     ((200_000, 5, 5), (200_000, 5, 5)),  # already higher: kept

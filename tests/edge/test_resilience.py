@@ -80,10 +80,13 @@ class Rig:
                 select(func.coalesce(func.sum(TelemetryBatchRecord.readings), 0))
                 .where(TelemetryBatchRecord.batch_id.like(prefix))) or 0)
 
-    def settle(self) -> None:
+    def settle(self, readings: int = 0) -> None:
+        """Flush, drain, and wait until the running ingest worker is idle having stored at
+        least ``readings`` telemetry readings (telemetry leaves the outbox on the broker's
+        PUBACK, so a drained outbox does not mean the hub has it yet)."""
         self.gateway.telemetry.flush()
         assert self.gateway.uplink.wait_drained(WAIT), "gateway did not drain its outbox"
-        assert self.stack.ingest.wait_idle(WAIT)
+        assert self.stack.ingest.wait_idle(WAIT, readings=readings)
 
     def close(self) -> None:
         self.gateway.stop()  # also closes the simulated devices' SPI scope
@@ -101,10 +104,12 @@ def test_hub_down_for_a_while(rig: Rig) -> None:
     assert rig.gateway.uplink.wait_live(True, WAIT)
     rig.scan(3)
     rig.stack.stop_ingest()
+    stored_before = rig.hub_readings()  # the stopped worker stored these
     assert rig.gateway.uplink.wait_live(False, WAIT)
     assert rig.scan(4) == [Light.GREEN] * 4  # the station answers while the hub is away
     rig.stack.start_ingest()
-    rig.settle()
+    rig.gateway.telemetry.flush()
+    rig.settle(readings=rig.gateway.telemetry.readings_committed - stored_before)
     scans = rig.hub_scans()
     assert [item for item, _ in scans] == [_record(n).item_id for n in range(1, 8)]
     assert sum(historical for _, historical in scans) == 4

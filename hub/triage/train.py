@@ -151,7 +151,7 @@ def _cv_f1(fold_models: list[TriageModel], rows: list[data.Labelled], folds: lis
                                strict=True):
             predicted[i] = category
     per_group: dict[str, float] = {}
-    for group in sorted(set(groups), key=groups.index):
+    for group in dict.fromkeys(groups):
         part = [i for i, g in enumerate(groups) if g == group]
         per_group[group] = evaluate.f1_report([rows[i].category for i in part],
                                               [predicted[i] for i in part])["macro_f1"]
@@ -174,7 +174,7 @@ def train(final: bool) -> dict[str, Any]:
 
     real, groups = _labelled_rows()
     _say(f"category: generated complaints (seed {GEN_SEED}) + {len(real)} labelled rows "
-         f"({', '.join(f'{groups.count(g)} {g}' for g in sorted(set(groups), key=groups.index))}"
+         f"({', '.join(f'{groups.count(g)} {g}' for g in dict.fromkeys(groups))}"
          f"); choosing by {CV_FOLDS}-fold cross-validation over the labelled rows")
     gen_feats = [analyse(e.text) for e in examples]
     real_feats = [analyse(r.text) for r in real]

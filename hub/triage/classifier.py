@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from hub.triage import model as model_store
 from hub.triage import rules
-from hub.triage.taxonomy import NEUTRAL_BAND
+from hub.triage.opinion import NEUTRAL_AT
 from hub.triage.text import language, normalise, validate
 from hub.triage.tokens import analyse_both, readable
 
@@ -38,13 +38,18 @@ class Triage:
     model_version: str
 
 
-def sentiment_label(score: float) -> str:
-    """negative / neutral / positive from a score in -1..1 (neutral band ``NEUTRAL_BAND``)."""
-    if score <= -NEUTRAL_BAND:
-        return "negative"
-    if score >= NEUTRAL_BAND:
-        return "positive"
-    return "neutral"
+def sentiment_label(p_positive: float, p_neutral: float) -> str:
+    """negative / neutral / positive: "neutral" when the opinion model finds no opinion
+    (p(neutral) >= ``NEUTRAL_AT``), otherwise the sentiment model's side."""
+    if p_neutral >= NEUTRAL_AT:
+        return "neutral"
+    return "positive" if p_positive >= 0.5 else "negative"
+
+
+def sentiment_score(p_positive: float, p_neutral: float) -> float:
+    """-1..1: how negative or positive, shrunk towards 0 as the message is less likely to
+    carry an opinion at all."""
+    return round((1.0 - p_neutral) * (2.0 * p_positive - 1.0), 4)
 
 
 def _keywords(indices: NDArray[Any], values: NDArray[Any], weights: NDArray[Any],
@@ -108,6 +113,7 @@ def classify_with(m: model_store.TriageModel, texts: Sequence[str]) -> list[Tria
     cat_feats, sent_feats = zip(*map(analyse_both, norms), strict=True)
     x_cat = model_store.tfidf(m.category_vectorizer, cat_feats)
     p_pos = m.sentiment.positive(model_store.tfidf(m.sentiment.vectorizer, sent_feats))
+    p_neutral = m.opinion.neutral(model_store.tfidf(m.opinion.vectorizer, sent_feats)).tolist()
     p_cat = model_store.probabilities(m.category_classifier, x_cat)
     classes = list(m.category_classifier.classes_)
     coef = m.category_classifier.coef_
@@ -129,11 +135,11 @@ def classify_with(m: model_store.TriageModel, texts: Sequence[str]) -> list[Tria
             k = classes.index(ruled)
             confidence = max(float(p_cat[n, k]), RULE_CONFIDENCE)
             rule_words += [w for w in hits.strong[ruled] if w not in rule_words]
-        score = round(float(2.0 * p_pos[n] - 1.0), 4)
+        score = sentiment_score(p_pos[n], p_neutral[n])
         out.append(Triage(
             category=category,
             urgency=rules.urgency(category, score, hits),
-            sentiment=sentiment_label(score),
+            sentiment=sentiment_label(p_pos[n], p_neutral[n]),
             sentiment_score=score,
             keywords=_keywords(x_cat.indices[x_cat.indptr[n]:x_cat.indptr[n + 1]],
                                x_cat.data[x_cat.indptr[n]:x_cat.indptr[n + 1]],

@@ -45,6 +45,11 @@ MESSAGES_EVAL = DATA_DIR / "eval" / "messages_written.jsonl"
 MESSAGES_SPLIT_SEED = 20261127
 # Complaint messages written for training, by other writers, in other contexts.
 MESSAGES_TRAIN = DATA_DIR / "train" / "messages_written.jsonl"
+# Messages without an opinion (questions, requests, information) and thank-you messages,
+# written in the hub's channel styles for evaluation (kind checked by a blind reader), and by
+# other writers in other contexts for training.
+NEUTRAL_EVAL = DATA_DIR / "eval" / "neutral_written.jsonl"
+NEUTRAL_TRAIN = DATA_DIR / "train" / "neutral_written.jsonl"
 SENTIMENT_SEED = 20240611
 SENTIMENT_TEST_SHARE = 0.2
 
@@ -108,8 +113,9 @@ def _train_files() -> tuple[Path, ...]:
 
 def evaluation_texts() -> set[str]:
     """Every text of the evaluation sets, whitespace-normalised: never a training row."""
-    rows = [*zh_eval(), *zh_test2(), *en_eval(), *messages_eval()]
-    return {" ".join(r.text.split()) for r in rows}
+    texts = [r.text for r in (*zh_eval(), *zh_test2(), *en_eval())]
+    texts += [m.text for m in messages_eval()] + [w.text for w in neutral_eval()]
+    return {" ".join(t.split()) for t in texts}
 
 
 def zh_train_ids() -> set[str]:
@@ -151,16 +157,22 @@ def messages_split(rows: list[Message]) -> dict[str, str]:
     """The documented dev/test split of the written evaluation messages: within each (language,
     writer's category) group, id-sorted, shuffled with ``MESSAGES_SPLIT_SEED``, the first half
     is dev."""
-    groups: dict[tuple[str, str], list[Message]] = {}
-    for m in rows:
-        groups.setdefault((m.language, m.category), []).append(m)
+    return _halves([(m.id, (m.language, m.category)) for m in rows])
+
+
+def _halves(rows: list[tuple[str, tuple[str, str]]]) -> dict[str, str]:
+    """dev/test of (id, group) pairs: each group id-sorted, shuffled with
+    ``MESSAGES_SPLIT_SEED``, its first half dev."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for row_id, group in rows:
+        groups.setdefault(group, []).append(row_id)
     rng = random.Random(MESSAGES_SPLIT_SEED)
     split: dict[str, str] = {}
     for key in sorted(groups):
-        group = sorted(groups[key], key=lambda m: m.id)
-        rng.shuffle(group)
-        for n, m in enumerate(group):
-            split[m.id] = "dev" if n < len(group) // 2 else "test"
+        ids = sorted(groups[key])
+        rng.shuffle(ids)
+        for n, row_id in enumerate(ids):
+            split[row_id] = "dev" if n < len(ids) // 2 else "test"
     return split
 
 
@@ -175,6 +187,46 @@ def messages_train(language: str) -> list[Labelled]:
     with MESSAGES_TRAIN.open(encoding="utf-8") as f:
         return [Labelled(d["id"], d["category"], d["text"], "train")
                 for d in map(json.loads, filter(str.strip, f)) if d["language"] == language]
+
+
+@dataclass(frozen=True)
+class Written:
+    """One written message labelled by sentiment only: "neutral" (no opinion) or "positive"."""
+
+    id: str
+    language: str  # "zh" / "en"
+    channel: str  # the channel style (evaluation) or the writer's context (training)
+    kind: str  # the writer's label: "neutral" / "positive"
+    second: str  # the blind reader's label (evaluation only; "" in training)
+    split: str  # "dev" / "test" (evaluation) or "train"
+    text: str
+
+
+def neutral_eval() -> list[Written]:
+    """Every row of the written neutral / thank-you evaluation set."""
+    with NEUTRAL_EVAL.open(encoding="utf-8") as f:
+        return [Written(**json.loads(line)) for line in f if line.strip()]
+
+
+def neutral_split(rows: list[Written]) -> dict[str, str]:
+    """Their dev/test split: halves within each (language, kind), as ``messages_split``."""
+    return _halves([(w.id, (w.language, w.kind)) for w in rows])
+
+
+def neutral_train() -> list[Written]:
+    """The neutral and thank-you messages written for training, both languages."""
+    with NEUTRAL_TRAIN.open(encoding="utf-8") as f:
+        return [Written(d["id"], d["language"], d["context"], d["kind"], "", "train", d["text"])
+                for d in map(json.loads, filter(str.strip, f))]
+
+
+def sentiment_messages(split: str, language: str) -> list[tuple[str, str]]:
+    """(text, sentiment) of the written evaluation messages of one split and language: the
+    complaints (negative), the neutral messages and the thank-you messages."""
+    complaints = [(m.text, "negative") for m in messages_eval()
+                  if m.split == split and m.language == language]
+    return complaints + [(w.text, w.kind) for w in neutral_eval()
+                         if w.split == split and w.language == language]
 
 
 def zh_second_labels() -> dict[str, str]:
@@ -284,6 +336,7 @@ def sentiment_split() -> tuple[list[Review], list[Review]]:
 def file_hashes() -> dict[str, str]:
     """sha256 of every data file the models and metrics depend on."""
     paths = [DATA_DIR / "reviews" / n for n in REVIEW_FILES] + [
-        ZH_EVAL, EN_EVAL, *_train_files(), ZH_TEST2, ZH_SECOND, MESSAGES_EVAL, MESSAGES_TRAIN]
+        ZH_EVAL, EN_EVAL, *_train_files(), ZH_TEST2, ZH_SECOND, MESSAGES_EVAL, MESSAGES_TRAIN,
+        NEUTRAL_EVAL, NEUTRAL_TRAIN]
     return {str(p.relative_to(DATA_DIR)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in paths}

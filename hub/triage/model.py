@@ -1,4 +1,4 @@
-"""The trained artifact: the sentiment model and the category model (TF-IDF + multinomial
+"""The trained artifact: the sentiment, opinion and category models (TF-IDF + multinomial
 logistic regression), both over one segmentation of the text.
 
 Stored as one joblib file in ``hub/triage/models/`` with a JSON model card beside it; loaded
@@ -24,10 +24,12 @@ _lock = threading.Lock()
 
 @dataclass(frozen=True)
 class TriageModel:
-    """The sentiment model, the category vectorizer/classifier pair and the version string."""
+    """The sentiment and opinion models, the category vectorizer/classifier pair and the
+    version string."""
 
     version: str
     sentiment: Any  # hub.triage.sentiment.SentimentModel
+    opinion: Any  # hub.triage.opinion.OpinionModel
     category_vectorizer: Any
     category_classifier: Any
     other_below: float = 0.0  # category probability below which the answer is "other"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from hub.triage.taxonomy import CATEGORIES, NEUTRAL_BAND
+from hub.triage.taxonomy import CATEGORIES, READS_POSITIVE
 
 FOOD_SAFETY = (
     "食物中毒",
@@ -402,7 +402,7 @@ def urgency(category: str, sentiment_score: float, hits: RuleHits) -> str:
         return "P1"
     if hits.threats or (category in ("spoiled", "temperature") and sentiment_score <= -0.8):
         return "P2"
-    goods_problem = category in GOODS and (sentiment_score < NEUTRAL_BAND
+    goods_problem = category in GOODS and (sentiment_score < READS_POSITIVE
                                             or category in hits.strong)
     if goods_problem or hits.anger or sentiment_score <= -0.8:
         return "P3"

@@ -31,4 +31,4 @@ DEFINITIONS: dict[str, str] = {
 
 URGENCIES: tuple[str, ...] = ("P1", "P2", "P3", "P4")
 SENTIMENTS: tuple[str, ...] = ("negative", "neutral", "positive")
-NEUTRAL_BAND = 0.2  # |sentiment_score| below this is "neutral" (p(positive) in 0.4..0.6)
+READS_POSITIVE = 0.2  # sentiment_score from which a message reads as praise (urgency table)

@@ -1,4 +1,5 @@
-"""Triage classifier: categories, urgency rules, sentiment band, keywords, input checks, card."""
+"""Triage classifier: categories, urgency, sentiment and opinion, keywords, input checks,
+card."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ pytest.importorskip("sklearn")
 
 from hub.triage import data, evaluate, model
 from hub.triage.classifier import (
-    NEUTRAL_BAND,
     Triage,
     classify,
     classify_one,
     sentiment_label,
+    sentiment_score,
 )
 from hub.triage.generator import generate
-from hub.triage.taxonomy import CATEGORIES
+from hub.triage.opinion import NEUTRAL_AT
+from hub.triage.taxonomy import CATEGORIES, READS_POSITIVE
 from hub.triage.text import MAX_CHARS, language
 
 
@@ -82,16 +84,22 @@ def test_praise_is_not_a_goods_problem() -> None:
     named = scan(normalise("a bit mouldy, still great strawberries"))
     assert urgency("spoiled", 0.9, quiet) == "P4"  # praise that happens to read as fruit
     assert urgency("spoiled", 0.9, named) == "P3"  # the problem is named: a problem
-    assert urgency("spoiled", NEUTRAL_BAND - 0.01, quiet) == "P3"  # not positive: a problem
+    assert urgency("spoiled", READS_POSITIVE - 0.01, quiet) == "P3"  # not positive: a problem
     assert classify_one("Great strawberries, thanks!").urgency == "P4"
 
 
-def test_neutral_band() -> None:
-    assert sentiment_label(0.0) == "neutral"
-    assert sentiment_label(NEUTRAL_BAND - 0.01) == "neutral"
-    assert sentiment_label(-NEUTRAL_BAND + 0.01) == "neutral"
-    assert sentiment_label(NEUTRAL_BAND) == "positive"
-    assert sentiment_label(-NEUTRAL_BAND) == "negative"
+def test_sentiment_label_and_score() -> None:
+    # the opinion model decides "neutral"; otherwise the sentiment model's side, however close
+    assert sentiment_label(0.9, NEUTRAL_AT) == "neutral"
+    assert sentiment_label(0.1, 0.99) == "neutral"
+    assert sentiment_label(0.51, NEUTRAL_AT - 0.01) == "positive"
+    assert sentiment_label(0.49, 0.0) == "negative"
+    assert sentiment_label(0.5, 0.0) == "positive"
+    # the score shrinks towards 0 with p(neutral) and keeps the sentiment model's sign
+    assert sentiment_score(0.0, 0.0) == -1.0
+    assert sentiment_score(1.0, 0.5) == 0.5
+    assert sentiment_score(0.2, 0.75) == -0.15
+    assert sentiment_score(0.9, 1.0) == 0.0
 
 
 def test_sentiment_direction() -> None:
@@ -140,7 +148,10 @@ def test_model_card_metrics_recomputed() -> None:
     recorded = card["metrics"]
     assert recorded == evaluate.evaluate_committed(include_test=True)
     # floors, so a retrain that gets worse fails loudly (targets are in docs/triage.md)
-    assert recorded["sentiment_heldout"]["accuracy"] >= 0.915
+    assert recorded["sentiment_heldout"]["accuracy"] >= 0.91
+    assert recorded["sentiment_heldout"]["polarity_accuracy"] >= 0.915
+    for lang in ("zh", "en"):
+        assert recorded[f"sentiment_messages_{lang}_test"]["per_class_f1"]["neutral"] >= 0.9
     assert recorded["category_en_heldout"]["model"]["macro_f1"] >= 0.85
     assert recorded["category_zh_test"]["model"]["macro_f1"] >= 0.5
     for key in ("category_zh_test", "category_en_heldout"):
@@ -169,6 +180,37 @@ def test_written_messages_split_and_kept_apart() -> None:
     assert len(written) >= 1600
     assert not {" ".join(r.text.split()) for r in written} & evaluation
     assert len({r.id for r in written}) == len(written)
+
+
+def test_written_neutral_messages_split_and_kept_apart() -> None:
+    """The written neutral / thank-you evaluation messages are split as documented, every one
+    has the blind reader's label, and no training message is an evaluation text."""
+    rows = data.neutral_eval()
+    assert {w.id: w.split for w in rows} == data.neutral_split(rows)
+    for lang in ("zh", "en"):
+        for split in ("dev", "test"):
+            part = [w for w in rows if w.language == lang and w.split == split]
+            assert [sum(w.kind == k for w in part) for k in ("neutral", "positive")] == [60, 20]
+    assert {w.second for w in rows} <= {"negative", "neutral", "positive"}
+    written = data.neutral_train()
+    assert {w.kind for w in written} == {"neutral", "positive"}
+    assert {w.language for w in written} == {"zh", "en"}
+    assert len({w.id for w in written}) == len(written) >= 1000
+    assert not {" ".join(w.text.split()) for w in written} & data.evaluation_texts()
+
+
+def test_a_message_without_an_opinion_is_neutral() -> None:
+    # The sentiment model learnt from reviews, all for or against: alone, it read these
+    # questions as negative, from -0.4 to -0.8.
+    for text in ("请问可以开发票吗", "我想修改一下收货地址", "Can I change my delivery address?",
+                 "Do you deliver on Sundays?", "What time will the driver arrive?"):
+        t = classify_one(text)
+        assert t.sentiment == "neutral", text
+        assert abs(t.sentiment_score) < 0.3, text
+    # an opinion stays an opinion, however short
+    for text in ("草莓烂了", "慢死了", "rotten, again"):
+        assert classify_one(text).sentiment == "negative", text
+    assert classify_one("the peaches were lovely, thank you").sentiment == "positive"
 
 
 def test_training_labels_disjoint_from_evaluation() -> None:

@@ -122,11 +122,11 @@ def sentiment_twin(m: TriageModel) -> TriageModel:
     """``m`` with its sentiment model refitted, same configuration, on the training split and
     the generated English messages only: the shipped model has learnt from the held-out split
     too, so its accuracy there would measure nothing."""
-    from hub.triage.train import fit_sentiment, generated_english
+    from hub.triage.train import fit_sentiment, sentiment_english
 
     train, _ = data.sentiment_split()
     return dataclasses.replace(
-        m, sentiment=fit_sentiment(train + generated_english(), m.sentiment.c))
+        m, sentiment=fit_sentiment(train + sentiment_english(), m.sentiment.c))
 
 
 def pipeline_category(texts: list[str]) -> list[str]:

@@ -3,8 +3,8 @@
 ``python -m hub.triage.train [--final]``. Deterministic (seeded data, deterministic solvers).
 
 - Sentiment: ``hub.triage.sentiment`` (TF-IDF over ``tokens.analyse_sentiment`` features,
-  logistic regression with a feature copy per review source) plus short generated English
-  messages (complaints as negative, thanks as positive) so English gets a sentiment too. C is
+  logistic regression with a feature copy per review source) plus generated and written
+  English messages (complaints as negative, thanks as positive) so English gets a sentiment. C is
   chosen on a validation split carved from the 80% training split of the review CSVs. The
   shipped model is fitted on every review (training and held-out split: more data, better
   answers); its accuracy is measured by the same configuration fitted on the training split
@@ -38,13 +38,13 @@ from hub.triage import data, evaluate, generator, opinion, rules, sentiment
 from hub.triage.model import CARD_FILE, MODEL_FILE, TriageModel, tfidf
 from hub.triage.tokens import analyse, analyse_sentiment, passthrough
 
-VERSION = "triage-2.2"  # 1.7 was trained and not adopted (docs/triage.md)
+VERSION = "triage-2.3"  # 1.7 was trained and not adopted (docs/triage.md)
 GEN_SEED = 11
 GEN_N = 24_000
 SENT_CS = (5.0, 10.0, 20.0)  # chosen on a validation split carved from the training part
 SENT_VALIDATION_SEED = 99
 SENT_VALIDATION_SHARE = 1 / 6
-OPINION_CS = (4.0, 16.0, 64.0)  # chosen by cross-validation over the opinion model's rows
+OPINION_CS = (4.0, 16.0, 64.0, 256.0)  # chosen by cross-validation over the opinion model's rows
 OPINION_GENERATED_ZH = 3_000
 CATEGORY_CS = (2.0, 8.0)
 GEN_USED = (8_000, 24_000)  # how many generated texts go into the category training set
@@ -87,6 +87,22 @@ def generated_english(examples: list[generator.Example] | None = None) -> list[d
     thanks = generator.english_positive(GEN_SEED + 1, 1500)
     return ([data.Review(f"en-{i}", 0, t) for i, t in enumerate(complaints)]
             + [data.Review(f"en+{i}", 1, t) for i, t in enumerate(thanks)])
+
+
+def written_english() -> list[data.Review]:
+    """The English messages written for training, as sentiment rows of source ``en``: the
+    complaints negative, the thanks positive (from triage-2.3; the Chinese ones are left out,
+    see "What falls short" in docs/triage.md)."""
+    complaints = [data.Review(f"en~{r.id}", 0, r.text) for r in data.messages_train("en")]
+    thanks = [data.Review(f"en~{w.id}", 1, w.text) for w in data.neutral_train()
+              if w.kind == "positive" and w.language == "en"]
+    return complaints + thanks
+
+
+def sentiment_english(examples: list[generator.Example] | None = None) -> list[data.Review]:
+    """Every English row the sentiment model learns from: ``generated_english(examples)`` and
+    ``written_english()``."""
+    return generated_english(examples) + written_english()
 
 
 def _source(review_id: str) -> str:
@@ -216,11 +232,11 @@ def train(final: bool) -> dict[str, Any]:
     start = time.perf_counter()
     train_rows, heldout_rows = data.sentiment_split()
     examples = generator.generate(GEN_SEED, GEN_N)
-    english = generated_english(examples)
+    english = sentiment_english(examples)
     sent_c, sent_val = _sentiment_c(train_rows, english)
     sent_rows = train_rows + heldout_rows + english
     _say(f"sentiment: C={sent_c}, {len(train_rows) + len(heldout_rows)} reviews "
-         f"+ {len(english)} generated English")
+         f"+ {len(english)} English messages (generated and written)")
     sent_model = fit_sentiment(sent_rows, sent_c)
     op_texts, op_neutral, op_groups = opinion_rows(train_rows, examples)
     op_feats = [analyse_sentiment(t) for t in op_texts]

@@ -138,7 +138,7 @@ def classify_with(m: model_store.TriageModel, texts: Sequence[str]) -> list[Tria
         score = sentiment_score(p_pos[n], p_neutral[n])
         out.append(Triage(
             category=category,
-            urgency=rules.urgency(category, score, hits),
+            urgency=rules.urgency(category, score, hits, p_neutral[n] >= NEUTRAL_AT),
             sentiment=sentiment_label(p_pos[n], p_neutral[n]),
             sentiment_score=score,
             keywords=_keywords(x_cat.indices[x_cat.indptr[n]:x_cat.indptr[n + 1]],

@@ -27,7 +27,7 @@ from typing import Any
 
 from hub.triage import data
 from hub.triage.tokens import analyse, analyse_sentiment, passthrough
-from hub.triage.train import generated_english, sentiment_english
+from hub.triage.train import generated_english, sentiment_english, written_sentiment
 
 FOLDS = 5
 FOLD_SEED = 3
@@ -166,15 +166,6 @@ def learning_curve(rows: Sequence[data.Review], english: Sequence[data.Review],
     print(f"training reviews x1.0   (all)      {accuracy:.4f}", flush=True)
 
 
-def written_chinese(source: str) -> list[data.Review]:
-    """The Chinese messages written for training as sentiment rows of ``source``: the
-    complaints negative, the thanks positive."""
-    complaints = [data.Review(f"{source}~{r.id}", 0, r.text) for r in data.messages_train("zh")]
-    thanks = [data.Review(f"{source}~{w.id}", 1, w.text) for w in data.neutral_train()
-              if w.kind == "positive" and w.language == "zh"]
-    return complaints + thanks
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m hub.triage.compare_sentiment",
                                      description=__doc__.splitlines()[0])
@@ -194,9 +185,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         for name, always in (("without the written English (triage-2.2)", generated_english()),
                              ("shipped model", english),
                              ("+ written Chinese, as their own source",
-                              english + written_chinese("ms")),
+                              english + written_sentiment("zh", "ms")),
                              ("+ written Chinese, as food delivery",
-                              english + written_chinese("wm"))):
+                              english + written_sentiment("zh", "wm"))):
             accuracy = cross_validated(source_adapted(5.0), rows, always=always,
                                        features=analyse_sentiment)
             print(f"{name:48s} {accuracy:.4f}", flush=True)

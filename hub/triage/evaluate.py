@@ -11,6 +11,9 @@ uses the same functions, and a test checks that the model card agrees with a rec
   about ten seconds). The opinion model never learns from held-out reviews.
 - Sentiment on the written messages: negative (the complaints), neutral and positive, the
   ``sentiment`` label against the writer's.
+- Urgency on the written messages, against what the urgency table implies from the writers'
+  labels: a goods complaint (spoiled, temperature, damaged, wrong_item, missing) is P3 or
+  above; a neutral message P4 (the labels say nothing finer).
 - Category macro-F1: mean F1 over the categories present in the gold labels, on a given set
   of hand-labelled texts, for the full pipeline (model + rules) and for the keyword baseline.
 - Triage review split (printed by the command, not kept in the card): the test samples parted
@@ -160,6 +163,7 @@ def evaluate_committed(include_test: bool = True) -> dict[str, Any]:
         for language in ("zh", "en"):
             out[f"sentiment_messages_{language}_{split}"] = sentiment_metrics(
                 data.sentiment_messages(split, language), shipped)
+        out[f"urgency_messages_{split}"] = urgency_metrics(split)
     out["annotator_agreement_zh"] = annotator_agreement()
     out["messages_reader_agreement"] = messages_agreement()
     out["neutral_reader_agreement"] = neutral_agreement()
@@ -181,6 +185,23 @@ def messages_agreement() -> dict[str, Any]:
         report["skipped_by_reader"] = len(rows) - len(placed)
         out[language] = report
     return out
+
+
+def urgency_metrics(split: str) -> dict[str, Any]:
+    """Of the written evaluation messages of one split (both languages): the share of goods
+    complaints answered P1-P3, and of neutral messages answered P4."""
+    from hub.triage.classifier import classify_with
+    from hub.triage.rules import GOODS
+
+    m = load()
+    goods = [x.text for x in data.messages_eval() if x.split == split and x.category in GOODS]
+    neutral = [w.text for w in data.neutral_eval() if w.split == split and w.kind == "neutral"]
+    goods_urgency = [t.urgency for t in classify_with(m, goods)]
+    neutral_urgency = [t.urgency for t in classify_with(m, neutral)]
+    return {"goods_complaints": {"n": len(goods), "p1_to_p3": round(
+                sum(u != "P4" for u in goods_urgency) / len(goods), 4)},
+            "neutral": {"n": len(neutral), "p4": round(
+                neutral_urgency.count("P4") / len(neutral), 4)}}
 
 
 def neutral_agreement() -> dict[str, Any]:

@@ -384,17 +384,18 @@ def override(model_category: str, hits: RuleHits,
 GOODS = frozenset({"spoiled", "temperature", "damaged", "wrong_item", "missing"})
 
 
-def urgency(category: str, sentiment_score: float, hits: RuleHits) -> str:
-    """The urgency table (docs/triage.md):
+def urgency(category: str, sentiment_score: float, hits: RuleHits,
+            neutral: bool = False) -> str:
+    """The urgency table (docs/triage.md); ``neutral``: the message carries no opinion.
 
     - P1: a food-safety word (illness, poisoning, allergy, hospital).
     - P2: a threat to escalate publicly or legally (12315, 媒体, 起诉, sue, lawyer, ...);
       or spoiled/temperature (cold-chain, food-safety adjacent) with strong negative
       sentiment (score <= -0.8).
     - P3: any goods problem (spoiled, temperature, damaged, wrong_item, missing), unless the
-      message reads positive and names no unambiguous phrase of its category ("great
-      strawberries, thanks" is praise, not a problem); or angry wording; or strong negative
-      sentiment (score <= -0.8).
+      message reads positive or neutral and names no unambiguous phrase of its category
+      ("great strawberries, thanks" is praise, "is the salmon farmed or wild?" a question,
+      not a problem); or angry wording; or strong negative sentiment (score <= -0.8).
     - P4: everything else (late, out_of_stock, service, other with milder wording, and
       neutral or positive messages).
     """
@@ -402,8 +403,8 @@ def urgency(category: str, sentiment_score: float, hits: RuleHits) -> str:
         return "P1"
     if hits.threats or (category in ("spoiled", "temperature") and sentiment_score <= -0.8):
         return "P2"
-    goods_problem = category in GOODS and (sentiment_score < READS_POSITIVE
-                                            or category in hits.strong)
+    goods_problem = category in GOODS and (
+        category in hits.strong or (sentiment_score < READS_POSITIVE and not neutral))
     if goods_problem or hits.anger or sentiment_score <= -0.8:
         return "P3"
     return "P4"

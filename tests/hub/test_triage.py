@@ -88,6 +88,20 @@ def test_praise_is_not_a_goods_problem() -> None:
     assert classify_one("Great strawberries, thanks!").urgency == "P4"
 
 
+def test_a_question_is_not_a_goods_problem() -> None:
+    from hub.triage.rules import scan, urgency
+    from hub.triage.text import normalise
+
+    question = scan(normalise("is the salmon farmed or wild?"))
+    named = scan(normalise("is mouldy salmon refunded?"))
+    assert urgency("spoiled", -0.1, question, neutral=True) == "P4"
+    assert urgency("spoiled", -0.1, question) == "P3"  # not neutral: a calm complaint
+    assert urgency("spoiled", -0.1, named, neutral=True) == "P3"  # the problem is named
+    assert urgency("spoiled", -0.9, question, neutral=True) == "P2"  # strong words still count
+    # read as temperature (0.97) by the category model: 2.3 answered P3
+    assert classify_one("三文鱼是冰鲜的还是冷冻的？").urgency == "P4"
+
+
 def test_sentiment_label_and_score() -> None:
     # the opinion model decides "neutral"; otherwise the sentiment model's side, however close
     assert sentiment_label(0.9, NEUTRAL_AT) == "neutral"
@@ -152,6 +166,8 @@ def test_model_card_metrics_recomputed() -> None:
     assert recorded["sentiment_heldout"]["polarity_accuracy"] >= 0.915
     for lang in ("zh", "en"):
         assert recorded[f"sentiment_messages_{lang}_test"]["per_class_f1"]["neutral"] >= 0.9
+    assert recorded["urgency_messages_test"]["neutral"]["p4"] >= 0.9
+    assert recorded["urgency_messages_test"]["goods_complaints"]["p1_to_p3"] >= 0.95
     assert recorded["category_en_heldout"]["model"]["macro_f1"] >= 0.85
     assert recorded["category_zh_test"]["model"]["macro_f1"] >= 0.5
     for key in ("category_zh_test", "category_en_heldout"):

@@ -1,5 +1,5 @@
-"""The trained artifact: the sentiment, opinion and category models (TF-IDF + multinomial
-logistic regression), both over one segmentation of the text.
+"""The trained artifact: the sentiment, opinion and category models (TF-IDF + logistic
+regression each), all three over one segmentation of the text.
 
 Stored as one joblib file in ``hub/triage/models/`` with a JSON model card beside it; loaded
 lazily once per process.

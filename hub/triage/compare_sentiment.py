@@ -4,7 +4,7 @@
 5-fold accuracy of each candidate on the sentiment training split (``data.sentiment_split``),
 stratified by source and label; the held-out split is never read. Each fold's model is fitted
 the way ``hub.triage.train`` fits the shipped one, on the other folds (instead of every review)
-plus the generated English messages. The candidates are the shipped model
+plus the English messages (generated and written). The candidates are the shipped model
 (``hub.triage.sentiment``: logistic regression with a feature copy per review source, over the
 sentiment features), the model it replaced (TF-IDF + logistic regression over the category
 features, triage-1.6) and the usual alternatives for short review texts; see "Models" in

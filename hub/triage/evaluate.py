@@ -123,8 +123,8 @@ def review_split(rows: Sequence[data.Labelled], below: float | None = None) -> d
 
 def sentiment_twin(m: TriageModel) -> TriageModel:
     """``m`` with its sentiment model refitted, same configuration, on the training split and
-    the generated English messages only: the shipped model has learnt from the held-out split
-    too, so its accuracy there would measure nothing."""
+    the English messages (generated and written) only: the shipped model has learnt from the
+    held-out split too, so its accuracy there would measure nothing."""
     from hub.triage.train import fit_sentiment, sentiment_english
 
     train, _ = data.sentiment_split()
@@ -163,7 +163,7 @@ def evaluate_committed(include_test: bool = True) -> dict[str, Any]:
         for language in ("zh", "en"):
             out[f"sentiment_messages_{language}_{split}"] = sentiment_metrics(
                 data.sentiment_messages(split, language), shipped)
-        out[f"urgency_messages_{split}"] = urgency_metrics(split)
+        out[f"urgency_messages_{split}"] = urgency_metrics(split, shipped)
     out["annotator_agreement_zh"] = annotator_agreement()
     out["messages_reader_agreement"] = messages_agreement()
     out["neutral_reader_agreement"] = neutral_agreement()
@@ -187,13 +187,12 @@ def messages_agreement() -> dict[str, Any]:
     return out
 
 
-def urgency_metrics(split: str) -> dict[str, Any]:
+def urgency_metrics(split: str, m: TriageModel) -> dict[str, Any]:
     """Of the written evaluation messages of one split (both languages): the share of goods
-    complaints answered P1-P3, and of neutral messages answered P4."""
+    complaints answered P1-P3 by ``m``, and of neutral messages answered P4."""
     from hub.triage.classifier import classify_with
     from hub.triage.rules import GOODS
 
-    m = load()
     goods = [x.text for x in data.messages_eval() if x.split == split and x.category in GOODS]
     neutral = [w.text for w in data.neutral_eval() if w.split == split and w.kind == "neutral"]
     goods_urgency = [t.urgency for t in classify_with(m, goods)]

@@ -11,7 +11,7 @@
   alone and scored on the 20% held-out split (``evaluate.sentiment_twin``).
 - Opinion: ``hub.triage.opinion`` (is there an opinion at all?), over the same features: the
   written neutral messages against the training split's reviews, written complaints and
-  thanks, and the generated English; C chosen by cross-validation over those rows.
+  thanks, and generated complaints and thanks; C chosen by cross-validation over those rows.
 - Category: TF-IDF + multinomial logistic regression trained on generated complaints
   (``generator.generate``) plus the hand-labelled real reviews of
   ``data/train/zh_labelled_train*.csv`` and the complaint messages written for training
@@ -116,8 +116,8 @@ def _source(review_id: str) -> str:
 
 
 def fit_sentiment(rows: list[data.Review], c: float) -> sentiment.SentimentModel:
-    """The sentiment model of ``rows`` (reviews and generated English messages, each row's
-    source its id's prefix)."""
+    """The sentiment model of ``rows`` (reviews and English messages, each row's source its
+    id's prefix)."""
     return sentiment.fit([analyse_sentiment(r.text) for r in rows], [r.label for r in rows],
                          [_source(r.id) for r in rows], c)
 

@@ -18,22 +18,27 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from hub.triage.rules import without_denials
+
 WIDTHS = (1, 2, 3, 4, 5)  # convolution widths, in symbols
 MAX_SYMBOLS = 150  # a longer text is read up to here
 CHECKED = 512  # training texts on which the numpy forward pass is checked against Keras
-LENGTH_GROUP = 32  # texts per forward pass, grouped by length
+LENGTH_GROUP = 16  # texts per forward pass, grouped by length (small: stays in cache)
 PAD, UNKNOWN = 0, 1  # symbol ids with no vocabulary entry
 _SYMBOL = re.compile(r"[a-z]+(?:'[a-z]+)?|\d+|[\u4e00-\u9fff\u3400-\u4dbf]|[^\w\s]")
 
 
 def symbols(norm: str) -> list[str]:
-    """The symbols the network reads, of a text passed through ``text.normalise``."""
-    return _SYMBOL.findall(norm)[:MAX_SYMBOLS]
+    """The symbols the network reads, of a text passed through ``text.normalise``. Denied
+    category phrases are left out, as for the regression (``rules.without_denials``): the
+    network does not learn "没有发霉" from the few denials among its training texts."""
+    return _SYMBOL.findall(without_denials(norm))[:MAX_SYMBOLS]
 
 
 @dataclass(frozen=True)
@@ -58,17 +63,39 @@ class CharCnn:
             out[group] = self._forward([texts[n] for n in group])
         return out
 
+    @cached_property
+    def _tables(self) -> list[tuple[int, NDArray[np.float32]]]:
+        """The convolutions as lookups: for symbol ``j`` of the window (the last is
+        ``reach − 1``), the first kernel column it feeds (a width reads only the window's last
+        symbols) and every vocabulary symbol's product with those kernel rows. Built once per
+        process, never stored."""
+        dim = self.embedding.shape[1]
+        filters = self.kernel.shape[1] // len(WIDTHS)
+        reach = max(WIDTHS)
+        tables = []
+        for j in range(reach):
+            first = (reach - 1 - j) * filters
+            rows = self.kernel[j * dim:(j + 1) * dim, first:]
+            tables.append((first, np.ascontiguousarray(self.embedding @ rows)))
+        return tables
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_tables", None)  # derived; rebuilt on first use
+        return state
+
     def _forward(self, texts: Sequence[list[str]]) -> NDArray[np.float32]:
         ids = encode(self.vocabulary, texts, max(1, max(map(len, texts), default=1)))
         n, length = ids.shape
         reach = max(WIDTHS)
-        # a window of the last ``reach`` symbols ending at each position (causal padding)
+        # the window of the last ``reach`` symbols ending at each position (causal padding:
+        # PAD's embedding row is zero, so its products are too)
         padded = np.zeros((n, length + reach - 1), dtype=np.int64)
         padded[:, reach - 1:] = ids
-        window = np.lib.stride_tricks.sliding_window_view(padded, reach, axis=1)
-        x = self.embedding[window].reshape(n * length, -1)  # (n·length, reach·dim)
-        h = x @ self.kernel
-        h += self.bias
+        h = np.empty((n * length, self.kernel.shape[1]), dtype=np.float32)
+        h[:] = self.bias
+        for j, (first, table) in enumerate(self._tables):
+            h[:, first:] += table[padded[:, j:j + length].reshape(-1)]
         np.maximum(h, 0.0, out=h)
         h = h.reshape(n, length, -1)
         h *= (ids != PAD)[:, :, None]  # padding never wins the max (activations are >= 0)

@@ -114,7 +114,7 @@ def classify_with(m: model_store.TriageModel, texts: Sequence[str]) -> list[Tria
     x_cat = model_store.tfidf(m.category_vectorizer, cat_feats)
     p_pos = m.sentiment.positive(model_store.tfidf(m.sentiment.vectorizer, sent_feats))
     p_neutral = m.opinion.neutral(model_store.tfidf(m.opinion.vectorizer, sent_feats)).tolist()
-    p_cat = model_store.probabilities(m.category_classifier, x_cat)
+    p_cat = model_store.category_probabilities(m, x_cat, norms)
     classes = list(m.category_classifier.classes_)
     coef = m.category_classifier.coef_
     info = _feature_info(m)

@@ -1,5 +1,6 @@
 """The trained artifact: the sentiment, opinion and category models (TF-IDF + logistic
-regression each), all three over one segmentation of the text.
+regression each), all three over one segmentation of the text, and the character network
+whose answer is mixed with the category regression's.
 
 Stored as one joblib file in ``hub/triage/models/`` with a JSON model card beside it; loaded
 lazily once per process.
@@ -24,8 +25,8 @@ _lock = threading.Lock()
 
 @dataclass(frozen=True)
 class TriageModel:
-    """The sentiment and opinion models, the category vectorizer/classifier pair and the
-    version string."""
+    """The sentiment and opinion models, the category vectorizer/classifier pair, the
+    category network and the version string."""
 
     version: str
     sentiment: Any  # hub.triage.sentiment.SentimentModel
@@ -35,6 +36,8 @@ class TriageModel:
     other_below: float = 0.0  # category probability below which the answer is "other"
     # categories whose unambiguous phrases may override the model (None: every rule category)
     rule_categories: tuple[str, ...] | None = None
+    category_network: Any = None  # hub.triage.network.CharCnn, or None
+    regression_share: float = 1.0  # p(category) = share · regression + (1 − share) · network
 
     def save(self, path: Path = MODEL_FILE) -> None:
         """Write the artifact (compressed joblib)."""
@@ -51,6 +54,19 @@ def load(path: Path = MODEL_FILE) -> TriageModel:
 
     with _lock:
         return TriageModel(**joblib.load(path))
+
+
+def category_probabilities(m: TriageModel, x: Any, norms: Sequence[str]) -> Any:
+    """p(category) of each text, columns in ``m.category_classifier.classes_`` order: the
+    regression's answer on TF-IDF rows ``x``, mixed with the network's on the normalised
+    texts ``norms`` when the model has one."""
+    p = probabilities(m.category_classifier, x)
+    if m.category_network is None or m.regression_share >= 1.0:
+        return p
+    from hub.triage.network import symbols
+
+    net = m.category_network.probabilities([symbols(n) for n in norms])
+    return m.regression_share * p + (1.0 - m.regression_share) * net
 
 
 def card(path: Path = CARD_FILE) -> dict[str, Any]:

@@ -21,6 +21,9 @@
   the Chinese reviews, the Chinese messages and the English messages); the
   Chinese dev half is only reported (it was used for tuning up to triage-1.3), the test
   samples are scored only with ``--final`` and recorded in the model card.
+- Category network: ``hub.triage.network`` (a character CNN, TensorFlow) on the chosen
+  configuration's rows; its share of p(category) is chosen by the same cross-validation.
+  Training needs ``pip install 'coldloop[train]'``.
 """
 
 from __future__ import annotations
@@ -34,11 +37,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from hub.triage import data, evaluate, generator, opinion, rules, sentiment
+from hub.triage import data, evaluate, generator, network, opinion, rules, sentiment
 from hub.triage.model import CARD_FILE, MODEL_FILE, TriageModel, tfidf
+from hub.triage.text import normalise
 from hub.triage.tokens import analyse, analyse_sentiment, passthrough
 
-VERSION = "triage-2.4"  # 1.7 was trained and not adopted (docs/triage.md)
+VERSION = "triage-2.5"  # 1.7 was trained and not adopted (docs/triage.md)
 GEN_SEED = 11
 GEN_N = 24_000
 SENT_CS = (5.0, 10.0, 20.0)  # chosen on a validation split carved from the training part
@@ -51,6 +55,9 @@ GEN_USED = (8_000, 24_000)  # how many generated texts go into the category trai
 REAL_WEIGHTS = (1.0, 3.0, 10.0)  # sample weight of one people-labelled row
 OTHER_BELOW = (0.0, 0.4, 0.5, 0.6)
 CLASS_WEIGHTS = (None, "balanced")  # "balanced": rare categories weigh more in the loss
+# the regression's share of p(category), the rest the network's (1.0: no network)
+NETWORK_SHARES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
+NETWORK = {"seed": 1, "epochs": 5, "dim": 64, "filters": 64}  # hub.triage.network.fit
 CV_FOLDS = 5  # the category parameters are chosen by cross-validation over the labelled rows
 CV_SEED = 5
 
@@ -190,6 +197,17 @@ def _opinion_c(feats: list[list[str]], neutral: list[bool], groups: list[str]
     return best, scores
 
 
+def _fit_network(rows: tuple[list[list[str]], list[str], list[list[str]]], gold: list[str],
+                 kept: Any, real_weight: float) -> network.CharCnn:
+    """The character network of the generated texts (``rows``: their symbols, their
+    categories, then the labelled rows' symbols) and the labelled rows ``kept``, weighted as
+    the regression weighs them."""
+    gen_symbols, gen_labels, real_symbols = rows
+    return network.fit(gen_symbols + [real_symbols[i] for i in kept],
+                       gen_labels + [gold[i] for i in kept],
+                       [1.0] * len(gen_symbols) + [real_weight] * len(kept), **NETWORK)
+
+
 def _labelled_rows() -> tuple[list[data.Labelled], list[str]]:
     """The people-labelled category training rows and each one's group: the Chinese reviews
     (``reviews_zh``, corrections included) and the written messages (``messages_zh``,
@@ -289,6 +307,28 @@ def train(final: bool) -> dict[str, Any]:
                             best = (f1, params, trial, per_group)
     assert best is not None
     best_f1, chosen, fold_models, best_groups = best
+    # The character network, fitted per fold on the chosen configuration's rows; its share of
+    # p(category) is chosen by the same cross-validation (a share of 1.0: not used).
+    n_gen = chosen["generated_used"]
+    net_rows = ([network.symbols(normalise(e.text)) for e in examples[:n_gen]],
+                [e.category for e in examples[:n_gen]],
+                [network.symbols(normalise(r.text)) for r in real])
+    nets = []
+    for k, held in enumerate(folds):
+        kept = np.setdiff1d(np.arange(len(real)), held)
+        nets.append(_fit_network(net_rows, gold, kept, chosen["real_weight"]))
+        _say(f"  network fold {k + 1}/{len(folds)} fitted")
+    share_f1: dict[str, float] = {}
+    best_share, share_models = 1.0, fold_models
+    for share in NETWORK_SHARES:
+        trial = [dataclasses.replace(m, category_network=net, regression_share=share)
+                 for m, net in zip(fold_models, nets, strict=True)]
+        f1, per_group = _cv_f1(trial, real, folds, groups)
+        share_f1[str(share)] = f1
+        _say(f"  regression share {share}: cross-validated macro-F1 {f1} {per_group}")
+        if f1 > best_f1:
+            best_f1, best_groups, best_share, share_models = f1, per_group, share, trial
+    fold_models = share_models
     # Rule overrides: keep a category's phrases only if dropping them does not help.
     enabled = list(rules.STRONG)
     for category in rules.STRONG:
@@ -301,15 +341,20 @@ def train(final: bool) -> dict[str, Any]:
         if f1 > best_f1:
             enabled, best_f1, best_groups = list(trial_rules), f1, per_group
     # The chosen configuration, fitted on every hand-labelled row.
-    n_gen = chosen["generated_used"]
     cat_vec = _vectorizer()
     x_cat = cat_vec.fit_transform(gen_feats[:n_gen] + real_feats)
     y_cat = [e.category for e in examples[:n_gen]] + gold
     weights = np.array([1.0] * n_gen + [chosen["real_weight"]] * len(real))
     clf = _logreg(chosen["category_C"], chosen["category_class_weight"]).fit(
         x_cat, y_cat, sample_weight=weights)
+    net = None
+    if best_share < 1.0:
+        net = _fit_network(net_rows, gold, np.arange(len(real)), chosen["real_weight"])
+        if tuple(net.classes) != tuple(clf.classes_):
+            raise RuntimeError(f"network classes {net.classes} differ from {clf.classes_}")
     model = TriageModel(VERSION, sent_model, op_model, cat_vec, clf,
-                        chosen["other_below"], rule_categories=tuple(enabled))
+                        chosen["other_below"], rule_categories=tuple(enabled),
+                        category_network=net, regression_share=best_share)
     model.save(MODEL_FILE)
     from hub.triage import model as model_store
 
@@ -331,6 +376,8 @@ def train(final: bool) -> dict[str, Any]:
                    **chosen, "cv_folds": CV_FOLDS, "cv_seed": CV_SEED,
                    "cv_macro_f1": best_f1, "cv_macro_f1_per_group": best_groups,
                    "rule_categories": list(enabled),
+                   "regression_share": best_share, "regression_share_grid": list(NETWORK_SHARES),
+                   "regression_share_cv_macro_f1": share_f1, "network": NETWORK,
                    "category_C_grid": list(CATEGORY_CS), "generated_used_grid": list(GEN_USED),
                    "real_weight_grid": list(REAL_WEIGHTS), "other_below_grid": list(OTHER_BELOW),
                    "class_weight_grid": list(CLASS_WEIGHTS),
@@ -408,6 +455,10 @@ def main() -> None:
                         help="also score the untouched Chinese test half (do this once)")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        import tensorflow  # noqa: F401  (the category network's training)
+    except ImportError:
+        parser.exit(2, "training needs TensorFlow: pip install 'coldloop[train]'\n")
     card = train(args.final)
     m = card["metrics"]
     _say(f"sentiment held-out accuracy: {m['sentiment_heldout']['accuracy']}")

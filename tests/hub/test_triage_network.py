@@ -7,9 +7,13 @@ Training (TensorFlow) checks the same forward pass against Keras each time it ru
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
+import pytest
 
 from hub.triage import network
+from hub.triage.model import load
 from hub.triage.network import MAX_SYMBOLS, PAD, UNKNOWN, WIDTHS, CharCnn, symbols
 
 DIM, FILTERS, CLASSES = 3, 2, ("a", "b", "c")
@@ -73,6 +77,14 @@ def test_a_texts_answer_does_not_depend_on_its_batch() -> None:
     assert net.probabilities([]).shape == (0, 3)
 
 
+def test_lookup_tables_are_rebuilt_not_stored() -> None:
+    net = random_net(4, VOCAB)
+    before = net.probabilities(TEXTS)
+    copy = pickle.loads(pickle.dumps(net))
+    assert "_tables" in net.__dict__ and "_tables" not in copy.__dict__
+    np.testing.assert_array_equal(copy.probabilities(TEXTS), before)
+
+
 def test_order_matters() -> None:
     """Unlike a bag of characters, the network tells "不冷" from "冷不"."""
     net = random_net(3, VOCAB)
@@ -84,9 +96,19 @@ def test_symbols() -> None:
     assert symbols("草莓烂了!! 3 boxes, don't") == ["草", "莓", "烂", "了", "!", "!", "3", "boxes",
                                                   ",", "don't"]
     assert symbols("") == []
+    # a denied problem is cut out, as for the regression
+    assert symbols("没有发霉，就是不甜") == ["，", "就", "是", "不", "甜"]
     assert len(symbols("烂" * 1000)) == MAX_SYMBOLS
 
 
 def test_encode_pads_and_marks_unknown_symbols() -> None:
     ids = network.encode({"a": 2}, [["a", "z"], []], 3)
     assert ids.tolist() == [[2, UNKNOWN, PAD], [PAD, PAD, PAD]]
+def test_committed_network_answers_in_the_regressions_class_order() -> None:
+    m = load()
+    if m.category_network is None:
+        pytest.fail("the committed model has no category network")
+    assert tuple(m.category_network.classes) == tuple(m.category_classifier.classes_)
+    assert 0.0 < m.regression_share < 1.0
+    p = m.category_network.probabilities([symbols("草莓全烂了，发霉"), symbols("three days late")])
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)

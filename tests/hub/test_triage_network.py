@@ -75,6 +75,9 @@ def test_a_texts_answer_does_not_depend_on_its_batch() -> None:
     together = net.probabilities(TEXTS[::-1])[::-1]
     np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-7)
     assert net.probabilities([]).shape == (0, 3)
+    # nothing to read ("没有发霉" once its denial is cut): the output layer's bias alone
+    e = np.exp(net.out_bias - net.out_bias.max())
+    np.testing.assert_allclose(net.probabilities([[]])[0], e / e.sum(), rtol=1e-5)
 
 
 def test_lookup_tables_are_rebuilt_not_stored() -> None:

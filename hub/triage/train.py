@@ -80,6 +80,12 @@ def _predictor(m: TriageModel) -> Callable[[list[str]], list[str]]:
     return lambda texts: [t.category for t in classify_with(m, texts)]
 
 
+def _tensorflow_version() -> str:
+    import tensorflow as tf
+
+    return str(tf.__version__)
+
+
 def _say(text: str) -> None:
     print(text, flush=True)
 
@@ -377,7 +383,9 @@ def train(final: bool) -> dict[str, Any]:
                    "cv_macro_f1": best_f1, "cv_macro_f1_per_group": best_groups,
                    "rule_categories": list(enabled),
                    "regression_share": best_share, "regression_share_grid": list(NETWORK_SHARES),
-                   "regression_share_cv_macro_f1": share_f1, "network": NETWORK,
+                   "regression_share_cv_macro_f1": share_f1,
+                   # another TensorFlow build trains a slightly different network
+                   "network": {**NETWORK, "tensorflow": _tensorflow_version()},
                    "category_C_grid": list(CATEGORY_CS), "generated_used_grid": list(GEN_USED),
                    "real_weight_grid": list(REAL_WEIGHTS), "other_below_grid": list(OTHER_BELOW),
                    "class_weight_grid": list(CLASS_WEIGHTS),

@@ -18,7 +18,7 @@ from hub.triage import model as model_store
 from hub.triage import rules
 from hub.triage.opinion import NEUTRAL_AT
 from hub.triage.text import language, normalise, validate
-from hub.triage.tokens import analyse_both, readable
+from hub.triage.tokens import analyse_cut, readable
 
 RULE_CONFIDENCE = 0.9  # confidence reported when an unambiguous phrase decided the category
 MAX_KEYWORDS = 6
@@ -110,11 +110,12 @@ def classify(texts: Sequence[str]) -> list[Triage]:
 def classify_with(m: model_store.TriageModel, texts: Sequence[str]) -> list[Triage]:
     """Triage already-validated texts with a given model (training and evaluation use it)."""
     norms = [normalise(t) for t in texts]
-    cat_feats, sent_feats = zip(*map(analyse_both, norms), strict=True)
+    cuts = [rules.without_denials(n) for n in norms]
+    cat_feats, sent_feats = zip(*map(analyse_cut, cuts), strict=True)
     x_cat = model_store.tfidf(m.category_vectorizer, cat_feats)
     p_pos = m.sentiment.positive(model_store.tfidf(m.sentiment.vectorizer, sent_feats))
     p_neutral = m.opinion.neutral(model_store.tfidf(m.opinion.vectorizer, sent_feats)).tolist()
-    p_cat = model_store.category_probabilities(m, x_cat, norms)
+    p_cat = model_store.category_probabilities(m, x_cat, cuts)
     classes = list(m.category_classifier.classes_)
     coef = m.category_classifier.coef_
     info = _feature_info(m)

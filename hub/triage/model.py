@@ -56,16 +56,17 @@ def load(path: Path = MODEL_FILE) -> TriageModel:
         return TriageModel(**joblib.load(path))
 
 
-def category_probabilities(m: TriageModel, x: Any, norms: Sequence[str]) -> Any:
+def category_probabilities(m: TriageModel, x: Any, cuts: Sequence[str]) -> Any:
     """p(category) of each text, columns in ``m.category_classifier.classes_`` order: the
-    regression's answer on TF-IDF rows ``x``, mixed with the network's on the normalised
-    texts ``norms`` when the model has one."""
+    regression's answer on TF-IDF rows ``x``, mixed with the network's on ``cuts`` (the
+    normalised texts with denied phrases cut, ``rules.without_denials``) when the model has
+    one."""
     p = probabilities(m.category_classifier, x)
     if m.category_network is None or m.regression_share >= 1.0:
         return p
-    from hub.triage.network import symbols
+    from hub.triage.network import symbols_cut
 
-    net = m.category_network.probabilities([symbols(n) for n in norms])
+    net = m.category_network.probabilities([symbols_cut(c) for c in cuts])
     return m.regression_share * p + (1.0 - m.regression_share) * net
 
 

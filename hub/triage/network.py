@@ -38,7 +38,12 @@ def symbols(norm: str) -> list[str]:
     """The symbols the network reads, of a text passed through ``text.normalise``. Denied
     category phrases are left out, as for the regression (``rules.without_denials``): the
     network does not learn "没有发霉" from the few denials among its training texts."""
-    return _SYMBOL.findall(without_denials(norm))[:MAX_SYMBOLS]
+    return symbols_cut(without_denials(norm))
+
+
+def symbols_cut(cut: str) -> list[str]:
+    """``symbols`` of a normalised text whose denied phrases are already cut."""
+    return _SYMBOL.findall(cut)[:MAX_SYMBOLS]
 
 
 @dataclass(frozen=True)

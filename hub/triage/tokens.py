@@ -80,10 +80,15 @@ def analyse_normalised(norm: str) -> list[str]:
 def analyse_both(norm: str) -> tuple[list[str], list[str]]:
     """(category features, sentiment features) of a normalised text, segmented once; the
     sentiment features are the category ones plus ``sentiment_extras``."""
-    seen = without_denials(norm)
-    cjk_runs = _CJK_RUN.findall(seen)
-    feats, tokens = _analyse(seen, cjk_runs)
-    return feats, feats + sentiment_extras(seen, cjk_runs, tokens)
+    return analyse_cut(without_denials(norm))
+
+
+def analyse_cut(cut: str) -> tuple[list[str], list[str]]:
+    """``analyse_both`` of a normalised text whose denied phrases are already cut
+    (``rules.without_denials``), for a caller that hands the cut text on to the network too."""
+    cjk_runs = _CJK_RUN.findall(cut)
+    feats, tokens = _analyse(cut, cjk_runs)
+    return feats, feats + sentiment_extras(cut, cjk_runs, tokens)
 
 
 def _analyse(norm: str, cjk_runs: list[str] | None = None) -> tuple[list[str], list[str]]:

@@ -107,6 +107,8 @@ def test_symbols() -> None:
 def test_encode_pads_and_marks_unknown_symbols() -> None:
     ids = network.encode({"a": 2}, [["a", "z"], []], 3)
     assert ids.tolist() == [[2, UNKNOWN, PAD], [PAD, PAD, PAD]]
+
+
 def test_committed_network_answers_in_the_regressions_class_order() -> None:
     m = load()
     if m.category_network is None:

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from firmware_sim.services import start_victoria_metrics, victoria_metrics_binary
-from hub.db import make_engine, migrate, session_factory
+from hub.db import make_engine, session_factory
 from hub.models import Customer, Item, Order
 from hub.settings import DatabaseSettings, HubSettings, WebSettings
 from hub.web import create_app
@@ -26,8 +26,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture
 def hub_db(database_url: str) -> Iterator[sessionmaker[Session]]:
-    """A session factory over a freshly migrated, empty database."""
-    migrate(database_url)
+    """A session factory over a freshly migrated, empty database (``database_url`` arrives
+    migrated when a test uses this fixture)."""
     engine = make_engine(database_url)
     yield session_factory(engine)
     engine.dispose()

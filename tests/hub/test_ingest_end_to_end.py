@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -65,11 +64,9 @@ def site() -> str:
 
 
 @pytest.fixture
-def factory(database_url: str) -> Iterator[sessionmaker[Session]]:
-    migrate(database_url)
-    engine = make_engine(database_url)
-    yield session_factory(engine)
-    engine.dispose()
+def factory(hub_db: sessionmaker[Session]) -> sessionmaker[Session]:
+    """The migrated, empty database (no seeded order)."""
+    return hub_db
 
 
 def count(factory: sessionmaker[Session], model: type[object], *where: object) -> int:

@@ -31,7 +31,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from firmware_sim.services import REPO
-from hub.db import make_engine, migrate, session_factory
 from hub.ingest_supervisor import IngestSupervisor
 from hub.models import QuarantinedMessage, Scan, StoredMessage, TelemetryBatchRecord
 from hub.settings import MAX_INGEST_WORKERS, IngestSettings, load_hub_settings
@@ -145,11 +144,9 @@ def v5_broker(broker: BrokerAddress) -> BrokerAddress:
 
 
 @pytest.fixture
-def factory(database_url: str) -> Iterator[sessionmaker[Session]]:
-    migrate(database_url)
-    engine = make_engine(database_url)
-    yield session_factory(engine)
-    engine.dispose()
+def factory(hub_db: sessionmaker[Session]) -> sessionmaker[Session]:
+    """The migrated, empty database (no seeded order)."""
+    return hub_db
 
 
 @pytest.fixture

@@ -189,11 +189,9 @@ def site() -> str:
 
 
 @pytest.fixture
-def factory(database_url: str) -> Iterator[sessionmaker[Session]]:
-    migrate(database_url)
-    engine = make_engine(database_url)
-    yield session_factory(engine)
-    engine.dispose()
+def factory(hub_db: sessionmaker[Session]) -> sessionmaker[Session]:
+    """The migrated, empty database (no seeded order)."""
+    return hub_db
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from firmware_sim.services import REPO
 from hub.console import main
-from hub.db import make_engine, migrate, session_factory
 from hub.evidence import SignedHead
 from hub.ledger import canonical_json
 from hub.merkle import leaf_hash
@@ -49,12 +48,10 @@ class Hub:
 
 
 @pytest.fixture
-def hub(database_url: str, tmp_path: Path) -> Hub:
-    migrate(database_url)
+def hub(database_url: str, hub_db: sessionmaker[Session], tmp_path: Path) -> Hub:
     config = tmp_path / "hub.toml"
     config.write_text(f'[database]\nurl = "{database_url}"\n[ledger]\nsign_every = 10\n')
-    engine = make_engine(database_url)
-    return Hub(tmp_path / "data", config, session_factory(engine))
+    return Hub(tmp_path / "data", config, hub_db)
 
 
 @pytest.fixture

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
+from functools import lru_cache
+from typing import Any
 
 MAX_CHARS = 5000
 _CJK_RUN = re.compile("[\u4e00-\u9fff\u3400-\u4dbf]+")
@@ -21,8 +24,25 @@ def validate(text: object) -> str:
 
 
 def normalise(text: str) -> str:
-    """NFKC (full-width to half-width), lower case, whitespace runs collapsed."""
-    return " ".join(unicodedata.normalize("NFKC", text).lower().split())
+    """NFKC (full-width to half-width), Traditional Chinese to Simplified, lower case,
+    whitespace runs collapsed. Customers in Hong Kong, Taiwan and abroad write "草莓發霉了";
+    the rules, the segmenter and the models know "草莓发霉了"."""
+    text = unicodedata.normalize("NFKC", text)
+    if _CJK_RUN.search(text):
+        text = _simplifier().convert(text)
+    return " ".join(text.lower().split())
+
+
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _simplifier() -> Any:
+    """OpenCC's Traditional-to-Simplified converter (characters and phrases; bundled data)."""
+    import opencc
+
+    with _lock:
+        return opencc.OpenCC("t2s")
 
 
 def is_cjk(char: str) -> bool:

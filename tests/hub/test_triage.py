@@ -19,7 +19,7 @@ from hub.triage.classifier import (
 from hub.triage.generator import generate
 from hub.triage.opinion import NEUTRAL_AT
 from hub.triage.taxonomy import CATEGORIES, READS_POSITIVE
-from hub.triage.text import MAX_CHARS, language
+from hub.triage.text import MAX_CHARS, language, normalise
 
 
 @pytest.mark.parametrize(("text", "category"), [
@@ -62,9 +62,20 @@ def test_batch_matches_single_and_keeps_order() -> None:
 
 
 @pytest.mark.parametrize("text", ["吃了以后拉肚子，是不是食物中毒", "吃完过敏了",
+                                  "吃完上吐下瀉，進了醫院",  # Traditional script
                                   "my kid got food poisoning from this chicken"])
 def test_food_safety_is_p1(text: str) -> None:
     assert classify_one(text).urgency == "P1"
+
+
+def test_traditional_chinese_is_read_as_simplified() -> None:
+    assert normalise("草莓發霉了，還有異味！ＯＫ") == "草莓发霉了,还有异味!ok"
+    assert normalise("草莓发霉了 fine") == "草莓发霉了 fine"
+    pairs = [("牛奶變質了，喝了肚子痛", "牛奶变质了，喝了肚子痛"),
+             ("餐品送錯，告知也不理睬，不負責任", "餐品送错，告知也不理睬，不负责任"),
+             ("等了兩個小時才送到，菜都涼了", "等了两个小时才送到，菜都凉了")]
+    traditional, simplified = zip(*pairs, strict=True)
+    assert classify(traditional) == classify(simplified)
 
 
 def test_threats_raise_urgency() -> None:

@@ -105,6 +105,8 @@ class MigratedSchema:
             if version != self.head:
                 raise RuntimeError(f"the shared test schema is at {version}, not {self.head}: "
                                    "a test using hub_db changed it (take database_url alone)")
+            # a connection a test left inside a transaction would block this for ever
+            conn.execute(sa.text("SET LOCAL lock_timeout = '20s'"))
             conn.execute(sa.text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
 
 

@@ -44,6 +44,7 @@ from hub.evidence import (
     public_key_from_bytes,
     timestamp_ms,
 )
+from hub.inputs import within_range
 from hub.merkle import CompactRange, MerkleTree, ProofError, leaf_hash, verify_inclusion
 from hub.trace_models import LedgerHead, TraceEvent, TraceEventEpc
 
@@ -159,6 +160,10 @@ def _fields(n: int, event: Any) -> _Fields:
             from None
     if event_time.tzinfo is None:
         raise InvalidInput(f"{where}: eventTime {stamp!r} has no time zone offset")
+    try:
+        within_range(event_time)
+    except ValueError as err:
+        raise InvalidInput(f"{where}: eventTime {err}") from None
     biz_step = None if event.get("bizStep") is None else _text(event, "bizStep", where)
     try:
         epcs = identifiers(event)

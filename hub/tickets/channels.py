@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from hub.inputs import EpochSeconds, Instant
 from hub.tickets.intake import MAX_TEXT, Complaint
 
 _Id = Annotated[str, Field(min_length=1, max_length=128)]
 _Ref = Annotated[str, Field(min_length=1, max_length=32)]
 _Phone = Annotated[str, Field(min_length=5, max_length=32, pattern=r"^\+?[0-9 -]+$")]
 _Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
+_Flag = Annotated[bool, Field(strict=True)]  # true or false, not "yes" or 1
 
 
 class _Payload(BaseModel):
@@ -28,7 +30,7 @@ class AppMessage(_Payload):
     item_ids: Annotated[list[Annotated[str, Field(min_length=1, max_length=16)]],
                         Field(max_length=50)] = []
     text: _Text
-    sent_at: AwareDatetime | None = None
+    sent_at: Instant | None = None
 
     def complaint(self) -> Complaint:
         """Return the normalised complaint."""
@@ -45,10 +47,10 @@ class MiniProgramMessage(_Payload):
     openid: _Id
     user_id: _Ref | None = None
     phone: _Phone | None = None
-    phone_verified: bool = False
+    phone_verified: _Flag = False
     order_id: _Ref | None = None
     content: _Text
-    create_time: Annotated[int, Field(ge=0)] | None = None  # epoch seconds
+    create_time: Annotated[EpochSeconds, Field(strict=True)] | None = None
 
     def complaint(self) -> Complaint:
         """Return the normalised complaint (the openid opens the 48 h reply window)."""
@@ -73,11 +75,11 @@ class HotlineTranscript(_Payload):
 
     call_id: _Id
     caller_phone: _Phone
-    phone_verified: bool = False  # the caller passed the IVR's check
+    phone_verified: _Flag = False  # the caller passed the IVR's check
     user_id: _Ref | None = None
     order_id: _Ref | None = None
     agent_id: _Ref | None = None
-    started_at: AwareDatetime | None = None
+    started_at: Instant | None = None
     turns: Annotated[list[Turn], Field(min_length=1, max_length=500)]
 
     def complaint(self) -> Complaint:
@@ -102,11 +104,11 @@ class SocialPost(_Payload):
     handle: _Id
     user_id: _Ref | None = None  # when the account is linked
     phone: _Phone | None = None
-    phone_verified: bool = False
+    phone_verified: _Flag = False
     order_id: _Ref | None = None
     text: _Text
     url: Annotated[str, Field(max_length=500)] | None = None
-    posted_at: AwareDatetime | None = None
+    posted_at: Instant | None = None
 
     def complaint(self) -> Complaint:
         """Return the normalised complaint (the external id is platform-qualified)."""

@@ -27,7 +27,7 @@ def create_app(settings: HubSettings, *, factory: sessionmaker[Session] | None =
     ``test_config`` overrides Flask config keys, and may set ``COLDLOOP_CLOCK`` (a callable
     returning an aware datetime) and ``COLDLOOP_RNG`` (a ``random.Random`` for pickup codes).
     """
-    from hub.web import api, survey_ui, tickets_ui, ui
+    from hub.web import api, guards, survey_ui, tickets_ui, ui
 
     # An explicit instance path: Flask's guess walks the import system, and fails when a
     # namespace package shadows ``hub`` (as ``tests/hub`` does under pytest).
@@ -49,6 +49,7 @@ def create_app(settings: HubSettings, *, factory: sessionmaker[Session] | None =
     app.extensions[SETTINGS] = settings
     app.teardown_appcontext(_close_session)
 
+    guards.install(app)
     api.init_app(app)
     ui.init_app(app)
     tickets_ui.init_app(app)

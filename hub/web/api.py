@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 from hub import alarms, epcis, queries, returns, telemetry, trucks
 from hub.errors import Conflict, HubError, InvalidInput, NotFound
 from hub.fleet_view import fleet_view
+from hub.inputs import Instant, RowId, nul_path
 from hub.models import Ticket
 from hub.tickets import (
     channels,
@@ -43,6 +44,7 @@ from hub.triage.taxonomy import CATEGORIES
 from hub.web import code_rng, coldchain, db_session, hub_settings, now
 from hub.web import serialize as js
 from hub.web import tickets_json as tj
+from hub.web.guards import IdOutOfRange
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +91,7 @@ class TruckReadingBody(_Body):
     model_config = ConfigDict(strict=False)
     compartment: Annotated[str, Field(min_length=1, max_length=16,
                                       pattern=r"^[A-Za-z0-9_-]+$")] = "main"
-    ts: AwareDatetime
+    ts: Instant
     temp_c: Annotated[float, Field(ge=-60, le=80, allow_inf_nan=False)] | None
 
 
@@ -109,7 +111,7 @@ class ScansQuery(_Query):
     """Query string of GET /scans."""
 
     limit: Annotated[int, Field(ge=1, le=queries.MAX_LIMIT)] = 50
-    since: AwareDatetime | None = None
+    since: Instant | None = None
 
 
 class LimitQuery(_Query):
@@ -135,8 +137,8 @@ class TelemetryQuery(_Query):
     """Query string of GET /telemetry: one probe over a time range."""
 
     probe: Annotated[str, Field(min_length=1, max_length=32)]
-    since: AwareDatetime
-    until: AwareDatetime
+    since: Instant
+    until: Instant
     resolution: Literal["raw", "window"] = "raw"
     source: Annotated[str, Field(min_length=1, max_length=32)] | None = None
 
@@ -167,7 +169,7 @@ class TransitionRequest(_Body):
     resolution: Annotated[str, Field(min_length=1, max_length=16)] | None = None
     satisfaction: Annotated[int, Field(ge=1, le=5)] | None = None
     comment: Annotated[str, Field(max_length=2000)] | None = None
-    merged_into: int | None = None
+    merged_into: RowId | None = None
 
 
 class TriageCheckRequest(_Body):
@@ -226,8 +228,8 @@ class AssignRequest(_Body):
 class TicketsQuery(_Query):
     """Query string of GET /tickets."""
 
-    status: Annotated[str, Field(max_length=20)] | None = None
-    assignee: Annotated[str, Field(max_length=32)] | None = None
+    status: Annotated[str, Field(min_length=1, max_length=20)] | None = None
+    assignee: Annotated[str, Field(min_length=1, max_length=32)] | None = None
     triage: Literal["auto", "review", "confirmed", "corrected"] | None = None
     limit: Annotated[int, Field(ge=1, le=queries.MAX_LIMIT)] = 50
 
@@ -243,8 +245,8 @@ class SurveyAnswerRequest(_Body):
 class KpiQuery(_Query):
     """Query string of GET /tickets/kpis: the period (default: the seven days up to now)."""
 
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
+    since: Instant | None = None
+    until: Instant | None = None
     team: Annotated[str, Field(min_length=1, max_length=32)] = "support"
 
 
@@ -290,7 +292,7 @@ def order(order_id: str) -> Response:
 @bp.get("/scans")
 def scans() -> Response:
     """Return the newest scans, or with ``since`` (ISO 8601 with offset) those after it."""
-    args = _parse(ScansQuery, request.args.to_dict(), "query parameter")
+    args = _parse(ScansQuery, _query(), "query parameter")
     found = queries.recent_scans(db_session(), limit=args.limit, since=args.since)
     return jsonify(scans=[js.scan(s) for s in found])
 
@@ -298,7 +300,7 @@ def scans() -> Response:
 @bp.get("/grades")
 def grades() -> Response:
     """Return the newest grades, newest first."""
-    args = _parse(LimitQuery, request.args.to_dict(), "query parameter")
+    args = _parse(LimitQuery, _query(), "query parameter")
     rows = queries.recent_grades(db_session(), limit=args.limit)
     return jsonify(grades=[js.grade_row(row) for row in rows])
 
@@ -314,7 +316,7 @@ def fleet() -> Response:
 @bp.get("/fleet/alarms")
 def fleet_alarms() -> Response:
     """Return fleet alarms newest first; ``open=true`` only open ones, ``open=false`` cleared."""
-    args = _parse(AlarmsQuery, request.args.to_dict(), "query parameter")
+    args = _parse(AlarmsQuery, _query(), "query parameter")
     found = alarms.list_alarms(db_session(), open_only=args.open, limit=args.limit)
     return jsonify(alarms=[js.fleet_alarm(a) for a in found])
 
@@ -332,7 +334,7 @@ def acknowledge_alarm(alarm_id: int) -> Response:
 @bp.get("/quarantine")
 def quarantine() -> Response:
     """Return the newest messages the hub could not accept, with the reason."""
-    args = _parse(LimitQuery, request.args.to_dict(), "query parameter")
+    args = _parse(LimitQuery, _query(), "query parameter")
     found = queries.quarantine(db_session(), limit=args.limit)
     return jsonify(messages=[js.quarantined(m) for m in found])
 
@@ -379,7 +381,7 @@ def truck_log(truck_id: str) -> tuple[Response, int]:
 @bp.get("/telemetry")
 def telemetry_range() -> Response:
     """Return one probe's readings (or 5-minute windows) between ``since`` and ``until``."""
-    args = _parse(TelemetryQuery, request.args.to_dict(), "query parameter")
+    args = _parse(TelemetryQuery, _query(), "query parameter")
     session = db_session()
     found: dict[str, Any] = {"probe": args.probe, "since": js.time(args.since),
                              "until": js.time(args.until), "resolution": args.resolution}
@@ -398,7 +400,7 @@ def telemetry_range() -> Response:
 @bp.get("/trace/items/<item_id>")
 def trace_item(item_id: str) -> Response:
     """Return an item's trace: source, events, segments, handovers, QC and attribution."""
-    args = _parse(TraceQuery, request.args.to_dict(), "query parameter")
+    args = _parse(TraceQuery, _query(), "query parameter")
     found = item_trace(db_session(), item_id, coldchain())
     return jsonify(js.trace_item(found, readings=args.readings))
 
@@ -427,7 +429,7 @@ def trace_import() -> tuple[Response, int]:
     201 when events were appended, 200 when all were already there; 422 names the schema
     problems, 409 an event resent with another document, 413 a document over the size limit.
     """
-    args = _parse(TraceImportQuery, request.args.to_dict(), "query parameter")
+    args = _parse(TraceImportQuery, _query(), "query parameter")
     limit = epcis.MAX_DOCUMENT_BYTES
     too_large = (f"EPCIS document is over the limit of {limit} bytes; split it into several "
                  "documents")
@@ -475,7 +477,7 @@ def intake_message(channel: str) -> tuple[Response, int]:
 @bp.get("/tickets")
 def list_tickets() -> Response:
     """Return tickets newest first, optionally by status and assignee."""
-    args = _parse(TicketsQuery, request.args.to_dict(), "query parameter")
+    args = _parse(TicketsQuery, _query(), "query parameter")
     if args.status is not None and args.status not in states.ALL_STATUSES:
         raise Unprocessable(f"status: not one of {', '.join(sorted(states.ALL_STATUSES))}",
                             {"status": f"not one of {', '.join(sorted(states.ALL_STATUSES))}"})
@@ -505,7 +507,7 @@ def survey_answer(token: str) -> tuple[Response, int]:
 @bp.get("/tickets/kpis")
 def ticket_kpis() -> Response:
     """Return the helpdesk KPIs of a period, each on its cohort (docs/tickets.md, KPIs)."""
-    args = _parse(KpiQuery, request.args.to_dict(), "query parameter")
+    args = _parse(KpiQuery, _query(), "query parameter")
     since, until = kpis.default_period(now(), args.since, args.until)
     return jsonify(tj.kpis(kpis.ticket_kpis(db_session(), since, until, now(),
                                             team=args.team)))
@@ -580,7 +582,7 @@ def ticket_evidence(ticket_id: int) -> tuple[Response, int]:
     201 for a new file of the ticket, 200 when the same bytes were uploaded before.
     """
     request.max_content_length = evidence.MAX_EVIDENCE_BYTES + 64 * 1024
-    args = _parse(EvidenceQuery, request.args.to_dict(), "query parameter")
+    args = _parse(EvidenceQuery, _query(), "query parameter")
     upload = request.files.get("file") if request.mimetype == "multipart/form-data" else None
     if upload is not None:
         data, content_type = upload.read(), upload.mimetype or ""
@@ -716,7 +718,9 @@ def is_api_request() -> bool:
 def http_error(err: HTTPException) -> Response:
     """Return a werkzeug HTTP error (404, 405, 413, 500, ...) as a JSON error response."""
     status = err.code or 500
-    if status == 404:
+    if isinstance(err, IdOutOfRange):
+        message = str(err.description)
+    elif status == 404:
         message = f"no such API endpoint: {request.method} {request.path}"
     elif isinstance(err, MethodNotAllowed):
         allowed = ", ".join(sorted(m for m in err.valid_methods or () if m != "OPTIONS"))
@@ -750,11 +754,28 @@ def _json_body() -> Any:
     raw = request.get_data(cache=True)
     if not raw.strip():
         raise UnreadableRequest("request body is empty; send a JSON object")
-    data = request.get_json(force=True, silent=True)
+    try:
+        data = request.get_json(force=True, silent=True)
+    except RecursionError:
+        raise UnreadableRequest("request body is nested too deeply to read") from None
     if data is None:
         raise UnreadableRequest("request body is not valid JSON; send a JSON object "
                          "with Content-Type: application/json")
+    where = nul_path(data)
+    if where is not None:
+        raise Unprocessable(f"{where}: contains a NUL character",
+                            {where: "contains a NUL character"})
     return data
+
+
+def _query() -> dict[str, str]:
+    """The query string as a dict; a parameter given twice is refused, not half-read."""
+    repeated = sorted(name for name, values in request.args.lists() if len(values) > 1)
+    if repeated:
+        problems = {name: "given more than once" for name in repeated}
+        raise Unprocessable("; ".join(f"{name}: given more than once" for name in repeated),
+                            problems)
+    return request.args.to_dict()
 
 
 def _parse(model: type[M], data: Any, what: str) -> M:

@@ -76,8 +76,11 @@ def _open_survey(token: str) -> Survey | tuple[str, int]:
 
 
 def _whole(raw: str | None) -> object:
-    """A form field as a whole number when it is one; as given otherwise (refused later)."""
-    return int(raw) if raw and raw.isdecimal() else (raw or None)  # isdigit takes "²"
+    """A form field as a whole number when it is one or two ASCII digits (the answers go up
+    to 10); as given otherwise, to be refused later ("٣", "0003", a 5,000-digit number)."""
+    if raw and raw.isascii() and raw.isdigit() and len(raw) <= 2:  # isdigit alone takes "²"
+        return int(raw)
+    return raw or None
 
 
 def _plain(message: str) -> str:

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as BaseResponse
 
 from hub.errors import HubError, InvalidInput
+from hub.inputs import within_range
 from hub.models import Ticket
 from hub.queries import as_utc
 from hub.tickets import (
@@ -532,12 +533,20 @@ def _day_arg(name: str) -> datetime | None:
     raw = request.args.get(name, "").strip()
     if not raw:
         return None
+    problem = (f"{name}: {raw[:40]!r} is not a date (2026-11-20) or an ISO 8601 time with an "
+               "offset")
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError:
-        raise InvalidInput(f"{name}: {raw[:40]!r} is not a date (2026-11-20) or an ISO 8601 "
-                           "time with an offset") from None
-    return moment.replace(tzinfo=UTC) if len(raw) == 10 else moment
+        raise InvalidInput(problem) from None
+    if len(raw) == 10:
+        moment = moment.replace(tzinfo=UTC)
+    elif moment.tzinfo is None:
+        raise InvalidInput(problem)
+    try:
+        return within_range(moment)
+    except ValueError as err:
+        raise InvalidInput(f"{name}: {err}") from None
 
 
 @bp.get("/agents")

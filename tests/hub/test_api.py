@@ -265,6 +265,50 @@ BAD_REQUESTS = [
     ("body-too-large", "POST", "/api/v1/tickets",
      {"json": TICKET | {"text": "x" * 70_000}}, 413,
      "request body is over the limit of 65536 bytes"),
+    ("nested-too-deep", "POST", "/api/v1/tickets",
+     {"data": "[" * 5000 + "]" * 5000, "content_type": "application/json"}, 400,
+     "request body is nested too deeply to read"),
+    # PostgreSQL cannot store a NUL in text: refused on arrival, wherever it is
+    ("nul-in-text", "POST", "/api/v1/tickets", {"json": TICKET | {"text": "a\x00b"}}, 422,
+     "text: contains a NUL character"),
+    ("nul-in-a-list", "POST", "/api/v1/intake/app",
+     {"json": {"message_id": "m-1", "user_id": "C-1", "text": "烂了",
+               "item_ids": ["IT-1", "IT\x002"]}}, 422, "item_ids.1: contains a NUL character"),
+    ("nul-in-path", "GET", "/api/v1/items/IT%001", {}, 400, "the path contains a NUL character"),
+    ("nul-in-query", "GET", "/api/v1/tickets?assignee=a%00", {}, 400,
+     "query parameter 'assignee' contains a NUL character"),
+    ("repeated-query", "GET", "/api/v1/scans?limit=1&limit=abc", {}, 422,
+     "limit: given more than once"),
+    ("empty-assignee", "GET", "/api/v1/tickets?assignee=", {}, 422,
+     "assignee: string should have at least 1 character"),
+    # instants that cannot be moved to UTC (year 1 at +01:00) or lie past 2100
+    ("since-year-1", "GET", "/api/v1/scans?since=0001-01-01T00:00:00%2B01:00", {}, 422,
+     "since: value error, 0001-01-01T00:00:00+01:00 is outside the accepted range"),
+    ("until-year-9999", "GET", "/api/v1/telemetry?probe=p&since=2026-11-20T00:00:00Z"
+     "&until=9999-12-31T23:59:59-12:00", {}, 422, "until: value error, 9999-12-31T23:59:59"),
+    ("kpis-until-year-1", "GET", "/api/v1/tickets/kpis?until=0001-01-01T00:00:00Z", {}, 422,
+     "until: value error"),
+    ("truck-reading-year-9999", "POST", "/api/v1/trucks/TRK-1/temperature-log",
+     {"json": {"upload_id": "u-1", "readings": [{"ts": "9999-12-31T23:59:59-12:00",
+                                                 "temp_c": 3.0}]}}, 422,
+     "readings.0.ts: value error"),
+    ("epoch-past-2100", "POST", "/api/v1/intake/mini_program",
+     {"json": {"msg_id": "w-1", "openid": "o", "content": "烂了", "create_time": 10**30}}, 422,
+     "create_time: input should be less than 4102444800"),
+    ("epoch-as-string", "POST", "/api/v1/intake/mini_program",
+     {"json": {"msg_id": "w-1", "openid": "o", "content": "烂了",
+               "create_time": "1700000000"}}, 422, "create_time: input should be a valid integer"),
+    ("flag-as-word", "POST", "/api/v1/intake/social",
+     {"json": {"post_id": "p-1", "platform": "weibo", "handle": "h", "text": "烂了",
+               "phone_verified": "yes"}}, 422, "phone_verified: input should be a valid boolean"),
+    # ids past the database's integer: no such record, not an overflow
+    ("ticket-id-past-int", "GET", "/api/v1/tickets/9223372036854775808", {}, 404,
+     "id 9223372036854775808 does not exist (ids go up to 2147483647)"),
+    ("alarm-id-past-int", "POST", "/api/v1/fleet/alarms/2147483648/ack", {"json": {"by": "x"}},
+     404, "id 2147483648 does not exist"),
+    ("merged-into-past-int", "POST", "/api/v1/tickets/1/transitions",
+     {"json": {"to": "merged", "actor": "a", "merged_into": 10**30}}, 422,
+     "merged_into: input should be less than or equal to 2147483647"),
 ]
 
 
@@ -278,6 +322,7 @@ def test_bad_input_gets_a_json_error_naming_the_problem(
     assert response.status_code == status
     assert message in error_of(response)
     assert b"<html" not in response.data.lower()
+    assert client.get("/api/v1/tickets", headers=AUTH).get_json()["tickets"] == []
 
 
 def test_validation_errors_list_every_field(client: FlaskClient) -> None:

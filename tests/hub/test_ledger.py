@@ -114,6 +114,8 @@ def test_an_event_id_with_another_document_is_a_conflict(hub_db: sessionmaker[Se
     ({"eventTime": None}, "has no eventTime"),
     ({"eventTime": "yesterday"}, "eventTime 'yesterday' is not an ISO 8601"),
     ({"eventTime": "2026-11-20T09:30:00"}, "has no time zone offset"),
+    ({"eventTime": "0001-01-01T00:00:00+01:00"}, "eventTime .* outside the accepted range"),
+    ({"eventTime": "2100-01-01T00:00:00Z"}, "eventTime .* outside the accepted range"),
     ({"bizStep": 7}, "has no bizStep"),
     ({"epcList": "urn:epc:id:sgtin:1.2.3"}, "epcList is a str, not a list"),
     ({"epcList": ["ok", 5]}, r"epcList\[1\] must be an identifier"),

@@ -231,6 +231,10 @@ def test_the_kpi_page_shows_the_figures_with_their_parts(week: Session, database
 
     refused = client.get("/tickets/kpis?since=last+week")
     assert refused.status_code == 400 and "since" in refused.text
+    for bound in ("until=0001-01-01", "until=9999-12-31T23:59:59-12:00",
+                  "since=2026-11-20T09:00"):  # out of range; a time without an offset
+        refused = client.get(f"/tickets/kpis?{bound}")
+        assert refused.status_code == 400 and bound.split("=")[0] in refused.text, bound
     backwards = client.get("/tickets/kpis?since=2026-11-21&until=2026-11-20")
     assert backwards.status_code == 400 and "must be after since" in backwards.text
     assert client.get("/tickets/kpis").status_code == 200  # the last seven days

@@ -198,6 +198,11 @@ def test_the_survey_page_takes_one_answer(session: Session, client: FlaskClient)
     assert too_high.status_code == 400 and "from 0 to 10, or leave" in too_high.text
     squared = client.post(path, data={"csrf_token": token, "score": "²"})  # a digit, not a number
     assert squared.status_code == 400 and "Please choose one of the five answers." in squared.text
+    for odd in ("٣", "0003", "4" * 5000):  # Arabic-Indic three, padded, past int()'s limit
+        refused = client.post(path, data={"csrf_token": token, "score": odd})
+        assert refused.status_code == 400 and "Please choose one of the five" in refused.text
+    refused = client.post(path, data={"csrf_token": token, "score": "4", "recommend": "9" * 5000})
+    assert refused.status_code == 400 and "from 0 to 10, or leave" in refused.text
     done = client.post(path, data={"csrf_token": token, "score": "4", "comment": "ok",
                                    "recommend": "9"})
     assert done.status_code == 200 and "Thank you" in done.text

@@ -227,6 +227,15 @@ def test_a_bad_filter_is_a_400_page_naming_it(admin: FlaskClient, pool: Pool, qu
     assert "Bad ticket filter" in response.text and message in response.text
 
 
+def test_odd_paths_and_forms_are_error_pages(admin: FlaskClient) -> None:
+    missing = admin.get("/tickets/99999999999999")  # past the database's integer
+    assert missing.status_code == 404 and "does not exist (ids go up to" in missing.text
+    nul = admin.get("/tickets?assignee=a%00")
+    assert nul.status_code == 400 and "contains a NUL character" in nul.text
+    form = admin.post("/tickets/1/messages", data={"text": "a\x00b"})
+    assert form.status_code == 400 and "form field &#39;text&#39; contains a NUL" in form.text
+
+
 def test_the_pool_pages(admin: FlaskClient, pool: Pool,
                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tickets_ui, "PAGE_SIZE", 2)

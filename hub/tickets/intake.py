@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from hub.errors import InvalidInput, NotFound
 from hub.models import Customer, Item, Order, Ticket
 from hub.tickets import contact, routing, sla, states
-from hub.tickets.models import TicketMessage
+from hub.tickets.models import Agent, TicketMessage
 from hub.tickets.policy import DEFAULT_CONFIG, TicketConfig
 from hub.tickets.workflow import audit
 
@@ -122,6 +122,9 @@ def receive(session: Session, complaint: Complaint, now: datetime, *,
             route: bool = True) -> IntakeResult:
     """Store a complaint as a message of a new or the matching open ticket."""
     _validate(complaint)
+    if complaint.answered_by and session.get(Agent, complaint.answered_by) is None:
+        raise InvalidInput(f"agent_id {complaint.answered_by!r} is not an agent of the hub; "
+                           "register the agent (PUT /api/v1/agents/<id>) or leave it out")
     if complaint.external_id is not None:
         seen = _seen(session, complaint)
         if seen is not None:

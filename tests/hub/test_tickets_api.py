@@ -178,6 +178,10 @@ def test_shift_windows_are_validated_and_shifts_set_by_hand_are_recorded(
 
 
 def test_answered_calls_and_the_mini_program_window_over_http(client: FlaskClient) -> None:
+    status, refused = post(client, "/intake/hotline", HOTLINE | {"agent_id": "ana"})
+    assert status == 422 and "'ana' is not an agent of the hub" in refused["error"]
+    assert client.get("/api/v1/tickets", headers=AUTH).get_json()["tickets"] == []
+    post(client, "/agents/ana", AGENT)
     status, call = post(client, "/intake/hotline", HOTLINE | {"agent_id": "ana"})
     detail = client.get(f"/api/v1/tickets/{call['ticket_id']}", headers=AUTH).get_json()
     assert status == 201 and detail["first_contact_at"] == "2026-11-20T09:30:00+00:00"

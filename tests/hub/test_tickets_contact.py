@@ -15,7 +15,7 @@ from hub.tickets import contact, intake, sla, states
 from hub.tickets.channels import AppMessage, HotlineTranscript, MiniProgramMessage
 from hub.tickets.models import TicketTransition
 from tests.hub.conftest import T0
-from tests.hub.tickets_helpers import CONFIG, PHONE, triage
+from tests.hub.tickets_helpers import CONFIG, PHONE, add_agent, triage
 
 HOTLINE = HotlineTranscript(
     call_id="call-1", caller_phone=PHONE, phone_verified=True, order_id="O-1",
@@ -23,6 +23,13 @@ HOTLINE = HotlineTranscript(
     turns=[{"speaker": "customer", "text": "The berries are mouldy"},  # type: ignore[list-item]
            {"speaker": "agent", "text": "Sorry, I will sort it out"}])  # type: ignore[list-item]
 APP = AppMessage(message_id="app-1", user_id="C-1", order_id="O-1", text="mouldy berries")
+
+
+@pytest.fixture(autouse=True)
+def _agents(session: Session) -> None:
+    """The agents who answer the hotline (off shift: routing gives them no tickets)."""
+    for agent_id in ("ana", "bo"):
+        add_agent(session, agent_id, on_shift=False, online=False)
 
 
 

@@ -44,9 +44,9 @@ from hub.evidence import (
     public_key_from_bytes,
     timestamp_ms,
 )
-from hub.inputs import within_range
 from hub.merkle import CompactRange, MerkleTree, ProofError, leaf_hash, verify_inclusion
 from hub.trace_models import LedgerHead, TraceEvent, TraceEventEpc
+from protocols.instants import within_range
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,6 @@ from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -25,6 +24,7 @@ from pydantic import (
 )
 
 from protocols.errors import MessageError, UnsupportedVersion
+from protocols.instants import EpochTime, Instant
 from protocols.topics import EventType, GatewayTopic, Kind, check_name
 
 SCHEMA_MAJOR = 1
@@ -129,7 +129,7 @@ class _Message(BaseModel):
 
 class _GatewayMessage(_Message):
     id: str
-    ts: AwareDatetime
+    ts: Instant
 
     @field_validator("id")
     @classmethod
@@ -215,7 +215,8 @@ EVENT_MODELS: dict[EventType, type[_Event]] = {
 
 # One reading: probe id, epoch seconds, °C (None: unplugged or sensor error).
 TelemetryReading = tuple[
-    Annotated[str, Field(min_length=1, max_length=32)], float, Celsius | None
+    Annotated[str, Field(min_length=1, max_length=32, pattern=_PRINTABLE)], EpochTime,
+    Celsius | None
 ]
 
 
@@ -250,7 +251,7 @@ class GatewayState(_Message):
     name: ClassVar[str] = "state"
     online: bool
     boot: Annotated[int, Field(ge=0)]
-    ts: AwareDatetime | None = None
+    ts: Instant | None = None
     software: ShortText | None = None
     model_version: ShortText | None = None
     backlog: Annotated[int, Field(ge=0)] = 0
@@ -264,7 +265,7 @@ class HubState(_Message):
 
     name: ClassVar[str] = "hub state"
     online: bool
-    ts: AwareDatetime | None = None
+    ts: Instant | None = None
 
 
 class AckEntry(BaseModel):
@@ -280,7 +281,7 @@ class Ack(_Message):
     """Application acks, sent by the hub only after its database commit."""
 
     name: ClassVar[str] = "ack"
-    ts: AwareDatetime
+    ts: Instant
     entries: Annotated[list[AckEntry], Field(min_length=1)]
 
 
@@ -289,7 +290,7 @@ class Command(_Message):
 
     name: ClassVar[str] = "command"
     id: ShortText
-    ts: AwareDatetime
+    ts: Instant
     args: dict[str, Any] = Field(default_factory=dict)
 
 

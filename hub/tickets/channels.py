@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.inputs import EpochSeconds, Instant
 from hub.tickets.intake import MAX_TEXT, Complaint
+from protocols.instants import EpochSeconds, Instant
 
 _Id = Annotated[str, Field(min_length=1, max_length=128)]
 _Ref = Annotated[str, Field(min_length=1, max_length=32)]

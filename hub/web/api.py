@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 from hub import alarms, epcis, queries, returns, telemetry, trucks
 from hub.errors import Conflict, HubError, InvalidInput, NotFound
 from hub.fleet_view import fleet_view
-from hub.inputs import Instant, RowId, nul_path
+from hub.inputs import RowId, nul_path
 from hub.models import Ticket
 from hub.tickets import (
     channels,
@@ -45,6 +45,7 @@ from hub.web import code_rng, coldchain, db_session, hub_settings, now
 from hub.web import serialize as js
 from hub.web import tickets_json as tj
 from hub.web.guards import IdOutOfRange
+from protocols.instants import Instant
 
 logger = logging.getLogger(__name__)
 

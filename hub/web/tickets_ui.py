@@ -34,7 +34,6 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as BaseResponse
 
 from hub.errors import HubError, InvalidInput
-from hub.inputs import within_range
 from hub.models import Ticket
 from hub.queries import as_utc
 from hub.tickets import (
@@ -61,6 +60,7 @@ from hub.tickets.models import (
 from hub.triage.taxonomy import CATEGORIES
 from hub.web import db_session, hub_settings, now
 from hub.web.ui import _csrf_ok, login_required
+from protocols.instants import within_range
 
 logger = logging.getLogger(__name__)
 

@@ -433,6 +433,27 @@ def test_poison_telemetry_is_rejected_so_the_gateway_stops_retrying(
                                                                           "rejected")]
 
 
+@pytest.mark.parametrize(("message", "problem"), [
+    # a time that cannot be moved to UTC, or past 2100: once an OverflowError deep in the
+    # store, which failed the whole batch on every redelivery
+    (_payload(scan(9), ts="0001-01-01T00:00:00+01:00"), "ts: value error"),
+    (_payload(scan(9), ts="9999-12-31T23:59:59-12:00"), "outside the accepted range"),
+    # a reading at -1e30 s once ran the hub out of memory; 1e30 s overflowed
+    (_payload(tlm(9), readings=[["probe-1", -1e30, 3.5]]), "readings.0.1: input should be"),
+    (_payload(tlm(9), readings=[["probe-1", 1e30, 3.5]]), "readings.0.1: input should be"),
+    # PostgreSQL refuses a NUL in text: refused here, before any write
+    (_payload(tlm(9), readings=[["probe\x001", 1_772_352_000.0, 3.5]]), "readings.0.0"),
+], ids=["year-1", "year-9999", "epoch-minus-1e30", "epoch-1e30", "nul-in-probe"])
+def test_times_out_of_range_and_nul_characters_are_quarantined(
+        factory: sessionmaker[Session], message: bytes, problem: str) -> None:
+    topic = SCAN_TOPIC if b'"scan"' in message else topics.telemetry(SITE, GW)
+    result = store(factory, [on(topic, message), evt(scan(10))])
+    assert sorted(statuses(result)) == [(f"{GW}:1:10", "stored"), (f"{GW}:1:9", "rejected")]
+    with factory() as session:
+        reason = session.scalars(select(QuarantinedMessage.reason)).one()
+    assert problem in reason.lower()
+
+
 def test_health_reports_are_stored_once_and_acked(factory: sessionmaker[Session]) -> None:
     from hub.command_models import GatewayHealth
     from protocols.messages import HealthReport

@@ -91,6 +91,8 @@ def test_unknown_major_is_rejected_clearly(version: str) -> None:
     (json.dumps(_scan_dict(core_temp_c=400)), "core_temp_c"),
     (json.dumps(_scan_dict(core_temp_c="warm")), "core_temp_c"),
     (json.dumps(_scan_dict(ts="2026-11-02T08:00:00")), "ts"),  # naive time: whose clock?
+    (json.dumps(_scan_dict(ts="0001-01-01T00:00:00+01:00")), "ts: .*outside the accepted"),
+    (json.dumps(_scan_dict(ts="2100-01-01T00:00:00Z")), "ts: .*outside the accepted"),
     (json.dumps(_scan_dict(gtin="123")), "gtin"),
     (json.dumps(_scan_dict(station="st\u00001")), "station"),
     (json.dumps(_scan_dict(core_temp_c=float("nan"))), "core_temp_c"),
@@ -100,6 +102,22 @@ def test_unknown_major_is_rejected_clearly(version: str) -> None:
 def test_bad_payloads_name_the_problem(payload: bytes | str, message: str) -> None:
     with pytest.raises(MessageError, match=message):
         decode_event("scan", payload)
+
+
+def test_a_gateway_clock_that_never_synced_is_still_in_range() -> None:
+    assert decode_event("scan", json.dumps(_scan_dict(ts="1970-01-01T00:02:00Z"))).ts.year == 1970
+
+
+@pytest.mark.parametrize(("reading", "message"), [
+    (["p-1", -1.0, 4.0], "greater than or equal to 0"),
+    (["p-1", 1e30, 4.0], "less than 4102444800"),
+    (["p\x001", 1.0e9, 4.0], "should match pattern"),
+])
+def test_telemetry_readings_carry_times_in_range_and_printable_probe_ids(
+        reading: list[object], message: str) -> None:
+    payload = {"v": "1.1", "id": "gw-1:3:50", "ts": TS.isoformat(), "readings": [reading]}
+    with pytest.raises(MessageError, match=message):
+        decode_as(TelemetryBatch, json.dumps(payload))
 
 
 def test_message_must_come_from_the_topics_gateway() -> None:

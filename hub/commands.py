@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -27,7 +27,8 @@ from hub.errors import InvalidInput
 from hub.models import Gateway, Item, Pickup
 from protocols import topics
 from protocols.errors import TopicError
-from protocols.messages import MAX_PAYLOAD_BYTES, Command, ConfigDocument, describe
+from protocols.instants import Instant
+from protocols.messages import MAX_COUNT, MAX_PAYLOAD_BYTES, Command, ConfigDocument, describe
 from protocols.tag import is_valid_gtin
 
 logger = logging.getLogger(__name__)
@@ -92,17 +93,20 @@ class _ReportedCommand(BaseModel):
     shadow: _ShadowVerdict | None = None
 
 
+_Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]  # stored as a 32-bit integer
+
+
 class _Reported(BaseModel):
     """The fields a gateway adds to its ``cfg/reported`` ConfigDocument."""
 
     model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
-    active_version: Annotated[int, Field(ge=0)] | None = None
+    active_version: _Count | None = None
     pending: bool | None = None
     model_version: _Printable | None = None
-    manifest_version: Annotated[int, Field(ge=0)] | None = None
-    manifest_items: Annotated[int, Field(ge=0)] | None = None
+    manifest_version: _Count | None = None
+    manifest_items: _Count | None = None
     command: _ReportedCommand | None = None
-    ts: AwareDatetime | None = None
+    ts: Instant | None = None
 
 
 def expected_items(session: Session) -> list[Item]:

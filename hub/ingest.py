@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -315,6 +316,8 @@ def _health_rows(report: HealthReport) -> list[dict[str, Any]]:
 
 
 _STORED_KIND = {Kind.TELEMETRY: TELEMETRY_KIND, Kind.HEALTH: "health"}
+# What a gateway resends until acked: events, and its outbox's telemetry class (health too).
+_ACKED = frozenset({Kind.EVENT, Kind.TELEMETRY, Kind.HEALTH})
 _RECORDS: dict[type[Any], tuple[type[Any], Callable[[Any], list[dict[str, Any]]]]] = {
     HealthReport: (GatewayHealth, _health_rows),
     ScanEvent: (Scan, _scan_rows),
@@ -353,11 +356,11 @@ def _quarantine(session: Session, rejected: Sequence[_Rejected], result: IngestR
         message_id = _recover_id(received.payload)
         logger.warning("quarantined message on %r (id %s): %s",
                        received.topic[:_MAX_TOPIC], message_id, reason)
+        reason = _printable(reason)
         rows.append({"topic": _printable(received.topic, _MAX_TOPIC),
-                     "payload": bytes(received.payload), "reason": _printable(reason),
+                     "payload": bytes(received.payload), "reason": reason,
                      "message_id": message_id, "received_at": _utc(received.received_at)})
-        if (topic is not None and topic.kind in (Kind.EVENT, Kind.TELEMETRY)
-                and message_id is not None):
+        if topic is not None and topic.kind in _ACKED and message_id is not None:
             result.ack(_key(topic), message_id, AckStatus.REJECTED, reason)
     if rows:
         session.execute(_bulk(QuarantinedMessage), rows)
@@ -365,20 +368,27 @@ def _quarantine(session: Session, rejected: Sequence[_Rejected], result: IngestR
 
 
 def _recover_id(payload: bytes) -> str | None:
-    """Return the payload's "id" string if it has a usable one, else None."""
+    """Return the payload's "id" string if it has a usable one, else None. From a payload
+    that is not JSON (a 5,000-digit number, a cut-off end), a well-formed message id is still
+    read, so that the gateway is told to stop resending it."""
     try:
         data = json.loads(payload)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        return None
+        found = _ID_MEMBER.search(payload)
+        return found[1].decode() if found else None
     value = data.get("id") if isinstance(data, dict) else None
-    if isinstance(value, str) and 0 < len(value) <= _MAX_ID and "\x00" not in value:
-        return value
+    if isinstance(value, str) and 0 < len(value) <= _MAX_ID and value.isprintable():
+        return value  # isprintable: no NUL, no lone surrogate (neither can be stored)
     return None
 
 
+_ID_MEMBER = re.compile(rb'"id"\s*:\s*"([a-z0-9][a-z0-9_-]{0,31}:[0-9]{1,9}:[0-9]{1,15})"')
+
+
 def _printable(text: str, limit: int | None = None) -> str:
-    """Make text storable in any text column (PostgreSQL refuses NUL characters)."""
-    text = text.replace("\x00", "\\x00")
+    """Make text storable in any text column: PostgreSQL refuses NUL characters, and a lone
+    surrogate is no UTF-8 (both are written as escapes)."""
+    text = text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode()
     return text if limit is None else text[:limit]
 
 

@@ -9,6 +9,7 @@ gateway id, boot counter and sequence (see :class:`MessageId`); the hub is idemp
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -32,11 +33,16 @@ SCHEMA_MINOR = 1  # 1.1: GatewayState.alarms, HealthReport
 SCHEMA_VERSION = f"{SCHEMA_MAJOR}.{SCHEMA_MINOR}"
 MAX_PAYLOAD_BYTES = 256 * 1024
 
-_VERSION = re.compile(r"^(\d{1,3})\.(\d{1,3})$")
-_MESSAGE_ID = re.compile(r"^([a-z0-9][a-z0-9_-]{0,31}):(\d{1,9}):(\d{1,15})$")
+_VERSION = re.compile(r"([0-9]{1,3})\.([0-9]{1,3})")
+# Matched whole ("$" would pass a final "\n"), ASCII digits only ("\d" takes "١"), no leading
+# zeros ("gw:01:7" would be a second id for "gw:1:7").
+_MESSAGE_ID = re.compile(r"([a-z0-9][a-z0-9_-]{0,31}):(0|[1-9][0-9]{0,8}):(0|[1-9][0-9]{0,14})")
 
 # No control characters: they corrupt logs and PostgreSQL refuses NUL in text.
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+_NO_NUL = r"^[^\x00]*$"  # free text (an error message may span lines)
+MAX_BOOT = 999_999_999  # the boot counter of a message id has at most 9 digits
+MAX_COUNT = 2**31 - 1  # counters and versions: they are stored as 32-bit integers
 ShortText = Annotated[str, Field(min_length=1, max_length=64, pattern=_PRINTABLE)]
 ItemId = Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Z0-9-]+$")]
 Celsius = Annotated[float, Field(ge=-60.0, le=150.0)]
@@ -56,7 +62,7 @@ class MessageId:
     @classmethod
     def parse(cls, text: str) -> MessageId:
         """Parse ``gateway:boot:seq``; raise MessageError if malformed."""
-        match = _MESSAGE_ID.match(text) if isinstance(text, str) else None
+        match = _MESSAGE_ID.fullmatch(text) if isinstance(text, str) else None
         if match is None:
             raise MessageError(f"message id {text!r} is not gateway:boot:seq")
         return cls(match[1], int(match[2]), int(match[3]))
@@ -155,8 +161,8 @@ class ScanEvent(_Event):
     type: Literal["scan"] = "scan"
     item_id: ItemId
     tag_uid: Annotated[str, Field(pattern=r"^[0-9a-f]{8,20}$")]
-    lot: Annotated[str, Field(min_length=1, max_length=10)]
-    gtin: Annotated[str, Field(pattern=r"^\d{14}$")]
+    lot: Annotated[str, Field(min_length=1, max_length=10, pattern=_PRINTABLE)]
+    gtin: Annotated[str, Field(pattern=r"^[0-9]{14}$")]
     core_temp_c: Celsius | None = None
     probe: ShortText | None = None
 
@@ -191,7 +197,7 @@ class CustodyEvent(_Event):
     action: CustodyAction
     actor: ShortText
     location: ShortText
-    pickup_code: Annotated[str, Field(max_length=16)] | None = None
+    pickup_code: Annotated[str, Field(max_length=16, pattern=_PRINTABLE)] | None = None
 
 
 class FaultEvent(_Event):
@@ -250,11 +256,11 @@ class GatewayState(_Message):
 
     name: ClassVar[str] = "state"
     online: bool
-    boot: Annotated[int, Field(ge=0)]
+    boot: Annotated[int, Field(ge=0, le=MAX_BOOT)]
     ts: Instant | None = None
     software: ShortText | None = None
     model_version: ShortText | None = None
-    backlog: Annotated[int, Field(ge=0)] = 0
+    backlog: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 0
     clock: ClockState = ClockState.UNSYNCED
     alarms: list[Annotated[str, Field(pattern=r"^[a-z0-9_]{1,48}$")]] = Field(
         default_factory=list, max_length=32)  # e.g. "disk_full"
@@ -298,10 +304,10 @@ class ConfigDocument(_Message):
     """Desired (hub -> gateway) or reported (gateway -> hub) configuration."""
 
     name: ClassVar[str] = "config"
-    version: Annotated[int, Field(ge=0)]
+    version: Annotated[int, Field(ge=0, le=MAX_COUNT)]
     settings: dict[str, Any] = Field(default_factory=dict)
     status: Literal["desired", "applied", "rejected", "rolled_back"] = "desired"
-    error: str | None = None
+    error: Annotated[str, Field(max_length=2000, pattern=_NO_NUL)] | None = None
 
 
 M = TypeVar("M", bound=_Message)
@@ -309,7 +315,7 @@ M = TypeVar("M", bound=_Message)
 
 def check_version(value: object) -> tuple[int, int]:
     """Return (major, minor) of a schema version this side speaks; raise otherwise."""
-    match = _VERSION.match(value) if isinstance(value, str) else None
+    match = _VERSION.fullmatch(value) if isinstance(value, str) else None
     if match is None:
         raise MessageError(f"schema version {value!r} is not MAJOR.MINOR")
     major, minor = int(match[1]), int(match[2])
@@ -320,8 +326,20 @@ def check_version(value: object) -> tuple[int, int]:
     return major, minor
 
 
+# What a payload may spell that parses but cannot be stored: an escaped UTF-16 surrogate
+# (alone it is no text: UTF-8 cannot encode it), NaN or Infinity (not JSON: PostgreSQL's json
+# refuses them), a number whose exponent overflows to infinity. Checked only when seen.
+_SUSPECT = re.compile(rb"\\u[dD][89a-fA-F]|NaN|Infinity|[0-9][eE][+]?[0-9]{3}")
+
+
+def _suspect(payload: bytes | str) -> bool:
+    return bool(_SUSPECT.search(payload.encode("utf-8", "surrogatepass")
+                                if isinstance(payload, str) else payload))
+
+
 def load_json(payload: bytes | str, what: str = "payload") -> dict[str, Any]:
-    """Parse a JSON object payload; raise MessageError for anything else."""
+    """Parse a JSON object payload; raise MessageError for anything else, or for one whose
+    strings or numbers cannot be stored (a lone surrogate, NaN, an infinite number)."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise MessageError(f"{what} is {len(payload)} bytes, over the {MAX_PAYLOAD_BYTES} limit")
     try:
@@ -330,12 +348,44 @@ def load_json(payload: bytes | str, what: str = "payload") -> dict[str, Any]:
         raise MessageError(f"{what} is not valid JSON: {err}") from None
     if not isinstance(data, dict):
         raise MessageError(f"{what} must be a JSON object, got {type(data).__name__}")
+    if _suspect(payload):
+        found = _unstorable(data)
+        if found is not None:
+            raise MessageError(f"{what}: {found[0]}: {found[1]}")
     return data
+
+
+def _unstorable(data: object) -> tuple[str, str] | None:
+    """(where, what) of the first value of parsed JSON that cannot be stored, or None."""
+    stack: list[tuple[str, object]] = [("(payload)", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return path, f"{value} is not a JSON number (NaN or infinite)"
+        if isinstance(value, str) and not _encodable(value):
+            return path, "holds a lone UTF-16 surrogate, which is not text"
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not _encodable(key):
+                    return path, "a key holds a lone UTF-16 surrogate, which is not text"
+                stack.append((key if path == "(payload)" else f"{path}.{key}", item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}.{n}", item) for n, item in enumerate(value))
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def decode_as(model: type[M], payload: bytes | str | dict[str, Any]) -> M:
     """Validate a payload as ``model``; raise MessageError naming each bad field."""
-    if not isinstance(payload, dict) and len(payload) <= MAX_PAYLOAD_BYTES:
+    if (not isinstance(payload, dict) and len(payload) <= MAX_PAYLOAD_BYTES
+            and not _suspect(payload)):
         # Fast path: pydantic's own JSON parser, about twice as fast on telemetry batches.
         # Anything it refuses, or a payload without "v", takes the path below for the error.
         try:

@@ -25,7 +25,7 @@ from protocols.errors import TopicError
 ROOT = "coldloop/v1"
 HUB_STATE = f"{ROOT}/hub/state"
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")  # fullmatch: "$" would pass a final "\n"
 RESERVED_SITES = frozenset({"hub"})
 RESERVED_GATEWAYS = frozenset({"driver"})  # drivers' custody records use "driver:..." ids
 
@@ -71,7 +71,7 @@ class GatewayTopic:
 
 def check_name(value: str, what: str) -> str:
     """Return ``value`` if it is a valid site or gateway name, else raise TopicError."""
-    if not isinstance(value, str) or not _NAME.match(value):
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise TopicError(
             f"{what} {value!r} is not a valid name: use 1-32 of a-z 0-9 _ -, "
             "starting with a letter or digit"

@@ -282,8 +282,20 @@ def _payload(message: Any, **changes: Any) -> bytes:
 
 SCAN_TOPIC = topics.event(SITE, GW, "scan")
 POISON = [
-    pytest.param(SCAN_TOPIC, b'{"id": "gw-a:1:9", "v": "1.0", ', "is not valid JSON", None,
-                 id="bad-json"),
+    # a cut-off payload still names its id: the gateway is told to stop resending it
+    pytest.param(SCAN_TOPIC, b'{"id": "gw-a:1:9", "v": "1.0", ', "is not valid JSON",
+                 f"{GW}:1:9", id="bad-json"),
+    pytest.param(SCAN_TOPIC, b'{"x": ' + b"1" * 5000 + b", " + scan(9).encode()[1:],
+                 "is not valid JSON", f"{GW}:1:9", id="number-past-the-digit-limit"),
+    # parsed, but not storable: once an exception that stopped ingest, or a PostgreSQL error
+    pytest.param(SCAN_TOPIC, b'{"v": "1.1", "id": "\\ud800"}', "id: holds a lone UTF-16 surrogate", None,
+                 id="lone-surrogate-id"),
+    pytest.param(SCAN_TOPIC, b'{"x": NaN, ' + scan(9).encode()[1:], "x: nan is not a JSON number",
+                 f"{GW}:1:9", id="nan-in-an-extra-field"),
+    pytest.param(SCAN_TOPIC, _payload(scan(9), id=f"{GW}:1:9\n"), "gateway:boot:seq", None,
+                 id="id-with-a-final-newline"),
+    pytest.param(SCAN_TOPIC, _payload(scan(9), id=f"{GW}:01:9"), "gateway:boot:seq",
+                 f"{GW}:01:9", id="id-with-a-leading-zero"),
     pytest.param(SCAN_TOPIC, b"[1, 2]", "must be a JSON object", None, id="not-an-object"),
     pytest.param(SCAN_TOPIC, b"[" * 100_000, "not valid JSON", None, id="nested-too-deep"),
     pytest.param(SCAN_TOPIC, _payload(scan(9), v="2.0"), "major version 2 is not supported",
@@ -327,6 +339,19 @@ def test_poison_event_is_quarantined_and_rejected(
                  id="unknown-event-type"),
     pytest.param(topics.state(SITE, GW), b'{"v": "1.0", "online": "maybe", "boot": 1}',
                  "online", id="bad-state"),
+    pytest.param(topics.state(SITE, GW), b'{"v": "1.1", "online": true, "boot": ' +
+                 str(2**63).encode() + b"}", "boot", id="boot-past-the-integer"),
+    pytest.param(topics.config(SITE, GW, "reported"),
+                 b'{"v": "1.1", "version": 3, "status": "applied", '
+                 b'"ts": "0001-01-01T00:00:00+01:00"}', "ts", id="report-of-year-1"),
+    pytest.param(topics.config(SITE, GW, "reported"),
+                 b'{"v": "1.1", "version": 3, "status": "applied", "manifest_items": ' +
+                 str(2**63).encode() + b"}", "manifest_items", id="count-past-the-integer"),
+    pytest.param(topics.config(SITE, GW, "reported"),
+                 b'{"v": "1.1", "version": 3, "status": "rejected", "error": "\\udc00"}',
+                 "lone UTF-16 surrogate", id="lone-surrogate-error"),
+    pytest.param("coldloop/v1/site-a\n/gw-a/tlm", tlm(9).encode(), "not a valid name",
+                 id="name-with-a-final-newline"),
 ])
 def test_poison_without_an_acked_topic_is_quarantined_without_ack(
         factory: sessionmaker[Session], topic: str, payload: bytes, reason: str) -> None:
@@ -452,6 +477,15 @@ def test_times_out_of_range_and_nul_characters_are_quarantined(
     with factory() as session:
         reason = session.scalars(select(QuarantinedMessage.reason)).one()
     assert problem in reason.lower()
+
+
+def test_a_bad_health_report_is_acked_rejected(factory: sessionmaker[Session]) -> None:
+    """Health reports leave the gateway's outbox like telemetry: unacked, they are resent."""
+    from protocols.messages import HealthReport
+
+    report = HealthReport(id=f"{GW}:1:41", ts=T0, clock="holdover", uptime_s=3600)
+    result = store(factory, [on(topics.health(SITE, GW), _payload(report, uptime_s="long"))])
+    assert statuses(result) == [(f"{GW}:1:41", "rejected")]
 
 
 def test_health_reports_are_stored_once_and_acked(factory: sessionmaker[Session]) -> None:

@@ -204,6 +204,11 @@ def _classify(received: Received, result: IngestResult,
     except ProtocolError as err:
         rejected.append((received, str(err), topic))
         return None
+    if isinstance(message, TelemetryBatch):
+        problem = telemetry.too_spread(message.readings)
+        if problem is not None:
+            rejected.append((received, f"telemetry: {problem}", topic))
+            return None
     return topic, message
 
 

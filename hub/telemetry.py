@@ -28,6 +28,7 @@ from hub.models import TelemetryBatchRecord, TelemetryWindow
 
 WINDOW_S = 300  # seconds per aggregate window, aligned to the epoch
 MAX_RANGE_READINGS = 200_000  # raw readings one query may return
+MAX_WINDOWS = 500  # (probe, window) pairs one telemetry batch may cover
 _COMPRESSION = 1  # zlib level: ~5x smaller for ~0.1 ms per 500-reading batch
 
 Reading = tuple[str, float, float | None]  # probe id, epoch seconds, °C (None: missing)
@@ -92,6 +93,21 @@ def window_rows(batches: Sequence[NewBatch]) -> list[dict[str, Any]]:
     upserting overlapping windows on PostgreSQL wait for each other instead of deadlocking.
     """
     return aggregate(batches)[1]
+
+
+def too_spread(readings: Sequence[Reading]) -> str | None:
+    """Why a batch's readings are refused, or None: they may fall in at most ``MAX_WINDOWS``
+    (probe, window) pairs. A gateway commits a batch at least hourly (13 windows per probe);
+    10,000 readings each in a window of its own cost the hub about 14 MB to aggregate."""
+    times = [r[1] for r in readings]
+    probes = len({r[0] for r in readings})
+    if probes * ((max(times) - min(times)) // WINDOW_S + 2) <= MAX_WINDOWS:  # a bound, cheap
+        return None
+    windows = len({(r[0], int(r[1] // WINDOW_S)) for r in readings})
+    if windows <= MAX_WINDOWS:
+        return None
+    return (f"readings fall in {windows} (probe, {WINDOW_S} s window) pairs, more than the "
+            f"{MAX_WINDOWS} one batch may cover; send them in batches of shorter spans")
 
 
 def aggregate(batches: Sequence[NewBatch]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

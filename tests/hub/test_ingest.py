@@ -479,6 +479,23 @@ def test_times_out_of_range_and_nul_characters_are_quarantined(
     assert problem in reason.lower()
 
 
+def test_a_batch_spread_over_too_many_windows_is_rejected(
+        factory: sessionmaker[Session]) -> None:
+    """Readings each in a 5-minute window of its own cost the hub 1.4 KB each to aggregate
+    (14 MB for a full batch); an hour of 10 probes read every 10 s is a batch as a gateway
+    sends it."""
+    start = 1_772_352_000.0
+    spread = TelemetryBatch(id=f"{GW}:1:60", ts=T0, readings=[
+        ("probe-1", start + 300.0 * n, 4.0) for n in range(2_000)])
+    hour = TelemetryBatch(id=f"{GW}:1:61", ts=T0, readings=[
+        (f"probe-{n % 10}", start + n, 4.0) for n in range(3_600)])
+    result = store(factory, [on(topics.telemetry(SITE, GW), spread.encode()),
+                             on(topics.telemetry(SITE, GW), hour.encode())])
+    assert sorted(statuses(result)) == [(f"{GW}:1:60", "rejected"), (f"{GW}:1:61", "stored")]
+    (rejected,) = [e for e in result.acks[(SITE, GW)] if e.status is AckStatus.REJECTED]
+    assert "fall in 2000 (probe, 300 s window) pairs" in (rejected.reason or "")
+
+
 def test_a_bad_health_report_is_acked_rejected(factory: sessionmaker[Session]) -> None:
     """Health reports leave the gateway's outbox like telemetry: unacked, they are resent."""
     from protocols.messages import HealthReport

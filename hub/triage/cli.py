@@ -5,7 +5,8 @@ Each input line is ``{"id": ..., "text": ...}``; each output line, in input orde
 line (not JSON, not an object, missing/invalid id or text), ``{"id": <id or null>,
 "error": "...", "line": N}``. Lines are read and written in batches, so input is never held
 in memory whole. Exit code 0 if every line was classified, 1 if any line gave an error.
-Blank lines are skipped.
+Blank lines are skipped. A line that is not UTF-8, or whose id holds a lone surrogate (no
+text: it cannot be written back out), is an error line like any other.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def _parse(line: str, number: int) -> tuple[Any, str | None, str | None]:
         obj = json.loads(line)
     except ValueError as err:
         return None, None, f"not JSON: {err}"
+    except RecursionError:
+        return None, None, "not JSON: nested too deeply to read"
     if not isinstance(obj, dict):
         return None, None, f"not a JSON object but {type(obj).__name__}"
     ident = obj.get("id")
@@ -33,6 +36,8 @@ def _parse(line: str, number: int) -> tuple[Any, str | None, str | None]:
         return None, None, "missing id"
     if not isinstance(ident, str | int) or isinstance(ident, bool):
         return None, None, "id must be a string or an integer"
+    if isinstance(ident, str) and not _is_text(ident):
+        return None, None, "id holds a lone UTF-16 surrogate, which is not text"
     if "text" not in obj:
         return ident, None, "missing text"
     from hub.triage.text import validate
@@ -41,6 +46,14 @@ def _parse(line: str, number: int) -> tuple[Any, str | None, str | None]:
         return ident, validate(obj["text"]), None
     except ValueError as err:
         return ident, None, str(err)
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _flush(batch: list[tuple[int, Any, str | None, str | None]]) -> Iterator[dict[str, Any]]:
@@ -58,8 +71,9 @@ def _flush(batch: list[tuple[int, Any, str | None, str | None]]) -> Iterator[dic
                "keywords": t.keywords}
 
 
-def run(lines: Iterable[str], out: IO[str], batch_size: int = BATCH) -> int:
-    """Classify JSON lines to ``out``; return the number of error lines."""
+def run(lines: Iterable[str | bytes], out: IO[str], batch_size: int = BATCH) -> int:
+    """Classify JSON lines (text, or bytes decoded here as UTF-8) to ``out``; return the
+    number of error lines."""
     errors = 0
     batch: list[tuple[int, Any, str | None, str | None]] = []
 
@@ -71,9 +85,17 @@ def run(lines: Iterable[str], out: IO[str], batch_size: int = BATCH) -> int:
         out.flush()
         batch.clear()
 
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
             continue
+        if isinstance(raw, bytes):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as decode_error:
+                batch.append((number, None, None, f"line is not UTF-8: {decode_error}"))
+                continue
+        else:
+            line = raw
         ident, text, err = _parse(line, number)
         batch.append((number, ident, text, err))
         if len(batch) >= batch_size:
@@ -88,9 +110,8 @@ def classify() -> None:
 
     Exit code 1 if any line could not be classified (it gets an error line instead).
     """
-    for stream in (sys.stdin, sys.stdout):
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None:
-            reconfigure(encoding="utf-8")
-    errors = run(sys.stdin, sys.stdout)
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(encoding="utf-8")
+    errors = run(sys.stdin.buffer, sys.stdout)  # bytes: each line is decoded on its own
     sys.exit(1 if errors else 0)

@@ -20,6 +20,11 @@ def validate(text: object) -> str:
         raise ValueError("text is empty")
     if len(text) > MAX_CHARS:
         raise ValueError(f"text is too long ({len(text)} characters, at most {MAX_CHARS})")
+    try:
+        text.encode()
+    except UnicodeEncodeError as err:
+        raise ValueError(f"text holds a lone UTF-16 surrogate at character {err.start}, "
+                         "which is not text") from None
     return text
 
 

@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 from hub import alarms, epcis, queries, returns, telemetry, trucks
 from hub.errors import Conflict, HubError, InvalidInput, NotFound
 from hub.fleet_view import fleet_view
-from hub.inputs import RowId, nul_path
+from hub.inputs import RowId, unstorable
 from hub.models import Ticket
 from hub.tickets import (
     channels,
@@ -762,10 +762,10 @@ def _json_body() -> Any:
     if data is None:
         raise UnreadableRequest("request body is not valid JSON; send a JSON object "
                          "with Content-Type: application/json")
-    where = nul_path(data)
-    if where is not None:
-        raise Unprocessable(f"{where}: contains a NUL character",
-                            {where: "contains a NUL character"})
+    found = unstorable(data)
+    if found is not None:
+        where, problem = found
+        raise Unprocessable(f"{where}: {problem}", {where: problem})
     return data
 
 

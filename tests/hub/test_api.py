@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -274,6 +275,10 @@ BAD_REQUESTS = [
     ("nul-in-a-list", "POST", "/api/v1/intake/app",
      {"json": {"message_id": "m-1", "user_id": "C-1", "text": "烂了",
                "item_ids": ["IT-1", "IT\x002"]}}, 422, "item_ids.1: contains a NUL character"),
+    ("surrogate-in-text", "POST", "/api/v1/tickets",
+     {"data": json.dumps(TICKET).replace('"text": "', '"text": "\\ud800'),
+      "content_type": "application/json"}, 422,
+     "text: holds a lone UTF-16 surrogate, which is not text"),
     ("nul-in-path", "GET", "/api/v1/items/IT%001", {}, 400, "the path contains a NUL character"),
     ("nul-in-query", "GET", "/api/v1/tickets?assignee=a%00", {}, 400,
      "query parameter 'assignee' contains a NUL character"),

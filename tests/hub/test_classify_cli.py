@@ -57,6 +57,30 @@ def test_bad_lines_give_error_lines_and_exit_1() -> None:
     assert "empty" in str(errors[4]["error"])
 
 
+def test_undecodable_and_unwritable_lines_are_error_lines_too() -> None:
+    """Bytes that are not UTF-8, a lone surrogate in the id or the text, JSON nested past
+    the recursion limit: each gives its error line, and the lines around it are classified
+    (they once ended the run with a traceback and no output)."""
+    stdin = b"\n".join([
+        "\ufeff".encode() + json.dumps({"id": 1, "text": "送餐太慢了"}).encode(),  # a BOM
+        b"\xff\xfe not utf-8",
+        b'{"id": "\\ud800", "text": "late"}',
+        b'{"id": 4, "text": "\\udc00 late"}',
+        b"[" * 100_000 + b"]" * 100_000,
+        json.dumps({"id": 6, "text": "草莓發霉了"}).encode(),  # Traditional
+    ]) + b"\n"
+    result = CliRunner().invoke(main, ["classify"], input=stdin)
+    out = [json.loads(x) for x in result.output.splitlines()]
+    assert result.exit_code == 1
+    assert [(o["id"], o.get("category"), o.get("line")) for o in out] == [
+        (1, "late", None), (None, None, 2), (None, None, 3), (4, None, 4), (None, None, 5),
+        (6, "spoiled", None)]
+    assert "line is not UTF-8" in out[1]["error"]
+    assert "id holds a lone UTF-16 surrogate" in out[2]["error"]
+    assert "text holds a lone UTF-16 surrogate at character 0" in out[3]["error"]
+    assert "nested too deeply" in out[4]["error"]
+
+
 def test_empty_input() -> None:
     assert _run("") == (0, [])
     assert _run("\n\n") == (0, [])

@@ -288,8 +288,8 @@ POISON = [
     pytest.param(SCAN_TOPIC, b'{"x": ' + b"1" * 5000 + b", " + scan(9).encode()[1:],
                  "is not valid JSON", f"{GW}:1:9", id="number-past-the-digit-limit"),
     # parsed, but not storable: once an exception that stopped ingest, or a PostgreSQL error
-    pytest.param(SCAN_TOPIC, b'{"v": "1.1", "id": "\\ud800"}', "id: holds a lone UTF-16 surrogate", None,
-                 id="lone-surrogate-id"),
+    pytest.param(SCAN_TOPIC, b'{"v": "1.1", "id": "\\ud800"}',
+                 "id: holds a lone UTF-16 surrogate", None, id="lone-surrogate-id"),
     pytest.param(SCAN_TOPIC, b'{"x": NaN, ' + scan(9).encode()[1:], "x: nan is not a JSON number",
                  f"{GW}:1:9", id="nan-in-an-extra-field"),
     pytest.param(SCAN_TOPIC, _payload(scan(9), id=f"{GW}:1:9\n"), "gateway:boot:seq", None,

@@ -301,18 +301,16 @@ def triage_corrections(ctx: click.Context, config_path: str | None, out_path: st
 
     from hub.db import make_engine, session_factory
     from hub.tickets.triage_review import corrections_since, training_rows
-    from hub.triage.data import evaluation_texts
+    from hub.triage.data import TRAINING_HEADER, evaluation_texts, read_training_file
 
     settings = _settings(ctx, config_path)
     out = Path(out_path)
     rows: dict[str, dict[str, str]] = {}
     if out.exists():
-        with out.open(encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f)
-            if reader.fieldnames != ["id", "category", "review"]:
-                raise click.ClickException(f"{out} is not a training file: its header is "
-                                           f"{reader.fieldnames}, not id,category,review")
-            rows = {r["id"]: r for r in reader}
+        try:
+            rows = read_training_file(out)
+        except ValueError as err:
+            raise click.ClickException(f"not a training file, left as it was: {err}") from None
     engine = make_engine(settings.database_url)
     try:
         with session_factory(engine)() as session:
@@ -326,10 +324,12 @@ def triage_corrections(ctx: click.Context, config_path: str | None, out_path: st
     rows.update((r["id"], r) for r in exported)
     tickets = {c.ticket_id for c in checks}
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["id", "category", "review"])
+    partial = out.with_name(out.name + ".partial")  # written whole, then moved into place
+    with partial.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=TRAINING_HEADER)
         writer.writeheader()
         writer.writerows(sorted(rows.values(), key=lambda r: r["id"]))
+    partial.replace(out)
     click.echo(f"{out}: {len(rows)} rows ({added} new, {changed} changed) from {len(checks)} "
                f"checks of {len(tickets)} tickets; {len(tickets) - len(exported)} left out "
                "(an evaluation text, or empty)")

@@ -107,6 +107,43 @@ def zh_train() -> list[Labelled]:
     return rows
 
 
+TRAINING_HEADER = ["id", "category", "review"]
+
+
+def read_training_file(path: Path) -> dict[str, dict[str, str]]:
+    """The rows of a category training CSV (id, category, review) by id; ``ValueError``
+    naming the line of anything else: another header, a row of other than three fields, an
+    empty id or review, an unknown category, an id given twice, bytes that are not UTF-8."""
+    from hub.triage.taxonomy import CATEGORIES
+
+    known = {*CATEGORIES, "skip"}
+    rows: dict[str, dict[str, str]] = {}
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header != TRAINING_HEADER:
+                raise ValueError(f"{path}: its header is {header}, not id,category,review")
+            for row in reader:
+                where = f"{path}, line {reader.line_num}"
+                if len(row) != 3:
+                    raise ValueError(f"{where}: {len(row)} fields, not 3 (id,category,review)")
+                ident, category, review = row
+                if not ident.strip() or not review.strip():
+                    raise ValueError(f"{where}: the id and the review must not be empty")
+                if category not in known:
+                    raise ValueError(f"{where}: category {category!r} is not one of "
+                                     f"{', '.join(sorted(known))}")
+                if ident in rows:
+                    raise ValueError(f"{where}: id {ident!r} is given twice")
+                rows[ident] = dict(zip(TRAINING_HEADER, row, strict=True))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not UTF-8 text: {err}") from None
+    except csv.Error as err:
+        raise ValueError(f"{path}: not a CSV file: {err}") from None
+    return rows
+
+
 def _train_files() -> tuple[Path, ...]:
     return (*ZH_TRAIN_FILES, *([CORRECTIONS] if CORRECTIONS.exists() else []))
 

@@ -221,7 +221,20 @@ def test_the_export_command_writes_and_updates_training_rows(
         assert [(r["id"], r["category"]) for r in csv.DictReader(f)] == [
             (f"ticket{first.id}", "service"), (f"ticket{second.id}", "missing")]
 
-    out.write_text("text,label\nx,y\n", encoding="utf-8")
-    result = CliRunner().invoke(main, ["--data-dir", str(tmp_path), "hub", "triage-corrections",
-                                       "--config", str(config), "--out", str(out)])
-    assert result.exit_code != 0 and "is not a training file" in result.output
+    # a file that is not a training file is refused and left exactly as it was
+    for bad, problem in [
+            (b"text,label\nx,y\n", "its header is ['text', 'label']"),
+            (b"id,category,review\na1,spoiled,moldy\na2,late,slow,EXTRA\na3,other,fine\n",
+             "line 3: 4 fields, not 3"),
+            (b"id,category,review\na1,spoiled,moldy\na1,late,slow\n", "id 'a1' is given twice"),
+            (b"id,category,review\na1,rotten,moldy\n", "category 'rotten' is not one of"),
+            (b"id,category,review\na2,,\n", "line 2: the id and the review must not be empty"),
+            (b"id,category,review\na1,spoiled,\xff\n", "is not UTF-8 text")]:
+        out.write_bytes(bad)
+        result = CliRunner().invoke(main, ["--data-dir", str(tmp_path), "hub",
+                                           "triage-corrections", "--config", str(config),
+                                           "--out", str(out)])
+        assert result.exit_code == 1 and "not a training file, left as it was" in result.output
+        assert problem in result.output, result.output
+        assert out.read_bytes() == bad
+    assert [p.name for p in out.parent.iterdir()] == ["corrections.csv"]

@@ -15,8 +15,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
+from edge.settings import Name
+from protocols.instants import Instant
 from protocols.messages import describe
 
 FORMAT = "coldloop-capture/1"
@@ -27,9 +29,12 @@ class CaptureError(ValueError):
     """A capture file that does not follow the format; the message names line and field."""
 
 
+MAX_DURATION_S = 31 * 24 * 3600.0  # a capture is a shift or a few days, not years
+
+
 class _Line(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    t: float = Field(ge=0)  # seconds since the capture started (monotonic)
+    t: float = Field(ge=0, le=MAX_DURATION_S)  # seconds since the capture started (monotonic)
 
 
 class Header(BaseModel):
@@ -37,11 +42,18 @@ class Header(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     format: Literal["coldloop-capture/1"]
-    gateway: str
-    site: str
-    stations: list[str] = Field(min_length=1)
-    started_at: AwareDatetime
+    gateway: Name  # as in the gateway's settings, which a replay builds from these
+    site: Name
+    stations: list[Name] = Field(min_length=1)
+    started_at: Instant
     note: str = ""
+
+    @field_validator("stations")
+    @classmethod
+    def _distinct(cls, stations: list[str]) -> list[str]:
+        if len(set(stations)) != len(stations):
+            raise ValueError(f"stations are named more than once: {stations}")
+        return stations
 
 
 class CardPresented(_Line):
@@ -139,6 +151,8 @@ def parse_lines(lines: Iterable[str], name: str = "capture") -> Capture:
             data: Any = json.loads(line)
         except ValueError as err:
             raise CaptureError(f"{where}: not JSON: {err}") from None
+        except RecursionError:
+            raise CaptureError(f"{where}: not JSON: nested too deeply to read") from None
         if not isinstance(data, dict):
             raise CaptureError(f"{where}: expected a JSON object")
         try:

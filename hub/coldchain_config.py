@@ -44,6 +44,8 @@ def load_coldchain_config(path: Path) -> ColdChainConfig:
         raise ConfigError(f"{path}: no such cold-chain configuration file") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"{path}: cannot read it as TOML ({err})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: cannot read it as TOML (nested too deeply)") from None
     source = str(path)
     return ColdChainConfig(family_parameters_from_settings(document, source=source),
                            excursion_rules_from_settings(document, source=source),

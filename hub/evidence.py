@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from hub.merkle import HASH_SIZE, ProofError, leaf_hash, verify_inclusion
+from protocols.instants import LATEST
 
 HEAD_CONTEXT = b"coldloop-tree-head-v1\n"
 BUNDLE_FORMAT = "coldloop-evidence-v1"
@@ -94,10 +95,14 @@ def _hex(value: Any, size: int, what: str) -> bytes:
     return bytes.fromhex(value)
 
 
-def _int(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{what} must be a non-negative integer, got {value!r:.80}")
+def _int(value: Any, what: str, limit: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
+        raise ValueError(f"{what} must be an integer from 0 to {limit}, got {value!r:.80}")
     return value
+
+
+_MAX_TREE_SIZE = 2**63 - 1  # signed as 8 bytes
+_MAX_TIMESTAMP_MS = int(LATEST.timestamp() * 1000)  # the instants anything may carry
 
 
 @dataclass(frozen=True)
@@ -147,9 +152,9 @@ class SignedHead:
         for name in ("tree_size", "root_hash", "timestamp_ms", "key_id", "signature"):
             if name not in data:
                 raise ValueError(f"signed head has no '{name}'")
-        head = cls(tree_size=_int(data["tree_size"], "tree_size"),
+        head = cls(tree_size=_int(data["tree_size"], "tree_size", _MAX_TREE_SIZE),
                    root_hash=_hex(data["root_hash"], HASH_SIZE, "root_hash"),
-                   timestamp_ms=_int(data["timestamp_ms"], "timestamp_ms"),
+                   timestamp_ms=_int(data["timestamp_ms"], "timestamp_ms", _MAX_TIMESTAMP_MS),
                    key_id=_hex(data["key_id"], 16, "key_id").hex(),
                    signature=_hex(data["signature"], 64, "signature"))
         shown = data.get("signed_at")
@@ -188,7 +193,7 @@ def _event_problems(n: int, event: Any, head: SignedHead, seen: set[int]) -> lis
         return [f"events[{n}] is not a JSON object"]
     where = f"events[{n}]"
     try:
-        seq = _int(event.get("seq"), "seq")
+        seq = _int(event.get("seq"), "seq", _MAX_TREE_SIZE)
         where = f"event seq {seq} ({event.get('event_id')!r})"
         document = event.get("document")
         if not isinstance(document, str):
@@ -206,7 +211,7 @@ def _event_problems(n: int, event: Any, head: SignedHead, seen: set[int]) -> lis
     seen.add(seq)
     try:
         parsed = json.loads(document)
-    except ValueError:
+    except (ValueError, RecursionError):
         parsed = None
     if not isinstance(parsed, dict) or parsed.get("eventID") != event.get("event_id"):
         problems.append(f"{where}: event_id is not the eventID inside the document")

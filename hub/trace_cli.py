@@ -220,6 +220,8 @@ def _read_json(path: Path, what: str) -> Any:
         raise CannotCheck(f"cannot read the {what} {path}: {err.strerror}") from None
     except ValueError as err:
         raise CannotCheck(f"{path} is not a JSON {what}: {err}") from None
+    except RecursionError:
+        raise CannotCheck(f"{path} is not a JSON {what}: nested too deeply to read") from None
 
 
 def _read_heads(path: Path) -> list[SignedHead]:
@@ -233,14 +235,16 @@ def _read_heads(path: Path) -> list[SignedHead]:
     try:
         whole = json.loads(text)
         items = whole if isinstance(whole, list) else [whole]
+    except RecursionError:
+        raise CannotCheck(f"{path}: nested too deeply to read") from None
     except ValueError:
         items = []
         for number, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 try:
                     items.append(json.loads(line))
-                except ValueError as err:
-                    raise CannotCheck(f"{path}:{number}: not JSON ({err})") from None
+                except (ValueError, RecursionError) as err:
+                    raise CannotCheck(f"{path}:{number}: not JSON ({err!s:.200})") from None
     try:
         return [SignedHead.from_json(item) for item in items]
     except ValueError as err:

@@ -74,6 +74,8 @@ def parse_toml(raw: bytes, source: str) -> dict[str, Any]:
         raise ConfigError(f"{source}: not UTF-8 text: {err}") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{source}: not valid TOML: {err}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not valid TOML: nested too deeply to read") from None
 
 
 def apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any], source: str) -> None:

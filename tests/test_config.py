@@ -40,6 +40,7 @@ def test_missing_secret_names_the_variable(monkeypatch, tmp_path) -> None:  # ty
     ("[ingest]\nbatch_size = 0\n", "key 'ingest.batch_size'"),
     ("web = 3\n", "key 'web'"),
     ("[web\n", "not valid TOML"),
+    ("a = " + "[" * 100_000, "not valid TOML: nested too deeply"),  # was a RecursionError
 ])
 def test_hub_mistakes_are_named(tmp_path, text: str, message: str) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "hub.toml"

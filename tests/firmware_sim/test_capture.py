@@ -40,6 +40,7 @@ def test_writer_and_parser_round_trip() -> None:
 @pytest.mark.parametrize(("lines", "message"), [
     ([], "empty capture"),
     (["{not json"], ":1: not JSON"),
+    (["[" * 100_000 + "]" * 100_000], ":1: not JSON: nested too deeply"),
     (['{"format": "other/1"}'], ":1: bad header"),
     (_lines({"t": 1, "kind": "card_presented", "source": "rfid:st-1", "uid": "xyz",
              "data": DATA}), ":2: bad event 'card_presented': card_presented.uid"),
@@ -52,6 +53,14 @@ def test_writer_and_parser_round_trip() -> None:
     (_lines({"t": 1, "kind": "smell", "source": "nose"}), ":2: bad event 'smell'"),
     (_lines({"t": 1, "kind": "pin", "source": "gpio:st-1", "pin": 17, "state": 2}), "state"),
     (_lines([1, 2]), ":2: expected a JSON object"),
+    # what a replay could not build a gateway from, or a clock from (once tracebacks)
+    ([json.dumps(HEADER.model_dump(mode="json") | {"stations": ["ST 1!"]})], "stations.0"),
+    ([json.dumps(HEADER.model_dump(mode="json") | {"stations": ["st-1", "st-1"]})],
+     "named more than once"),
+    ([json.dumps(HEADER.model_dump(mode="json") | {"gateway": "GW bad"})], "gateway"),
+    ([json.dumps(HEADER.model_dump(mode="json") | {"started_at": "9999-12-31T00:00:00Z"})],
+     "outside the accepted range"),
+    (_lines({"t": 1e12, "kind": "link", "up": True}), ":2: bad event 'link': link.t"),
 ])
 def test_bad_captures_name_line_and_field(lines: list[str], message: str) -> None:
     with pytest.raises(CaptureError, match=message):

@@ -165,6 +165,21 @@ def test_verify_with_other_keys_and_kept_heads(signed: Hub, tmp_path: Path) -> N
                                     "covers 20 events but the log holds 12")
 
 
+@pytest.mark.parametrize(("change", "message"), [
+    ({"tree_size": 2**70}, "tree_size must be an integer from 0 to 9223372036854775807"),
+    ({"timestamp_ms": 10**20}, "timestamp_ms must be an integer from 0 to 4102444800000"),
+])
+def test_a_head_out_of_range_is_refused_naming_the_field(
+        signed: Hub, tmp_path: Path, change: dict[str, int], message: str) -> None:
+    heads = tmp_path / "heads.json"
+    heads.write_text(json.dumps(json.loads(signed.run("head").output) | change))
+    result = signed.run("verify", "--head", str(heads))
+    assert result.exit_code == 2 and message in result.output, result.output  # could not check
+    heads.write_text("[" * 100_000 + "]" * 100_000)
+    result = signed.run("verify", "--head", str(heads))
+    assert result.exit_code == 2 and "nested too deeply" in result.output
+
+
 def test_verify_after_a_key_change_uses_the_replaced_public_key(signed: Hub) -> None:
     assert signed.run("keygen", "--force").exit_code == 0
     append(signed.factory, [event(20)])

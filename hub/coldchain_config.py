@@ -36,6 +36,9 @@ class ColdChainConfig:
 DEFAULT = ColdChainConfig()
 
 
+_TABLES = frozenset({"families", "excursions", "attribution"})
+
+
 def load_coldchain_config(path: Path) -> ColdChainConfig:
     """Read a coldchain TOML file (see config/coldchain.toml); raise ConfigError naming it."""
     try:
@@ -47,6 +50,10 @@ def load_coldchain_config(path: Path) -> ColdChainConfig:
     except RecursionError:
         raise ConfigError(f"{path}: cannot read it as TOML (nested too deeply)") from None
     source = str(path)
+    unknown = sorted(set(document) - _TABLES)
+    if unknown:
+        raise ConfigError(f"{path}: unknown table {unknown[0]!r}; a cold-chain file has "
+                          f"{', '.join(sorted(_TABLES))}")
     return ColdChainConfig(family_parameters_from_settings(document, source=source),
                            excursion_rules_from_settings(document, source=source),
                            policy_from_settings(document, source=source))

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from protocols.config import resolve_data_dir
+from protocols.config import ConfigError, resolve_data_dir
 
 _GROUPS = {
     "hub": ("hub.cli", "hub", "Run and administer the hub."),
@@ -44,9 +44,42 @@ class LazyGroup(click.Group):
             ) from err
         return command
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the sub-command; a database or file it cannot use ends it with a message
+        naming what, instead of a traceback."""
+        try:
+            return super().invoke(ctx)
+        except Exception as err:
+            problem = _unusable(err)
+            if problem is None:
+                raise
+            raise click.ClickException(problem) from None
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
             formatter.write_dl([(name, help_) for name, (_, _, help_) in sorted(_GROUPS.items())])
+
+
+_PATH_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
+                PermissionError)
+
+
+def _unusable(err: Exception) -> str | None:
+    """What could not be used, said plainly (a settings file, a database, a path); None for
+    anything else."""
+    if isinstance(err, ConfigError):
+        return str(err)
+    if isinstance(err, _PATH_ERRORS) and err.filename:
+        return f"{err.filename}: {err.strerror}"
+    try:
+        from sqlalchemy.exc import ArgumentError, OperationalError
+    except ImportError:  # a gateway install: no hub database
+        return None
+    if isinstance(err, OperationalError):
+        return f"cannot use the database: {str(err.orig).strip()}"
+    if isinstance(err, ArgumentError):
+        return f"the database URL is not usable: {err}"
+    return None
 
 
 @click.group(cls=LazyGroup)

@@ -32,6 +32,9 @@ def resolve_env(data: Any, source: str, environ: Mapping[str, str], path: str = 
         return [resolve_env(v, source, environ, f"{path}[{i}]") for i, v in enumerate(data)]
     if isinstance(data, str) and data.startswith(ENV_PREFIX):
         name = data[len(ENV_PREFIX):]
+        if not name:
+            raise ConfigError(f"{source}: key '{path}' is 'env:' without a variable name; "
+                              "write env:NAME")
         if name not in environ:
             raise ConfigError(f"{source}: key '{path}' refers to environment variable "
                               f"{name}, which is not set")
@@ -69,7 +72,7 @@ def resolve_data_dir(explicit: str | os.PathLike[str] | None = None,
 def parse_toml(raw: bytes, source: str) -> dict[str, Any]:
     """Parse the bytes of a TOML file; raise ConfigError naming the file."""
     try:
-        return tomllib.loads(raw.decode("utf-8"))
+        return tomllib.loads(raw.decode("utf-8-sig"))  # a BOM, as some editors write, is no key
     except UnicodeDecodeError as err:
         raise ConfigError(f"{source}: not UTF-8 text: {err}") from None
     except tomllib.TOMLDecodeError as err:

@@ -64,6 +64,19 @@ def test_gateway_mistakes_are_named(tmp_path, text: str, message: str) -> None: 
         load_gateway_settings(path, tmp_path)
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "hub.toml"
+    path.write_bytes("\ufeff[web]\nport = 8081\n".encode())
+    assert load_hub_settings(path, tmp_path).web.port == 8081
+
+
+def test_env_without_a_name_is_named(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "hub.toml"
+    path.write_text('[web]\napi_token = "env:"\n')
+    with pytest.raises(ConfigError, match=r"'web\.api_token' is 'env:' without a variable name"):
+        load_hub_settings(path, tmp_path)
+
+
 def test_missing_file_and_non_utf8(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError, match="no such configuration file"):
         load_hub_settings(tmp_path / "absent.toml", tmp_path)

@@ -42,6 +42,7 @@ def create_app(settings: HubSettings, *, factory: sessionmaker[Session] | None =
     )
     if test_config:
         app.config.from_mapping(test_config)
+    coldchain_config(settings.coldchain_file)  # a missing or bad file stops start-up, named
     if factory is None:
         factory = session_factory(make_engine(settings.database_url))
     app.json.sort_keys = False  # type: ignore[attr-defined]

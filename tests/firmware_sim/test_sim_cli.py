@@ -50,3 +50,10 @@ def test_record_refuses_a_bad_config(tmp_path: Path) -> None:
                                        "--config", str(config), "--out",
                                        str(tmp_path / "x.jsonl")])
     assert result.exit_code == 1 and "key 'id'" in result.output
+
+
+def test_a_path_a_command_cannot_write_is_named(tmp_path: Path) -> None:
+    out = tmp_path / "no-such-dir" / "deeper" / "shift.jsonl"
+    result = CliRunner().invoke(main, ["sim", "make-capture", "normal_shift", str(out)])
+    assert result.exit_code == 1
+    assert f"{out}: No such file or directory" in result.output

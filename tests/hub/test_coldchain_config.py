@@ -32,6 +32,8 @@ def test_a_hub_can_tighten_a_limit(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("text", "expected"), [
     ("[families.berries\n", "cannot read it as TOML"),
     ("[families.berries]\nlimit_c = 4.0\n", "families.berries"),
+    ("[familes.berries]\nlimit_c = 4.0\n", "unknown table 'familes'"),  # once ignored
+    ("a = " + "[" * 100_000, "nested too deeply"),
 ])
 def test_bad_files_are_refused_naming_file_and_key(tmp_path: Path, text: str,
                                                   expected: str) -> None:
@@ -45,3 +47,14 @@ def test_bad_files_are_refused_naming_file_and_key(tmp_path: Path, text: str,
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such cold-chain configuration file"):
         load_coldchain_config(tmp_path / "nope.toml")
+
+
+def test_the_web_app_does_not_start_without_its_coldchain_file(tmp_path: Path) -> None:
+    """Once it started, and every trace request was a 500."""
+    from hub.settings import DatabaseSettings, HubSettings
+    from hub.web import create_app
+
+    settings = HubSettings(database=DatabaseSettings(url=f"sqlite:///{tmp_path / 'h.db'}"),
+                           coldchain_file=tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match="no such cold-chain configuration file"):
+        create_app(settings)

@@ -109,8 +109,11 @@ def test_a_messy_mix_from_several_gateways(broker: BrokerAddress, site: str,
             send(g, grade_topic, grade(g, 8, 1, "scrap", T0 + timedelta(minutes=5)).encode())
             send(g, grade_topic, grade(g, 7, 1, "resell", T0 + timedelta(minutes=1)).encode())
             valid |= {f"{g}:1:7", f"{g}:1:8"}
-            # malformed: cut short, so not even its id can be read (quarantined, not acked)
+            # malformed: cut short inside its id, so no id can be read (quarantined, not acked)
+            send(g, event_topic, b'{"v": "1.0", "id": "' + f"{g}:1:2".encode())
+            # cut short after its id: rejected, so that the gateway stops resending it
             send(g, event_topic, b'{"v": "1.0", "id": "' + f"{g}:1:20".encode() + b'", "ts": ')
+            invalid[f"{g}:1:20"] = (g, "not valid JSON")
             # invalid, each with an id the gateway would retry until told
             bad_temp = json.loads(scan(g, 21).encode())
             bad_temp["core_temp_c"] = 900

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from protocols.config import ConfigError, read_settings
+from protocols.config import ConfigError, MqttUrl, read_settings
 
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
 
@@ -17,7 +17,7 @@ class _Section(BaseModel):
 
 
 class MqttSettings(_Section):
-    url: str = "mqtt://127.0.0.1:1883"
+    url: MqttUrl = "mqtt://127.0.0.1:1883"
     protocol: Literal["5", "3.1.1"] = "5"  # amqtt (the demo's embedded broker) speaks 3.1.1
     username: str | None = None
     password: str | None = None
@@ -29,6 +29,13 @@ class MqttSettings(_Section):
     # "puback": telemetry leaves the outbox on the broker's PUBACK (a broker configured not to
     # drop, like the shipped Mosquitto config); "application": on the hub's ack, like events.
     telemetry_ack: Literal["puback", "application"] = "puback"
+
+    @model_validator(mode="after")
+    def _backoff_range(self) -> MqttSettings:
+        if self.backoff_min_s > self.backoff_max_s:
+            raise ValueError(f"backoff_min_s ({self.backoff_min_s}) is above backoff_max_s "
+                             f"({self.backoff_max_s})")
+        return self
 
 
 class OutboxSettings(_Section):
@@ -43,7 +50,7 @@ class OutboxSettings(_Section):
 
 class StationSettings(_Section):
     id: Name
-    reader: str = "sim"  # "sim" or "spi:BUS.DEVICE"
+    reader: Annotated[str, Field(pattern=r"^(sim|spi:[0-9]{1,2}\.[0-9]{1,2})$")] = "sim"
     rst_pin: int = 22  # MFRC522 reset, in the mfrc522 driver's BOARD numbering
     probe: str = "sim"  # "sim" or a serial device such as /dev/serial/by-id/...
     probe_index: Annotated[int, Field(ge=1, le=8)] = 1  # which probe of the board is the core

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from protocols.config import ConfigError, read_settings
+from protocols.config import ConfigError, MqttUrl, read_settings
 
 
 class _Section(BaseModel):
@@ -19,7 +19,7 @@ class DatabaseSettings(_Section):
 
 
 class MqttSettings(_Section):
-    url: str = "mqtt://127.0.0.1:1883"
+    url: MqttUrl = "mqtt://127.0.0.1:1883"
     protocol: Literal["5", "3.1.1"] = "5"  # amqtt (the demo's embedded broker) speaks 3.1.1
     client_id: str = "coldloop-hub"
     username: str | None = None

@@ -9,14 +9,17 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from protocols.errors import ProtocolError
 
 S = TypeVar("S", bound=BaseModel)
 ENV_PREFIX = "env:"
+# A broker the gateway and the hub can connect to: plain MQTT, a host name or address, a port.
+MqttUrl = Annotated[str, Field(
+    pattern=r"^mqtt://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?/?$")]
 
 
 class ConfigError(ProtocolError):

@@ -56,6 +56,13 @@ def test_hub_mistakes_are_named(tmp_path, text: str, message: str) -> None:  # t
     ("id = 'g'\nsite = 's'\nstations = []\n", "key 'stations'"),
     ("id = 'g'\nsite = 's'\n[[stations]]\nid = 'st'\nlight_pins = [1, 2]\n",
      "key 'stations.0.light_pins.2': Field required"),
+    # once accepted, and a traceback or a silent retry loop at start-up
+    ("id = 'g'\nsite = 's'\n[[stations]]\nid = 'st'\nreader = 'bogus'\n",
+     "key 'stations.0.reader': String should match"),
+    ("id = 'g'\nsite = 's'\n[mqtt]\nurl = 'garbage'\n[[stations]]\nid = 'st'\n",
+     "key 'mqtt.url': String should match"),
+    ("id = 'g'\nsite = 's'\n[mqtt]\nbackoff_min_s = 100\nbackoff_max_s = 1\n"
+     "[[stations]]\nid = 'st'\n", "backoff_min_s .* is above backoff_max_s"),
 ])
 def test_gateway_mistakes_are_named(tmp_path, text: str, message: str) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "gw.toml"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sqlite3
 from typing import Any
 
 import click
@@ -71,6 +72,8 @@ def _unusable(err: Exception) -> str | None:
         return str(err)
     if isinstance(err, _PATH_ERRORS) and err.filename:
         return f"{err.filename}: {err.strerror}"
+    if isinstance(err, sqlite3.OperationalError):  # a gateway's outbox, a SQLite hub database
+        return f"cannot use a SQLite database: {err}"
     try:
         from sqlalchemy.exc import ArgumentError, OperationalError
     except ImportError:  # a gateway install: no hub database

@@ -57,3 +57,13 @@ def test_a_path_a_command_cannot_write_is_named(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["sim", "make-capture", "normal_shift", str(out)])
     assert result.exit_code == 1
     assert f"{out}: No such file or directory" in result.output
+
+
+def test_a_gateway_outbox_that_cannot_be_opened_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "gw.toml"
+    config.write_text(f'id = "g"\nsite = "s"\n[outbox]\npath = "{tmp_path}"\n'
+                      '[[stations]]\nid = "st"\n')
+    result = CliRunner().invoke(main, ["--data-dir", str(tmp_path), "edge", "run",
+                                       "--config", str(config)])
+    assert result.exit_code == 1
+    assert "cannot use a SQLite database: unable to open database file" in result.output

@@ -181,13 +181,17 @@ def bundle(ctx: click.Context, config_path: str | None, seqs: tuple[int, ...]) -
 @click.pass_context
 def verify_bundle_command(ctx: click.Context, bundle_file: str, public_key: str) -> None:
     """Check an evidence bundle offline, with only the public key (no database)."""
-    from hub.evidence import SignedHead, verify_bundle
+    from hub.evidence import SignedHead, public_key_from_bytes, verify_bundle
 
     data: Any = _read_json(Path(bundle_file), "evidence bundle")
     try:
         key_bytes = Path(public_key).read_bytes()
     except OSError as err:
         raise CannotCheck(f"cannot read the public key {public_key}: {err.strerror}") from None
+    try:
+        public_key_from_bytes(key_bytes)
+    except ValueError as err:  # no key, no check: not a failed one
+        raise CannotCheck(f"the public key {public_key}: {err}") from None
     problems = verify_bundle(data, key_bytes)
     if problems:
         click.echo(f"FAILED: {problems[0]}")

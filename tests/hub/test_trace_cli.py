@@ -238,6 +238,16 @@ def test_verify_bundle_needs_no_database_layer(signed: Hub, tmp_path: Path) -> N
     assert done.stdout.splitlines()[-1] == "exit 0 loaded []", done.stdout + done.stderr
 
 
+def test_a_bundle_cannot_be_checked_without_a_readable_key(signed: Hub, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle.json"
+    bundle.write_text(signed.run("bundle", "--seq", "0").output)
+    garbage = tmp_path / "garbage.pub"
+    garbage.write_text("not a key")
+    result = signed.offline(str(bundle), "--public-key", str(garbage))
+    assert result.exit_code == 2, result.output  # could not check, not FAILED (1)
+    assert "the public key" in result.output and "FAILED" not in result.output
+
+
 
 # --- export, import, show --------------------------------------------------------------------
 

@@ -9,7 +9,6 @@ gateway id, boot counter and sequence (see :class:`MessageId`); the hub is idemp
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -26,6 +25,7 @@ from pydantic import (
 
 from protocols.errors import MessageError, UnsupportedVersion
 from protocols.instants import EpochTime, Instant
+from protocols.storable import unstorable
 from protocols.topics import EventType, GatewayTopic, Kind, check_name
 
 SCHEMA_MAJOR = 1
@@ -326,10 +326,10 @@ def check_version(value: object) -> tuple[int, int]:
     return major, minor
 
 
-# What a payload may spell that parses but cannot be stored: an escaped UTF-16 surrogate
-# (alone it is no text: UTF-8 cannot encode it), NaN or Infinity (not JSON: PostgreSQL's json
-# refuses them), a number whose exponent overflows to infinity. Checked only when seen.
-_SUSPECT = re.compile(rb"\\u[dD][89a-fA-F]|NaN|Infinity|[0-9][eE][+]?[0-9]{3}")
+# What a payload may spell that parses but cannot be stored (``protocols.storable``): an
+# escaped NUL or UTF-16 surrogate, NaN or Infinity, a number whose exponent overflows to
+# infinity. The payload is walked only when one is seen.
+_SUSPECT = re.compile(rb"\\u[dD][89a-fA-F]|\\u0000|NaN|Infinity|[0-9][eE][+]?[0-9]{3}")
 
 
 def _suspect(payload: bytes | str) -> bool:
@@ -349,37 +349,10 @@ def load_json(payload: bytes | str, what: str = "payload") -> dict[str, Any]:
     if not isinstance(data, dict):
         raise MessageError(f"{what} must be a JSON object, got {type(data).__name__}")
     if _suspect(payload):
-        found = _unstorable(data)
+        found = unstorable(data, "(payload)")
         if found is not None:
             raise MessageError(f"{what}: {found[0]}: {found[1]}")
     return data
-
-
-def _unstorable(data: object) -> tuple[str, str] | None:
-    """(where, what) of the first value of parsed JSON that cannot be stored, or None."""
-    stack: list[tuple[str, object]] = [("(payload)", data)]
-    while stack:
-        path, value = stack.pop()
-        if isinstance(value, float) and not math.isfinite(value):
-            return path, f"{value} is not a JSON number (NaN or infinite)"
-        if isinstance(value, str) and not _encodable(value):
-            return path, "holds a lone UTF-16 surrogate, which is not text"
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if not _encodable(key):
-                    return path, "a key holds a lone UTF-16 surrogate, which is not text"
-                stack.append((key if path == "(payload)" else f"{path}.{key}", item))
-        elif isinstance(value, list):
-            stack.extend((f"{path}.{n}", item) for n, item in enumerate(value))
-    return None
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def decode_as(model: type[M], payload: bytes | str | dict[str, Any]) -> M:

@@ -18,6 +18,8 @@ from typing import IO, Any
 
 import click
 
+from protocols.storable import is_text
+
 BATCH = 256
 
 
@@ -36,7 +38,7 @@ def _parse(line: str, number: int) -> tuple[Any, str | None, str | None]:
         return None, None, "missing id"
     if not isinstance(ident, str | int) or isinstance(ident, bool):
         return None, None, "id must be a string or an integer"
-    if isinstance(ident, str) and not _is_text(ident):
+    if isinstance(ident, str) and not is_text(ident):
         return None, None, "id holds a lone UTF-16 surrogate, which is not text"
     if "text" not in obj:
         return ident, None, "missing text"
@@ -46,14 +48,6 @@ def _parse(line: str, number: int) -> tuple[Any, str | None, str | None]:
         return ident, validate(obj["text"]), None
     except ValueError as err:
         return ident, None, str(err)
-
-
-def _is_text(value: str) -> bool:
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _flush(batch: list[tuple[int, Any, str | None, str | None]]) -> Iterator[dict[str, Any]]:

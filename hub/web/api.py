@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 from hub import alarms, epcis, queries, returns, telemetry, trucks
 from hub.errors import Conflict, HubError, InvalidInput, NotFound
 from hub.fleet_view import fleet_view
-from hub.inputs import RowId, unstorable
+from hub.inputs import RowId
 from hub.models import Ticket
 from hub.tickets import (
     channels,
@@ -46,6 +46,7 @@ from hub.web import serialize as js
 from hub.web import tickets_json as tj
 from hub.web.guards import IdOutOfRange
 from protocols.instants import Instant
+from protocols.storable import unstorable
 
 logger = logging.getLogger(__name__)
 
@@ -762,7 +763,7 @@ def _json_body() -> Any:
     if data is None:
         raise UnreadableRequest("request body is not valid JSON; send a JSON object "
                          "with Content-Type: application/json")
-    found = unstorable(data)
+    found = unstorable(data, "(body)")
     if found is not None:
         where, problem = found
         raise Unprocessable(f"{where}: {problem}", {where: problem})

@@ -86,17 +86,18 @@ def gateway_settings(data_dir: Path, mqtt: dict[str, Any]) -> GatewaySettings:
 
 def run_demo(options: DemoOptions) -> tuple[dict[str, Any], Stack]:
     """Run the scenario on the full stack; return the summary and the still-running stack."""
+    # One timeline for the scenario, the gateway, the web app and the hub's ingest.
+    clock = VirtualClock(EPOCH)
     stack = start_stack(options.data_dir, sites=[DEMO_SITE], broker=options.broker,
-                        config=options.config)
+                        config=options.config, clock=clock.now)
     try:
-        return _run(options, stack), stack
+        return _run(options, stack, clock), stack
     except BaseException:
         stack.stop()
         raise
 
 
-def _run(options: DemoOptions, stack: Stack) -> dict[str, Any]:
-    clock = VirtualClock(EPOCH)
+def _run(options: DemoOptions, stack: Stack, clock: VirtualClock) -> dict[str, Any]:
     # The web app runs on the scenario's clock with seeded pickup codes: tickets, pickups and
     # scans share one timeline and a run is reproducible.
     world = {"COLDLOOP_CLOCK": clock.now, "COLDLOOP_RNG": random.Random(options.seed)}

@@ -209,9 +209,9 @@ def replay_capture(capture: Capture, data_dir: Path, *, broker: str | None = Non
                    speed: float = 0.0, progress: Callable[[int], None] | None = None
                    ) -> ReplayResult:
     """Replay ``capture`` on a fresh stack in ``data_dir`` and return what the hub stored."""
-    stack = start_stack(data_dir, sites=[capture.header.site], broker=broker)
+    clock = VirtualClock(capture.header.started_at)
+    stack = start_stack(data_dir, sites=[capture.header.site], broker=broker, clock=clock.now)
     try:
-        clock = VirtualClock(capture.header.started_at)
         hardware = SimulatedHardware(clock, emit_frames=False)
         settings = replay_gateway_settings(capture, data_dir, stack.gateway_mqtt())
         gateway = build_gateway(settings, hardware, clock=clock)

@@ -33,15 +33,16 @@ def record_shift(kind: str, out: Path, seed: int = 1) -> int:
     if kind not in KINDS:
         raise ValueError(f"unknown shift {kind!r}; choose one of {KINDS}")
     with tempfile.TemporaryDirectory(prefix="coldloop-shift-") as tmp:
-        stack = start_stack(Path(tmp), sites=[SITE])
+        clock = VirtualClock(EPOCH)
+        stack = start_stack(Path(tmp), sites=[SITE], clock=clock.now)
         try:
-            return _record(kind, out, seed, stack, Path(tmp))
+            return _record(kind, out, seed, stack, Path(tmp), clock)
         finally:
             stack.stop()
 
 
-def _record(kind: str, out: Path, seed: int, stack: Stack, data_dir: Path) -> int:
-    clock = VirtualClock(EPOCH)
+def _record(kind: str, out: Path, seed: int, stack: Stack, data_dir: Path,
+            clock: VirtualClock) -> int:
     hardware = SimulatedHardware(clock, data_dir / "tty", probe_rate_hz=1.0)
     settings = GatewaySettings.model_validate({
         "id": GATEWAY, "site": SITE, "data_dir": data_dir,

@@ -9,6 +9,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ class Stack:
     factory: sessionmaker[Session]
     sites: list[str]
     ingest: Any = None  # hub.mqtt_consumer.IngestWorker
+    # The ingest's receipt clock: a scenario's virtual clock, or None for the wall clock.
+    clock: Callable[[], datetime] | None = None
     web_url: str | None = None
     _stoppers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -51,7 +54,7 @@ class Stack:
         from hub.mqtt_consumer import IngestWorker
 
         self.ingest = IngestWorker(self.settings, self.factory, protocol_v5=self.protocol_v5,
-                                   sites=self.sites)
+                                   sites=self.sites, clock=self.clock)
         self.ingest.start()
 
     def stop_ingest(self) -> None:
@@ -89,8 +92,14 @@ class Stack:
 
 
 def start_stack(data_dir: Path, *, sites: list[str], broker: str | None = None,
-                config: Path | None = None) -> Stack:
-    """Start a broker (embedded amqtt unless ``broker`` is given) and the hub's database/ingest."""
+                config: Path | None = None, clock: Callable[[], datetime] | None = None
+                ) -> Stack:
+    """Start a broker (embedded amqtt unless ``broker`` is given) and the hub's database/ingest.
+
+    ``clock`` stamps what the ingest receives (a gateway's last seen, telemetry batches) and
+    its acks: pass the scenario's virtual clock so that the hub and the gateway share one
+    timeline; None is the wall clock.
+    """
     from hub.mqtt_consumer import broker_speaks_v5
 
     stoppers: list[Callable[[], None]] = []
@@ -118,7 +127,7 @@ def start_stack(data_dir: Path, *, sites: list[str], broker: str | None = None,
         raise
     engine = make_engine(settings.database_url)
     stoppers.append(engine.dispose)
-    stack = Stack(settings, broker_url, engine, session_factory(engine), sites,
+    stack = Stack(settings, broker_url, engine, session_factory(engine), sites, clock=clock,
                   _stoppers=stoppers)
     stack.start_ingest()
     return stack

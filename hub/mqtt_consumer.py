@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -125,8 +125,11 @@ class IngestWorker:
     def __init__(self, settings: HubSettings, factory: sessionmaker[Session], *,
                  protocol_v5: bool | None = None, sites: Sequence[str] = ("+",),
                  backoff_s: tuple[float, float] = (0.5, 30.0),
-                 sinks: Sequence[TelemetrySink] = ()) -> None:
+                 sinks: Sequence[TelemetrySink] = (),
+                 clock: Callable[[], datetime] | None = None) -> None:
         self._settings = settings
+        # Stamps receipts, acks and the hub's state; a simulation passes its virtual clock.
+        self._clock = clock or _now
         self._sinks = tuple(sinks)  # told of each newly stored telemetry batch after commit
         self._sites = tuple(sites)  # "+": every site; a regional hub may name its own
         self._factory = factory
@@ -206,7 +209,8 @@ class IngestWorker:
             return
         self._stopping = True
         self._ready.clear()
-        self._publish(topics.HUB_STATE, HubState(online=False, ts=_now()).encode(), retain=True)
+        offline = HubState(online=False, ts=self._clock())
+        self._publish(topics.HUB_STATE, offline.encode(), retain=True)
         self._queue.put(_STOP)
         thread.join(timeout)
         if thread.is_alive():  # the database is failing: leave the rest to the broker's session
@@ -285,7 +289,8 @@ class IngestWorker:
         if refused:
             logger.error("MQTT broker refused the hub's subscriptions: %s", ", ".join(refused))
             return
-        self._publish(topics.HUB_STATE, HubState(online=True, ts=_now()).encode(), retain=True)
+        online = HubState(online=True, ts=self._clock())
+        self._publish(topics.HUB_STATE, online.encode(), retain=True)
         self._ready.set()
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any,
@@ -303,7 +308,7 @@ class IngestWorker:
         with self._cond:
             self._counts["received"] += 1
             connection = self._connection
-        received = Received(topic, bytes(message.payload), _now())
+        received = Received(topic, bytes(message.payload), self._clock())
         self._queue.put(_Delivery(received, message.mid, message.qos, connection))
 
     def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int,
@@ -363,7 +368,8 @@ class IngestWorker:
         for (site, gateway), entries in result.acks.items():
             for start in range(0, len(entries), ACK_ENTRIES_PER_MESSAGE):
                 chunk = entries[start:start + ACK_ENTRIES_PER_MESSAGE]
-                self._publish(topics.ack(site, gateway), Ack(ts=_now(), entries=chunk).encode())
+                ack = Ack(ts=self._clock(), entries=chunk)
+                self._publish(topics.ack(site, gateway), ack.encode())
                 published += 1
         for sink in self._sinks:
             for stored in result.telemetry:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
 
+from firmware_sim.scenario import shift_start
 from hub.console import main
 
 
@@ -38,6 +41,12 @@ def test_headless_demo_stores_every_scan_exactly_once(broker, tmp_path: Path) ->
     assert kpis["nps_answers"] == 6 and -100 <= kpis["nps"] <= 100  # each says 0-10 too
     assert 0 < kpis["first_response_median_min"] <= 60
     assert kpis["time_to_resolution_median_min"] > kpis["first_response_median_min"]
+    # The hub's ingest stamps receipts on the scenario's clock, as the web app does: the
+    # gateway was last seen during the shift (on the wall clock the UI said "in the future").
+    with sqlite3.connect(tmp_path / "var" / "hub.db") as db:
+        (last_seen,) = db.execute("SELECT last_seen FROM gateways").fetchone()
+    seen = datetime.fromisoformat(last_seen).replace(tzinfo=shift_start(1).tzinfo)
+    assert shift_start(1) <= seen <= shift_start(1) + timedelta(hours=12)
 
 
 def test_second_run_on_same_data_is_the_next_day(broker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -10,14 +10,14 @@ from typing import Any
 import click
 
 from edge.settings import GatewaySettings, load_gateway_settings
-from hub.console import data_dir
+from hub.console import data_dir, data_dir_overrides
 from protocols.config import ConfigError
 
 
 def load_settings(ctx: click.Context, config_path: str) -> GatewaySettings:
     """Load gateway settings or fail with the file, key and expectation."""
     try:
-        return load_gateway_settings(config_path, data_dir(ctx))
+        return load_gateway_settings(config_path, data_dir(ctx), data_dir_overrides(ctx))
     except ConfigError as err:
         raise click.ClickException(str(err)) from None
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from hub.console import data_dir
+from hub.console import data_dir, data_dir_overrides
 
 
 @click.group()
@@ -90,7 +90,7 @@ def record(ctx: click.Context, config_path: str, out_path: str, minutes: float) 
 
     try:
         events = record_gateway(Path(config_path), Path(data_dir(ctx)), Path(out_path),
-                                minutes)
+                                minutes, overrides=data_dir_overrides(ctx))
     except ConfigError as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"wrote {events} events to {out_path}")
@@ -133,9 +133,14 @@ def demo(ctx: click.Context, broker: str | None, headless: bool, minutes: int, s
             check_broker_url(broker)
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint="--broker") from None
-    options = DemoOptions(Path(data_dir(ctx)), broker, minutes, seed, headless, port,
-                          Path(config_path) if config_path else None)
     try:
+        where = Path(data_dir(ctx))
+        if config_path:  # the hub and the gateway share the directory the settings give
+            from hub.settings import load_hub_settings
+
+            where = load_hub_settings(config_path, where, data_dir_overrides(ctx)).data_dir
+        options = DemoOptions(where, broker, minutes, seed, headless, port,
+                              Path(config_path) if config_path else None)
         summary, stack = run_demo(options)
     except ConfigError as err:
         raise click.ClickException(str(err)) from None

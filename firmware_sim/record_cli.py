@@ -15,13 +15,14 @@ POLL_S = 0.05
 
 
 def record_gateway(config: Path, data_dir: Path, out: Path, minutes: float,
-                   stop: threading.Event | None = None) -> int:
+                   stop: threading.Event | None = None,
+                   overrides: dict[str, object] | None = None) -> int:
     """Run the configured gateway until ``minutes`` pass or ``stop`` is set; return events."""
     from datetime import UTC, datetime
 
     from edge.cli import hardware_for, wait_for_signal
 
-    settings = load_gateway_settings(config, data_dir)
+    settings = load_gateway_settings(config, data_dir, overrides)
     hardware = hardware_for(settings)
     devices = getattr(hardware, "devices", hardware)  # SimulatedHardware wraps DeviceHardware
     stop = stop or wait_for_signal()

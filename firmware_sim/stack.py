@@ -114,7 +114,9 @@ def start_stack(data_dir: Path, *, sites: list[str], broker: str | None = None,
         # A client id per site set: a persistent session on a shared broker keeps its
         # subscriptions, so another stack's session must not be resumed by this one.
         client_id = "coldloop-hub-" + "-".join(sites)
-        settings = load_hub_settings(config, data_dir, {"mqtt.url": broker_url,
+        # The stack's data_dir is its caller's decision, so it beats a settings file's own.
+        settings = load_hub_settings(config, data_dir, {"data_dir": str(data_dir),
+                                                        "mqtt.url": broker_url,
                                                         "mqtt.client_id": client_id[:64]})
         # amqtt speaks 3.1.1 only; any other broker is asked.
         v5 = broker is not None and broker_speaks_v5(settings.mqtt)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from hub.console import data_dir
+from hub.console import data_dir, data_dir_overrides
 from hub.settings import MAX_INGEST_WORKERS, HubSettings, load_hub_settings
 from protocols.config import ConfigError
 
@@ -35,7 +35,8 @@ config_option = click.option("--config", "config_path", type=click.Path(dir_okay
 def _settings(ctx: click.Context, config_path: str | None,
               overrides: dict[str, object] | None = None) -> HubSettings:
     try:
-        return load_hub_settings(config_path, data_dir(ctx), overrides)
+        return load_hub_settings(config_path, data_dir(ctx),
+                                 {**data_dir_overrides(ctx), **(overrides or {})})
     except ConfigError as err:
         raise click.ClickException(str(err)) from None
 
@@ -76,7 +77,7 @@ def ingest(ctx: click.Context, config_path: str | None, workers: int | None,
         _stop_when_stdin_closes(stop)
         running = _start_ingest(settings, worker_index=worker_index)
     else:
-        running = _start_ingest(settings, children=_child_command(ctx, config_path),
+        running = _start_ingest(settings, children=_child_command(ctx, settings, config_path),
                                 in_process=settings.ingest.workers == 1)
         count = settings.ingest.workers
         click.echo(f"ingesting from {settings.mqtt.url}"
@@ -96,7 +97,7 @@ def serve(ctx: click.Context, config_path: str | None) -> None:
 
     settings = _settings(ctx, config_path)
     stop = _stop_on_signal()
-    running = _start_ingest(settings, children=_child_command(ctx, config_path))
+    running = _start_ingest(settings, children=_child_command(ctx, settings, config_path))
     engine = running.engine
     from hub.db import session_factory
     from hub.fleet_watch import FleetWatch
@@ -186,9 +187,10 @@ def _stop_ingest(running: _Ingest) -> None:
     running.engine.dispose()
 
 
-def _child_command(ctx: click.Context, config_path: str | None) -> Callable[[int], list[str]]:
+def _child_command(ctx: click.Context, settings: HubSettings,
+                   config_path: str | None) -> Callable[[int], list[str]]:
     """The command line of supervised ingest worker ``k``: same data dir, settings, verbosity."""
-    root = [sys.executable, "-m", "hub.console", "--data-dir", data_dir(ctx)]
+    root = [sys.executable, "-m", "hub.console", "--data-dir", os.path.abspath(settings.data_dir)]
     verbose = int(ctx.find_root().params.get("verbose") or 0)
     if verbose:
         root.append("-" + "v" * verbose)

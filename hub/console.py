@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from protocols.config import ConfigError, resolve_data_dir
+from protocols.config import ConfigError, chosen_data_dir, resolve_data_dir
 
 _GROUPS = {
     "hub": ("hub.cli", "hub", "Run and administer the hub."),
@@ -98,12 +98,21 @@ def main(ctx: click.Context, data_dir: str | None, verbose: int) -> None:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no request log lines
     ctx.ensure_object(dict)
     ctx.obj["data_dir"] = resolve_data_dir(data_dir)
+    ctx.obj["data_dir_chosen"] = chosen_data_dir(data_dir) is not None
 
 
 def data_dir(ctx: click.Context) -> str:
-    """The data directory chosen by the root command."""
+    """The data directory of the root command: ``--data-dir``, $COLDLOOP_DATA_DIR or ./var."""
     obj: dict[str, Any] = ctx.find_root().obj or {}
     return str(obj.get("data_dir") or resolve_data_dir())
+
+
+def data_dir_overrides(ctx: click.Context) -> dict[str, object]:
+    """Settings overrides for a data directory the user chose: it beats a settings file's own
+    ``data_dir``, which beats the default (./var)."""
+    obj: dict[str, Any] = ctx.find_root().obj or {}
+    chosen = obj["data_dir_chosen"] if "data_dir_chosen" in obj else chosen_data_dir() is not None
+    return {"data_dir": data_dir(ctx)} if chosen else {}
 
 
 if __name__ == "__main__":  # python -m hub.console, as the coldloop script

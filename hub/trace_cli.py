@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from hub.console import data_dir
+from hub.console import data_dir, data_dir_overrides
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -41,7 +41,7 @@ def hub_settings(ctx: click.Context, config_path: str | None) -> HubSettings:
     from protocols.config import ConfigError
 
     try:
-        return load_hub_settings(config_path, data_dir(ctx))
+        return load_hub_settings(config_path, data_dir(ctx), data_dir_overrides(ctx))
     except ConfigError as err:
         raise CannotCheck(str(err)) from None
 

@@ -67,9 +67,18 @@ def parse_settings(model: type[S], data: Mapping[str, Any], source: str,
 def resolve_data_dir(explicit: str | os.PathLike[str] | None = None,
                      environ: Mapping[str, str] | None = None) -> str:
     """Pick where every command keeps its data: explicit, else COLDLOOP_DATA_DIR, else ./var."""
+    return chosen_data_dir(explicit, environ) or os.path.abspath("var")
+
+
+def chosen_data_dir(explicit: str | os.PathLike[str] | None = None,
+                    environ: Mapping[str, str] | None = None) -> str | None:
+    """The data directory the user chose (``--data-dir``, else COLDLOOP_DATA_DIR), or None.
+
+    A choice comes before a settings file's own ``data_dir``; the default ./var after it.
+    """
     env = os.environ if environ is None else environ
-    chosen = explicit or env.get("COLDLOOP_DATA_DIR") or "var"
-    return os.path.abspath(os.fspath(chosen))
+    chosen = explicit or env.get("COLDLOOP_DATA_DIR")
+    return os.path.abspath(os.fspath(chosen)) if chosen else None
 
 
 def parse_toml(raw: bytes, source: str) -> dict[str, Any]:

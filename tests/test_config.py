@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import click
 import pytest
+from click.testing import CliRunner
 
+from edge.cli import load_settings as load_gateway_settings_for
 from edge.settings import load_gateway_settings
+from hub.cli import _child_command
+from hub.console import main
 from hub.settings import load_hub_settings
-from protocols.config import ConfigError, resolve_data_dir
+from protocols.config import ConfigError, chosen_data_dir, resolve_data_dir
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
 SECRETS = {"COLDLOOP_SECRET_KEY": "s" * 32, "COLDLOOP_ADMIN_PASSWORD": "correct horse",
@@ -98,6 +103,45 @@ def test_data_dir_resolution_order(tmp_path) -> None:  # type: ignore[no-untyped
     assert resolve_data_dir(tmp_path / "flag", env) == str(tmp_path / "flag")
     assert resolve_data_dir(None, env) == str(tmp_path / "env")
     assert resolve_data_dir(None, {}).endswith("/var")
+    assert chosen_data_dir(tmp_path / "flag", env) == str(tmp_path / "flag")
+    assert chosen_data_dir(None, env) == str(tmp_path / "env")
+    assert chosen_data_dir(None, {}) is None  # ./var is a default, not a choice
+
+
+@pytest.mark.parametrize(("flag", "env", "used"), [
+    (True, False, "flag"), (True, True, "flag"), (False, True, "env"), (False, False, "file")])
+def test_a_chosen_data_dir_comes_before_the_settings_files(
+        tmp_path: Path, flag: bool, env: bool, used: str) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text(f"data_dir = '{tmp_path / 'file'}'\n")
+    args = ["--data-dir", str(tmp_path / "flag")] if flag else []
+    result = CliRunner().invoke(
+        main, [*args, "hub", "migrate", "--config", str(config)],
+        env={"COLDLOOP_DATA_DIR": str(tmp_path / "env") if env else None})
+    assert result.exit_code == 0, result.output
+    assert sorted(d.name for d in tmp_path.iterdir() if (d / "hub.db").exists()) == [used]
+
+
+def test_gateway_settings_take_the_chosen_data_dir_too(tmp_path: Path) -> None:
+    config = tmp_path / "gw.toml"
+    config.write_text(f"id = 'gw-1'\nsite = 's'\ndata_dir = '{tmp_path / 'file'}'\n"
+                      "[[stations]]\nid = 'st-1'\n")
+    for chosen, used in ((True, "flag"), (False, "file")):
+        obj = {"data_dir": str(tmp_path / "flag"), "data_dir_chosen": chosen}
+        with click.Context(main, obj=obj) as ctx:
+            assert load_gateway_settings_for(ctx, str(config)).data_dir == tmp_path / used
+
+
+def test_ingest_workers_get_the_data_dir_the_hub_uses(tmp_path: Path) -> None:
+    # The supervisor's children are started with --data-dir, which a child takes as chosen:
+    # it must be the directory the hub itself settled on, the settings file's when unchosen.
+    config = tmp_path / "hub.toml"
+    config.write_text(f"data_dir = '{tmp_path / 'file'}'\n")
+    settings = load_hub_settings(config, tmp_path / "default")
+    with click.Context(main, obj={"data_dir": str(tmp_path / "default"),
+                                  "data_dir_chosen": False}) as ctx:
+        command = _child_command(ctx, settings, str(config))(0)
+    assert command[command.index("--data-dir") + 1] == str(tmp_path / "file")
 
 
 @pytest.mark.parametrize(("stations", "message"), [

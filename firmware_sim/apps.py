@@ -1,4 +1,5 @@
-"""The phones in the loop: a customer's app filing a complaint and a driver's app collecting it.
+"""The phones and systems in the loop: the shop's order system putting orders, a customer's
+app filing a complaint, a driver's app collecting it, partners and agents.
 
 They talk to the hub's JSON API over real HTTP, as the devices do.
 """
@@ -11,7 +12,10 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from firmware_sim.scenario import ScenarioOrder
 
 
 class ApiError(Exception):
@@ -34,6 +38,10 @@ class ApiClient:
         """POST a JSON body and return the JSON answer; raise ApiError on 4xx/5xx."""
         return self._send("POST", path, json.dumps(body).encode())
 
+    def put(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """PUT a JSON body and return the JSON answer; raise ApiError on 4xx/5xx."""
+        return self._send("PUT", path, json.dumps(body).encode())
+
     def get(self, path: str) -> dict[str, Any]:
         """GET a JSON document."""
         return self._send("GET", path, None)
@@ -53,6 +61,30 @@ class ApiClient:
             except ValueError:
                 message = body
             raise ApiError(err.code, str(message)) from None
+
+
+def order_body(order: ScenarioOrder) -> dict[str, Any]:
+    """The order as the shop's order system puts it to the hub (``PUT /orders/<id>``)."""
+    return {
+        "customer_id": order.customer_id,
+        "customer": {"name": order.customer_name, "tier": order.tier, "region": "shanghai"},
+        "placed_at": order.placed_at.isoformat(), "delivered_at": order.delivered_at.isoformat(),
+        "status": "delivered",
+        "items": [{"item_id": item.item_id, "gtin": item.product.gtin, "lot": item.lot,
+                   "packed_at": item.packed_at.isoformat(), "product": item.product.name,
+                   "family": item.product.family, "price_cents": item.product.price_cents,
+                   "tag_uid": item.tag_uid} for item in order.items]}
+
+
+@dataclass(frozen=True)
+class OrderSystem:
+    """The shop's order system: puts each order, with its customer and items, to the hub."""
+
+    api: ApiClient
+
+    def put(self, order: ScenarioOrder) -> dict[str, Any]:
+        """Put one order; a repeat changes nothing."""
+        return self.api.put(f"/orders/{order.order_id}", order_body(order))
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from edge.gateway import Gateway, build_gateway
 from edge.settings import GatewaySettings
 from firmware_sim import epcis_docs
-from firmware_sim.apps import AgentDesk, ApiClient, CustomerApp, DriverApp, PartnerSystem
+from firmware_sim.apps import (
+    AgentDesk,
+    ApiClient,
+    CustomerApp,
+    DriverApp,
+    OrderSystem,
+    PartnerSystem,
+    order_body,
+)
 from firmware_sim.clock import VirtualClock
 from firmware_sim.devices import SimulatedHardware
 from firmware_sim.scenario import EPOCH, Scenario, generate, shift_start
@@ -31,6 +39,7 @@ from firmware_sim.stack import Stack, start_stack
 from hub import models
 from hub.db import transaction
 from hub.tickets.models import SlaClock
+from protocols.coldchain import FAMILIES
 
 logger = logging.getLogger(__name__)
 EVENT_KINDS = ("scan", "grade", "custody", "fault")
@@ -56,25 +65,14 @@ class DemoOptions:
 
 
 def seed_hub(factory: sessionmaker[Session], scenario: Scenario) -> None:
-    """Load the scenario's customers, orders and items into the hub (idempotent)."""
+    """Put the scenario's customers, orders and items into the hub's database directly, as
+    the order system's puts would (tests that need no web app; idempotent)."""
+    from hub.orders import OrderRecord, put_order
+
     with transaction(factory) as session:
         for order in scenario.orders:
-            if session.get(models.Customer, order.customer_id) is None:
-                session.add(models.Customer(id=order.customer_id, name=order.customer_name,
-                                            tier=order.tier, region="shanghai"))
-                session.flush()
-            if session.get(models.Order, order.order_id) is not None:
-                continue
-            session.add(models.Order(id=order.order_id, customer_id=order.customer_id,
-                                     placed_at=order.placed_at, delivered_at=order.delivered_at,
-                                     status="delivered"))
-            session.flush()
-            for item in order.items:
-                session.add(models.Item(
-                    id=item.item_id, order_id=order.order_id, gtin=item.product.gtin,
-                    lot=item.lot, product=item.product.name, family=item.product.family,
-                    packed_at=item.packed_at, tag_uid=item.tag_uid,
-                    price_cents=item.product.price_cents))
+            put_order(session, order.order_id, OrderRecord.model_validate(order_body(order)),
+                      FAMILIES)
 
 
 def gateway_settings(data_dir: Path, mqtt: dict[str, Any]) -> GatewaySettings:
@@ -110,10 +108,12 @@ def _run(options: DemoOptions, stack: Stack, clock: VirtualClock) -> dict[str, A
     day = min(gateway.boot, 99)
     scenario = generate(options.seed, options.minutes, day=day)
     clock.advance_to(shift_start(day))
-    seed_hub(stack.factory, scenario)
+    api = ApiClient(web_url, stack.settings.web.api_token)
+    order_system = OrderSystem(api)
+    for order in scenario.orders:
+        order_system.put(order)
     gateway.start(poll_interval_s=None)  # the scenario polls the devices itself
     station = hardware.stations["st-1"]
-    api = ApiClient(web_url, stack.settings.web.api_token)
     customer, driver = CustomerApp(api), DriverApp(api, "driver-07")
     partners = {name: PartnerSystem(api, name) for name in ("supplier", "warehouse", "carrier")}
     desks = [AgentDesk(api, agent) for agent in DEMO_AGENTS]

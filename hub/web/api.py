@@ -20,7 +20,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
-from hub import alarms, epcis, queries, returns, telemetry, trucks
+from hub import alarms, epcis, orders, queries, returns, telemetry, trucks
 from hub.errors import Conflict, HubError, InvalidInput, NotFound
 from hub.fleet_view import fleet_view
 from hub.inputs import RowId
@@ -58,6 +58,7 @@ STATUS_OF: dict[type[HubError], int] = {NotFound: 404, Conflict: 409, InvalidInp
 M = TypeVar("M", bound=BaseModel)
 TRUCK_ID = re.compile(r"^[A-Za-z0-9_-]{1,24}$")
 EPCIS_MEDIA_TYPE = "application/ld+json"
+OPEN_TICKETS = "open"  # a status filter: every open status
 AGENT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
 
@@ -291,6 +292,31 @@ def order(order_id: str) -> Response:
     return jsonify(js.order_view(view))
 
 
+@bp.put("/customers/<customer_id>")
+def put_customer(customer_id: str) -> tuple[Response, int]:
+    """Create or update a customer from the shop's order system: 201 created, else 200."""
+    _record_id("customer id", customer_id)
+    body = _parse(orders.CustomerRecord, _json_body(), "field")
+    session = db_session()
+    put = orders.put_customer(session, customer_id, body)
+    session.commit()
+    return jsonify(customer_id=customer_id, outcome=put.outcome), 201 if put.created else 200
+
+
+@bp.put("/orders/<order_id>")
+def put_order(order_id: str) -> tuple[Response, int]:
+    """Create or update an order, its items and maybe its customer: 201 created, else 200."""
+    _record_id("order id", order_id)
+    body = _parse(orders.OrderRecord, _json_body(), "field")
+    session = db_session()
+    result = orders.put_order(session, order_id, body, coldchain().families)
+    session.commit()
+    return jsonify(order_id=order_id, outcome=result.put.outcome,
+                   customer=result.customer.outcome if result.customer else None,
+                   items_added=result.items_added, items_changed=result.items_changed), \
+        201 if result.put.created else 200
+
+
 @bp.get("/scans")
 def scans() -> Response:
     """Return the newest scans, or with ``since`` (ISO 8601 with offset) those after it."""
@@ -480,11 +506,14 @@ def intake_message(channel: str) -> tuple[Response, int]:
 def list_tickets() -> Response:
     """Return tickets newest first, optionally by status and assignee."""
     args = _parse(TicketsQuery, _query(), "query parameter")
-    if args.status is not None and args.status not in states.ALL_STATUSES:
-        raise Unprocessable(f"status: not one of {', '.join(sorted(states.ALL_STATUSES))}",
-                            {"status": f"not one of {', '.join(sorted(states.ALL_STATUSES))}"})
+    known = sorted({OPEN_TICKETS, *states.ALL_STATUSES})
+    if args.status is not None and args.status not in known:
+        raise Unprocessable(f"status: not one of {', '.join(known)}",
+                            {"status": f"not one of {', '.join(known)}"})
     query = select(Ticket).order_by(Ticket.created_at.desc(), Ticket.id.desc())
-    if args.status is not None:
+    if args.status == OPEN_TICKETS:  # as the ticket pool's default filter
+        query = query.where(Ticket.status.in_(states.OPEN_STATUSES))
+    elif args.status is not None:
         query = query.where(Ticket.status == args.status)
     if args.assignee is not None:
         query = query.where(Ticket.assignee_id == args.assignee)
@@ -750,6 +779,12 @@ def error_response(status: int, message: str,
     response = jsonify(body)
     response.status_code = status
     return response
+
+
+def _record_id(what: str, value: str) -> None:
+    if not re.fullmatch(orders.RECORD_ID, value):
+        raise Unprocessable(f"{what} {value!r}: 1 to 32 letters, digits, '.', '_' or '-', "
+                            "starting with a letter or digit", {what: "not a valid id"})
 
 
 def _json_body() -> Any:

@@ -230,3 +230,22 @@ def test_kpis_refuse_a_bad_period_naming_it(client: FlaskClient, query: str,
     response = client.get(f"/api/v1/tickets/kpis?{query}", headers=AUTH)
     assert response.status_code in (400, 422)
     assert named in response.get_data(as_text=True)
+
+
+def test_the_open_filter_lists_every_open_status_as_the_pool_does(client: FlaskClient) -> None:
+    post(client, "/agents/ana", AGENT)
+    post(client, "/agents/ana/shift", {"on_shift": True})
+    ticket_id = post(client, "/intake/app", APP)[1]["ticket_id"]
+    post(client, f"/tickets/{ticket_id}/transitions",
+         {"to": "confirming", "actor": "ana", "reason": "on it"})
+
+    def listed(status: str) -> list[int]:
+        found = client.get(f"/api/v1/tickets?status={status}", headers=AUTH).get_json()
+        return [t["id"] for t in found["tickets"]]
+
+    assert listed("open") == listed("confirming") == [ticket_id]
+    assert listed("new") == listed("closed") == []
+    response = client.get("/api/v1/tickets?status=opened", headers=AUTH)
+    assert response.status_code == 422
+    assert "not one of awaiting_evidence, closed, confirming" in response.get_json()["error"]
+    assert "open," in response.get_json()["error"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import update
@@ -30,6 +30,7 @@ from hub.queries import as_utc
 from protocols.instants import Instant
 from protocols.tag import is_valid_gtin
 
+R = TypeVar("R", Customer, Order)
 MAX_ITEMS = 200  # per order (a put of 200 items stays under the API's 64 KB body limit)
 ORDER_STATUSES = ("placed", "dispatched", "delivered", "cancelled")
 # Ids travel in URL paths: letters, digits and . _ - only.
@@ -134,19 +135,21 @@ def put_customer(session: Session, customer_id: str, record: CustomerRecord) -> 
 def _write_lock(session: Session, model: type[Customer] | type[Order], row_id: str) -> None:
     """Queue behind other writers of this row: a no-op UPDATE locks it on PostgreSQL, and on
     SQLite opens the write transaction, so the savepoint in ``_insert`` cannot commit alone
-    (pysqlite starts a transaction at the first write, not at a SAVEPOINT)."""
-    session.execute(update(model).where(model.id == row_id).values(id=model.id)
+    (pysqlite starts a transaction at the first write, not at a SAVEPOINT). It sets a column
+    that is no key, so rows referring to this one are not held up."""
+    column = Customer.name if model is Customer else Order.status
+    session.execute(update(model).where(model.id == row_id).values({column: column})
                     .execution_options(synchronize_session=False))
 
 
-def _insert(session: Session, row: Customer | Order) -> tuple[Customer | Order, bool]:
+def _insert(session: Session, row: R) -> tuple[R, bool]:
     """Insert ``row``; if a concurrent request inserted the same id first, return theirs."""
     try:
         with session.begin_nested():
             session.add(row)
         return row, True
     except IntegrityError:
-        found = session.get(type(row), row.id)
+        found: R | None = session.get(type(row), row.id)
         if found is None:
             raise
         return found, False
@@ -172,9 +175,11 @@ def put_order(session: Session, order_id: str, record: OrderRecord,
     _write_lock(session, Order, order_id)  # as a complaint or a pickup about it does
     values = {"placed_at": record.placed_at, "delivered_at": record.delivered_at,
               "status": record.status}
-    order = session.get(Order, order_id)
+    found = session.get(Order, order_id)
     created = False
-    if order is None:
+    if found is not None:
+        order = found
+    else:
         order, created = _insert(session, Order(id=order_id, customer_id=record.customer_id,
                                                 **values))
     if order.customer_id != record.customer_id:

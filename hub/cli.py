@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
@@ -286,6 +286,37 @@ def influx_backfill(ctx: click.Context, config_path: str | None, since: datetime
         engine.dispose()
     click.echo(f"{written} readings sent to {settings.influx.url} ({lo:%Y-%m-%d %H:%M} to "
                f"{hi:%Y-%m-%d %H:%M} UTC)")
+
+
+@hub.command("import-orders")
+@config_option
+@click.argument("file", type=click.File("rb"))
+@click.pass_context
+def import_orders_command(ctx: click.Context, config_path: str | None, file: BinaryIO) -> None:
+    """Put the shop's orders from FILE, JSON Lines ('-': stdin), as PUT /api/v1/orders does.
+
+    Each line is an order with its "order_id"; a bad line is reported with its number and
+    skipped, the others are stored. Exit code 1 if any line was refused.
+    """
+    from hub.coldchain_config import coldchain_config
+    from hub.db import make_engine, session_factory
+    from hub.order_import import import_orders
+
+    settings = _settings(ctx, config_path)
+    try:
+        families = coldchain_config(settings.coldchain_file).families
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
+    engine = make_engine(settings.database_url)
+    try:
+        report = import_orders(file, session_factory(engine), families)
+    finally:
+        engine.dispose()
+    for refused in report.refused:
+        click.echo(str(refused), err=True)
+    click.echo(report.summary())
+    if report.refused:
+        ctx.exit(1)
 
 
 @hub.command("triage-corrections")

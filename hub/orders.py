@@ -185,13 +185,14 @@ def put_order(session: Session, order_id: str, record: OrderRecord,
     if order.customer_id != record.customer_id:
         raise Conflict(f"order {order_id!r} belongs to customer {order.customer_id!r}, not "
                        f"{record.customer_id!r}; an order does not change hands")
-    put = Put(created=created, changed=_assign(order, **values) or created)
+    order_changed = _assign(order, **values)
     added = changed = 0
     for item_record in record.items:
         outcome = _put_item(session, order_id, item_record)
         added += outcome == "added"
         changed += outcome == "changed"
     session.flush()
+    put = Put(created=created, changed=created or order_changed or bool(added or changed))
     return OrderPut(order, put, customer, added, changed)
 
 

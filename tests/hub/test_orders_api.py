@@ -85,6 +85,12 @@ def test_an_update_changes_what_may_change_and_keeps_items_left_out(
                                    "customer": "unchanged", "items_added": 1, "items_changed": 1}
     response = put(client, "orders/O9-1", order_with(items=[]))  # items left out stay
     assert response.get_json()["outcome"] == "unchanged"
+    response = put(client, "orders/O9-1", order_with(items=[second]))  # as it is
+    assert response.get_json()["outcome"] == "unchanged"
+    response = put(client, "orders/O9-1", order_with(items=[{**second, "price_cents": 1}]))
+    assert (response.get_json()["outcome"], response.get_json()["items_changed"]) == (
+        "updated", 1)  # an item's change is the order's
+    put(client, "orders/O9-1", order_with(items=[second]))
     with factory() as session:
         order = session.get(Order, "O9-1")
         assert order is not None and order.status == "delivered"

@@ -645,6 +645,15 @@ def minutes(value: float | None) -> str:
     return f"{value:g} min" if value < 60 else f"{value / 60:g} h"
 
 
+LANGUAGE_NAMES = {"zh": "Chinese", "en": "English"}
+
+
+@bp.app_template_filter("language_name")
+def language_name(code: str) -> str:
+    """Return a language code as a name ("zh" -> "Chinese"); an unknown code as it is."""
+    return LANGUAGE_NAMES.get(code, code)
+
+
 @bp.app_template_filter("filesize")
 def filesize(value: int | None) -> str:
     """Return a byte count as "512 B", "12.3 KB" or "4.5 MB"."""

@@ -508,7 +508,7 @@ def test_the_shift_switch_hands_tickets_over(admin: FlaskClient,
 
     html = admin.get("/agents").text
     ana = row(html, "agent-ana")
-    assert "on shift" in ana and "2</a> / 2" in ana and "zh" in ana and "sh" in ana
+    assert "on shift" in ana and "2</a> / 2" in ana and ">Chinese<" in ana and ">sh<" in ana
     bo = row(html, "agent-bo")
     assert "off shift" in bo and "Start shift" in bo and "offline" in bo
     assert "1 open ticket queued" in html

@@ -35,6 +35,13 @@ def post(client: FlaskClient, path: str, body: dict[str, Any]) -> tuple[int, Any
     return response.status_code, response.get_json()
 
 
+def ticket_for_ana(client: FlaskClient) -> int:
+    """Sign agent ana on and file the app complaint, which goes to her; return its ticket."""
+    post(client, "/agents/ana", AGENT)
+    post(client, "/agents/ana/shift", {"on_shift": True})
+    return int(post(client, "/intake/app", APP)[1]["ticket_id"])
+
+
 def test_a_complaint_on_two_channels_is_one_ticket_over_http(client: FlaskClient) -> None:
     assert post(client, "/agents/ana", AGENT)[0] == 201
     assert post(client, "/agents/ana/shift", {"on_shift": True})[0] == 200
@@ -59,9 +66,7 @@ def test_a_complaint_on_two_channels_is_one_ticket_over_http(client: FlaskClient
 
 def test_the_workflow_over_http_refuses_illegal_transitions_with_409(
         client: FlaskClient) -> None:
-    post(client, "/agents/ana", AGENT)
-    post(client, "/agents/ana/shift", {"on_shift": True})
-    ticket_id = post(client, "/intake/app", APP)[1]["ticket_id"]
+    ticket_id = ticket_for_ana(client)
 
     status, refused = post(client, f"/tickets/{ticket_id}/transitions",
                            {"to": "resolved", "actor": "ana", "resolution": "refund"})
@@ -102,9 +107,7 @@ def test_evidence_upload_multipart_and_raw(client: FlaskClient) -> None:
 
 
 def test_agents_and_shift_handover_over_http(client: FlaskClient) -> None:
-    post(client, "/agents/ana", AGENT)
-    post(client, "/agents/ana/shift", {"on_shift": True})
-    ticket_id = post(client, "/intake/app", APP)[1]["ticket_id"]
+    ticket_id = ticket_for_ana(client)
     assert post(client, "/agents/ana", AGENT)[0] == 409
     response = client.put("/api/v1/agents/bo", json=AGENT | {"name": "Bo"}, headers=AUTH)
     assert response.status_code == 200 and response.get_json()["on_shift"] is False
@@ -201,9 +204,7 @@ def test_answered_calls_and_the_mini_program_window_over_http(client: FlaskClien
 
 
 def test_kpis_of_a_period_with_their_cohorts(client: FlaskClient) -> None:
-    post(client, "/agents/ana", AGENT)
-    post(client, "/agents/ana/shift", {"on_shift": True})
-    ticket_id = post(client, "/intake/app", APP)[1]["ticket_id"]
+    ticket_id = ticket_for_ana(client)
     post(client, f"/tickets/{ticket_id}/messages",
          {"author": "ana", "text": "We are refunding", "kind": "message"})
 
@@ -233,9 +234,7 @@ def test_kpis_refuse_a_bad_period_naming_it(client: FlaskClient, query: str,
 
 
 def test_the_open_filter_lists_every_open_status_as_the_pool_does(client: FlaskClient) -> None:
-    post(client, "/agents/ana", AGENT)
-    post(client, "/agents/ana/shift", {"on_shift": True})
-    ticket_id = post(client, "/intake/app", APP)[1]["ticket_id"]
+    ticket_id = ticket_for_ana(client)
     post(client, f"/tickets/{ticket_id}/transitions",
          {"to": "confirming", "actor": "ana", "reason": "on it"})
 

@@ -113,6 +113,12 @@ def serve(ctx: click.Context, config_path: str | None) -> None:
 
     sla_watch = SlaWatch(session_factory(engine))  # SLA warnings/breaches, the ticket queue
     sla_watch.start()
+    jobs = {"sla_watch": sla_watch, "fleet_watch": watch, "ledger_writer": ledger}
+    app.config["COLDLOOP_HEALTH"] = lambda: {
+        **({"ingest": running.worker.status()} if running.worker is not None else {}),
+        **({"ingest_workers": running.supervisor.status()}
+           if running.supervisor is not None else {}),
+        **{name: job.status() for name, job in jobs.items()}}
     server = make_server(settings.web.host, settings.web.port, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     click.echo(f"hub at http://{settings.web.host}:{server.server_port}; Ctrl-C to stop")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -60,6 +61,10 @@ class FleetWatch:
     def start(self) -> None:
         """Start the evaluator thread (the first round runs at once)."""
         self._job.start()
+
+    def status(self) -> dict[str, Any]:
+        """The health check's view of the job (``hub.periodic.Periodic.status``)."""
+        return self._job.status()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the thread to stop and wait for its current round to end."""

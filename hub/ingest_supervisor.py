@@ -19,6 +19,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from hub.mqtt_consumer import BrokerUnavailable, broker_speaks_v5
 from hub.settings import HubSettings
@@ -96,6 +97,13 @@ class IngestSupervisor:
         """The running children's process ids by worker index."""
         with self._lock:
             return {i: p.pid for i, p in self._children.items() if p.returncode is None}
+
+    def status(self) -> dict[str, Any]:
+        """The health check's view: ok while every worker process runs (one that exited is
+        restarted, after a delay)."""
+        running = sorted(self.pids)
+        return {"ok": len(running) == len(self._indexes), "running": running,
+                "expected": list(self._indexes)}
 
     def start(self) -> None:
         """Start every child, each watched by a thread of its own (blocked in wait())."""

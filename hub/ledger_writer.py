@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.orm import Session, sessionmaker
@@ -73,6 +74,10 @@ class LedgerWriter:
     def start(self) -> None:
         """Start the background thread (the first round runs at once)."""
         self._job.start()
+
+    def status(self) -> dict[str, Any]:
+        """The health check's view of the job (``hub.periodic.Periodic.status``)."""
+        return self._job.status()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the background thread after its current round."""

@@ -188,6 +188,16 @@ class IngestWorker:
         logger.info("ingest worker %s connecting to %s with MQTT %s", mqtt_settings.client_id,
                     mqtt_settings.url, "5" if self._v5 else "3.1.1")
 
+    def status(self) -> dict[str, Any]:
+        """The health check's view: ok while subscribed to the broker with the storing thread
+        alive (it stops on an error that is not the database's, acking nothing more)."""
+        thread = self._thread
+        storing = thread is not None and thread.is_alive()
+        connected = self._ready.is_set()
+        counters = self.counters
+        return {"ok": storing and connected, "connected": connected, "storing": storing,
+                "received": counters.received, "committed": counters.committed}
+
     def wait_ready(self, timeout: float) -> bool:
         """Wait until subscribed and announced online; return False on timeout."""
         return self._ready.wait(timeout)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -20,14 +22,28 @@ logger = logging.getLogger(__name__)
 class Periodic:
     """Calls ``work`` every ``every_s`` seconds (the first round at once) until :meth:`stop`."""
 
-    def __init__(self, name: str, every_s: float, work: Callable[[], object]) -> None:
+    def __init__(self, name: str, every_s: float, work: Callable[[], object], *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
+        self._clock = clock  # seconds, for the health check's "how long since"
         self.every_s = every_s
         self.work = work
         self.rounds = 0
         self.failures = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._started_at: float | None = None
+        self._succeeded_at: float | None = None
+
+    def status(self) -> dict[str, Any]:
+        """How the job fares, for the health check: ``ok`` while it runs and a round has
+        succeeded within three periods (or it started less than three periods ago)."""
+        now = self._clock()
+        last = self._succeeded_at if self._succeeded_at is not None else self._started_at
+        ok = self.running and last is not None and now - last <= 3 * self.every_s
+        ago = None if self._succeeded_at is None else round(now - self._succeeded_at, 1)
+        return {"ok": ok, "rounds": self.rounds, "failures": self.failures,
+                "last_success_s_ago": ago, "every_s": self.every_s}
 
     @property
     def running(self) -> bool:
@@ -39,6 +55,7 @@ class Periodic:
         if self._thread is not None:
             raise RuntimeError(f"{self.name} is already running")
         self._stop.clear()
+        self._started_at = self._clock()
         self._thread = threading.Thread(target=self._run, name=f"coldloop-{self.name}",
                                         daemon=True)
         self._thread.start()
@@ -57,6 +74,7 @@ class Periodic:
             try:
                 self.work()
                 self.rounds += 1
+                self._succeeded_at = self._clock()
             except SQLAlchemyError as err:  # the database is away: try again next round
                 self.failures += 1
                 logger.warning("%s failed, retrying in %.0f s: %s", self.name, self.every_s,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -55,6 +56,10 @@ class SlaWatch:
     def start(self) -> None:
         """Start the thread (the first round runs at once)."""
         self._job.start()
+
+    def status(self) -> dict[str, Any]:
+        """The health check's view of the job (``hub.periodic.Periodic.status``)."""
+        return self._job.status()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the thread after its current round."""

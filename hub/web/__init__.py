@@ -26,6 +26,8 @@ def create_app(settings: HubSettings, *, factory: sessionmaker[Session] | None =
 
     ``test_config`` overrides Flask config keys, and may set ``COLDLOOP_CLOCK`` (a callable
     returning an aware datetime) and ``COLDLOOP_RNG`` (a ``random.Random`` for pickup codes).
+    ``COLDLOOP_HEALTH`` (set by ``hub serve``) returns the status of each background part by
+    name, each with an ``ok``; the health endpoint reports them.
     """
     from hub.web import api, guards, survey_ui, tickets_ui, ui
 
@@ -39,6 +41,7 @@ def create_app(settings: HubSettings, *, factory: sessionmaker[Session] | None =
         MAX_CONTENT_LENGTH=64 * 1024,
         COLDLOOP_CLOCK=None,
         COLDLOOP_RNG=None,
+        COLDLOOP_HEALTH=None,
     )
     if test_config:
         app.config.from_mapping(test_config)

@@ -11,7 +11,7 @@ import hmac
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
@@ -265,13 +265,22 @@ class EvidenceQuery(_Query):
 
 @bp.get("/health")
 def health() -> tuple[Response, int]:
-    """Report whether the API is up and its database answers (no token needed)."""
+    """Report whether the API is up and its database answers (no token needed), and, in
+    ``hub serve``, how ingest and the periodic jobs fare; 503 if anything is not ok."""
     try:
         db_session().execute(text("SELECT 1"))
+        database = "ok"
     except SQLAlchemyError as err:
         logger.warning("health check: database unreachable: %s", err)
-        return jsonify(status="error", database="unreachable"), 503
-    return jsonify(status="ok", database="ok"), 200
+        database = "unreachable"
+    checks: Callable[[], dict[str, dict[str, Any]]] | None = \
+        current_app.config.get("COLDLOOP_HEALTH")
+    components = checks() if checks is not None else {}
+    ok = database == "ok" and all(c["ok"] for c in components.values())
+    body: dict[str, Any] = {"status": "ok" if ok else "error", "database": database}
+    if components:
+        body["components"] = components
+    return jsonify(body), 200 if ok else 503
 
 
 @bp.get("/items/<item_id>")

@@ -13,12 +13,15 @@ Waits are on conditions with deadlines (state messages, database counts, /proc),
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -487,6 +490,16 @@ def test_serve_runs_its_own_worker_and_supervises_the_others(
         _wait(lambda: count(factory, StoredMessage) >= len(expected),
               f"stored {count(factory, StoredMessage)} of {len(expected)}")
         _assert_stored_once(factory, expected, 40)
+        # its health check names its worker, the supervised one and the periodic jobs
+        _wait(lambda: "hub at http://" in log.read_text(), "no web address in the log")
+        url = re.search(r"hub at (http://\S+);", log.read_text())
+        assert url is not None
+        with urllib.request.urlopen(f"{url.group(1)}/api/v1/health", timeout=10) as response:
+            health = json.loads(response.read())
+        assert health["status"] == "ok"
+        assert sorted(health["components"]) == ["fleet_watch", "ingest", "ingest_workers",
+                                                 "ledger_writer", "sla_watch"]
+        assert health["components"]["ingest_workers"]["running"] == [1]
         child = workers_of(hub.pid)[1]
         hub.send_signal(signal.SIGTERM)
         assert hub.wait(START_S) == 0, log.read_text()[-2000:]

@@ -417,9 +417,12 @@ def test_hub_state_is_retained_online_and_last_will_says_offline(
 def test_clean_stop_announces_offline(start_worker: StartWorker,
                                       hub_states: HubStateMonitor) -> None:
     worker = start_worker()
+    assert worker.status()["ok"] is True  # subscribed, storing thread alive (health check)
     since = datetime.now(UTC)
     worker.stop()
     hub_states.wait_for(lambda s: not s.online and s.ts is not None and s.ts >= since)
+    status = worker.status()
+    assert (status["ok"], status["connected"], status["storing"]) == (False, False, False)
 
 
 def holding_scan_1(start_worker: StartWorker, gateway: FakeGateway,

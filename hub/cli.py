@@ -73,17 +73,19 @@ def ingest(ctx: click.Context, config_path: str | None, workers: int | None,
     """Run ingest: one worker, or --workers N processes sharing the load over MQTT v5."""
     settings = _settings(ctx, config_path, {"ingest.workers": workers} if workers else None)
     stop = _stop_on_signal()
+    died = _DeathWatch(stop)
     if worker_index is not None:  # a supervisor's child: one worker, stops with its parent
         _stop_when_stdin_closes(stop)
-        running = _start_ingest(settings, worker_index=worker_index)
+        running = _start_ingest(settings, worker_index=worker_index, on_death=died.set)
     else:
         running = _start_ingest(settings, children=_child_command(ctx, settings, config_path),
-                                in_process=settings.ingest.workers == 1)
+                                in_process=settings.ingest.workers == 1, on_death=died.set)
         count = settings.ingest.workers
         click.echo(f"ingesting from {settings.mqtt.url}"
                    f"{f' with {count} worker processes' if count > 1 else ''}; Ctrl-C to stop")
     stop.wait()
     _stop_ingest(running)
+    died.exit_if_died()
 
 
 @hub.command()
@@ -97,7 +99,9 @@ def serve(ctx: click.Context, config_path: str | None) -> None:
 
     settings = _settings(ctx, config_path)
     stop = _stop_on_signal()
-    running = _start_ingest(settings, children=_child_command(ctx, settings, config_path))
+    died = _DeathWatch(stop)
+    running = _start_ingest(settings, children=_child_command(ctx, settings, config_path),
+                            on_death=died.set)
     engine = running.engine
     from hub.db import session_factory
     from hub.fleet_watch import FleetWatch
@@ -113,7 +117,8 @@ def serve(ctx: click.Context, config_path: str | None) -> None:
 
     sla_watch = SlaWatch(session_factory(engine))  # SLA warnings/breaches, the ticket queue
     sla_watch.start()
-    jobs = {"sla_watch": sla_watch, "fleet_watch": watch, "ledger_writer": ledger}
+    jobs: dict[str, SlaWatch | FleetWatch | LedgerWriter] = {
+        "sla_watch": sla_watch, "fleet_watch": watch, "ledger_writer": ledger}
     app.config["COLDLOOP_HEALTH"] = lambda: {
         **({"ingest": running.worker.status()} if running.worker is not None else {}),
         **({"ingest_workers": running.supervisor.status()}
@@ -128,6 +133,7 @@ def serve(ctx: click.Context, config_path: str | None) -> None:
     ledger.stop()
     watch.stop()
     _stop_ingest(running)
+    died.exit_if_died()
 
 
 @dataclass
@@ -141,9 +147,11 @@ class _Ingest:
 
 
 def _start_ingest(settings: HubSettings, *, children: Callable[[int], list[str]] | None = None,
-                  in_process: bool = True, worker_index: int | None = None) -> _Ingest:
+                  in_process: bool = True, worker_index: int | None = None,
+                  on_death: Callable[[], None] | None = None) -> _Ingest:
     """Start ingest: a worker in this process (unless not ``in_process``) and, with
     ingest.workers = N > 1, the others as supervised ``children`` (their command lines).
+    ``on_death`` is called if the in-process worker's storing thread dies.
 
     ``worker_index``: this process is that worker of a supervisor, which migrated the database.
     """
@@ -173,7 +181,7 @@ def _start_ingest(settings: HubSettings, *, children: Callable[[int], list[str]]
             running.sinks.append(InfluxSink(settings.influx))
         running.worker = IngestWorker(settings, session_factory(running.engine),
                                       protocol_v5=settings.mqtt.protocol == "5",
-                                      sinks=running.sinks)
+                                      sinks=running.sinks, on_death=on_death)
         try:
             running.worker.start()
         except ConfigError as err:
@@ -202,6 +210,26 @@ def _child_command(ctx: click.Context, settings: HubSettings,
         root.append("-" + "v" * verbose)
     config = ["--config", os.path.abspath(config_path)] if config_path else []
     return lambda k: [*root, "hub", "ingest", *config, "--worker-index", str(k)]
+
+
+class _DeathWatch:
+    """Ends the command when the ingest worker's storing thread dies: a process that stays up
+    storing nothing would never be restarted. It stops like a Ctrl-C, then exits 1."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._stop = stop
+        self._died = threading.Event()
+
+    def set(self) -> None:
+        """Called by the worker's storing thread as it dies."""
+        self._died.set()
+        self._stop.set()
+
+    def exit_if_died(self) -> None:
+        """After the clean stop: exit 1 with the reason if the thread died."""
+        if self._died.is_set():
+            raise click.ClickException("the ingest worker's storing thread died (its error is "
+                                       "logged above); exiting so that it is restarted")
 
 
 def _stop_on_signal() -> threading.Event:

@@ -126,10 +126,14 @@ class IngestWorker:
                  protocol_v5: bool | None = None, sites: Sequence[str] = ("+",),
                  backoff_s: tuple[float, float] = (0.5, 30.0),
                  sinks: Sequence[TelemetrySink] = (),
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None,
+                 on_death: Callable[[], None] | None = None) -> None:
         self._settings = settings
         # Stamps receipts, acks and the hub's state; a simulation passes its virtual clock.
         self._clock = clock or _now
+        # Called from the storing thread if it dies; the command exits so that it is restarted.
+        self._on_death = on_death
+        self._died = False
         self._sinks = tuple(sinks)  # told of each newly stored telemetry batch after commit
         self._sites = tuple(sites)  # "+": every site; a regional hub may name its own
         self._factory = factory
@@ -192,7 +196,7 @@ class IngestWorker:
         """The health check's view: ok while subscribed to the broker with the storing thread
         alive (it stops on an error that is not the database's, acking nothing more)."""
         thread = self._thread
-        storing = thread is not None and thread.is_alive()
+        storing = thread is not None and thread.is_alive() and not self._died
         connected = self._ready.is_set()
         counters = self.counters
         return {"ok": storing and connected, "connected": connected, "storing": storing,
@@ -350,6 +354,9 @@ class IngestWorker:
         finally:
             if not finished:  # the error itself goes to threading.excepthook
                 logger.critical("ingest thread died: nothing more is stored or acked")
+                self._died = True
+                if self._on_death is not None:
+                    self._on_death()
 
     def _next_batch(self) -> tuple[list[_Delivery], bool]:
         """Take up to batch_size deliveries, waiting batch_wait_ms after the first one."""

@@ -48,3 +48,21 @@ def test_health_reports_each_component_and_fails_if_one_is_not_ok(
     assert response.status_code == 503
     assert response.get_json()["status"] == "error"
     assert response.get_json()["components"]["ingest"]["storing"] is False
+
+
+def test_a_dead_storing_thread_stops_the_command_which_exits_1() -> None:
+    from click import ClickException
+
+    from hub.cli import _DeathWatch
+
+    stop = threading.Event()
+    watch = _DeathWatch(stop)
+    watch.exit_if_died()  # alive: a clean stop exits 0
+    watch.set()  # what the worker calls from its dying thread
+    assert stop.is_set()
+    try:
+        watch.exit_if_died()
+    except ClickException as err:
+        assert err.exit_code == 1 and "storing thread died" in err.message
+    else:
+        raise AssertionError("a dead storing thread must end the command with exit code 1")

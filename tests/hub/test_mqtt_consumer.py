@@ -213,7 +213,8 @@ def start_worker(broker: BrokerAddress, site: str,
     def start(client_id: str | None = None, *, v5: bool | None = None,
               session_factory: sessionmaker[Session] | None = None, share_group: str | None = None,
               wait_ready: bool = True, sinks: Sequence[Any] = (),
-              url: str | None = None) -> IngestWorker:
+              url: str | None = None,
+              on_death: Callable[[], None] | None = None) -> IngestWorker:
         client_id = client_id or f"hub-test-{uuid.uuid4().hex[:8]}"
         settings = HubSettings(
             mqtt=MqttSettings(url=url or broker.url, client_id=client_id,
@@ -221,7 +222,8 @@ def start_worker(broker: BrokerAddress, site: str,
             ingest=IngestSettings(batch_size=100, batch_wait_ms=20))
         speaks_v5 = broker.speaks_v5 if v5 is None else v5
         worker = IngestWorker(settings, session_factory or factory, protocol_v5=speaks_v5,
-                              sites=[site], backoff_s=(0.05, 0.2), sinks=sinks)
+                              sites=[site], backoff_s=(0.05, 0.2), sinks=sinks,
+                              on_death=on_death)
         worker.start()
         started.append((worker, client_id, speaks_v5))
         if wait_ready:
@@ -423,6 +425,23 @@ def test_clean_stop_announces_offline(start_worker: StartWorker,
     hub_states.wait_for(lambda s: not s.online and s.ts is not None and s.ts >= since)
     status = worker.status()
     assert (status["ok"], status["connected"], status["storing"]) == (False, False, False)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the bug
+def test_a_storing_thread_that_dies_tells_its_owner_and_acks_nothing(
+        start_worker: StartWorker, gateway: FakeGateway, monkeypatch: pytest.MonkeyPatch,
+        factory: sessionmaker[Session]) -> None:
+    def a_bug(_session: Session, _batch: object) -> None:
+        raise RuntimeError("a bug in the store")
+
+    monkeypatch.setattr("hub.mqtt_consumer.store_batch", a_bug)
+    died = threading.Event()
+    worker = start_worker(on_death=died.set)
+    gateway.event(scan(1))
+    assert died.wait(WAIT)  # `hub ingest` and `hub serve` then stop and exit 1
+    status = worker.status()
+    assert (status["ok"], status["storing"], status["received"]) == (False, False, 1)
+    assert count(factory, Scan) == 0 and gateway.acks == []
 
 
 def holding_scan_1(start_worker: StartWorker, gateway: FakeGateway,

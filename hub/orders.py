@@ -209,17 +209,20 @@ def _put_item(session: Session, order_id: str, record: ItemRecord) -> str:
     if item.order_id != order_id:
         raise Conflict(f"item {record.item_id!r} belongs to order {item.order_id!r}, not "
                        f"{order_id!r}")
-    fixed = {"gtin": record.gtin, "lot": record.lot, "packed_at": record.packed_at,
-             "tag_uid": tag_uid}
-    clashes = [f"{name} {getattr(item, name)!r} (sent {value!r})"
-               for name, value in fixed.items()
-               if not _same(getattr(item, name), value)
-               and not (name == "tag_uid" and item.tag_uid is None)]
+    fixed: dict[str, object] = {"gtin": record.gtin, "lot": record.lot,
+                                "packed_at": record.packed_at}
+    if item.tag_uid is not None and tag_uid is not None:  # a UID not known before may come
+        fixed["tag_uid"] = tag_uid
+    clashes = [f"{name} {_shown(getattr(item, name))} (sent {_shown(value)})"
+               for name, value in fixed.items() if not _same(getattr(item, name), value)]
     if clashes:
         raise Conflict(f"item {record.item_id!r} already has {', '.join(clashes)}: what its tag "
                        f"carries does not change; a different tag is a different item id")
-    return "changed" if _assign(item, product=record.product, family=record.family,
-                                price_cents=record.price_cents, tag_uid=tag_uid) else "same"
+    changes: dict[str, object] = {"product": record.product, "family": record.family,
+                                  "price_cents": record.price_cents}
+    if tag_uid is not None:  # left out: kept
+        changes["tag_uid"] = tag_uid
+    return "changed" if _assign(item, **changes) else "same"
 
 
 def _assign(row: object, **values: object) -> bool:
@@ -230,6 +233,10 @@ def _assign(row: object, **values: object) -> bool:
             setattr(row, name, value)
             changed = True
     return changed
+
+
+def _shown(value: object) -> str:
+    return repr(as_utc(value).isoformat()) if isinstance(value, datetime) else repr(value)
 
 
 def _same(stored: object, sent: object) -> bool:

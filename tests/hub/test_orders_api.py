@@ -179,3 +179,26 @@ def test_concurrent_puts_of_one_new_order_store_it_once(factory: sessionmaker[Se
                               .where(Customer.id == "C-9")) == 1
         assert session.scalar(select(func.count()).select_from(Item)
                               .where(Item.order_id == "O9-1")) == 1
+
+
+def test_an_items_tag_uid_may_be_left_out_but_not_changed(
+        client: FlaskClient, factory: sessionmaker[Session]) -> None:
+    put(client, "orders/O9-1", ORDER)
+    without_uid = {k: v for k, v in ITEM.items() if k != "tag_uid"}
+    response = put(client, "orders/O9-1", order_with(items=[without_uid]))
+    assert (response.status_code, response.get_json()["outcome"]) == (200, "unchanged")
+    with factory() as session:
+        item = session.get(Item, "I9-00001-1")
+        assert item is not None and item.tag_uid == "04a1b2c3"  # kept
+
+    response = put(client, "orders/O9-1", order_with(items=[item_with(tag_uid="04a1b2c4")]))
+    assert response.status_code == 409
+    assert "tag_uid '04a1b2c3' (sent '04a1b2c4')" in error_of(response)
+    response = put(client, "orders/O9-1", order_with(items=[item_with(
+        packed_at="2026-10-31T00:49:00+01:00")]))  # the same instant: no change
+    assert response.get_json()["outcome"] == "unchanged"
+    response = put(client, "orders/O9-1", order_with(items=[item_with(
+        packed_at="2026-10-31T00:00:00+00:00")]))
+    assert response.status_code == 409
+    assert ("packed_at '2026-10-30T23:49:00+00:00' (sent '2026-10-31T00:00:00+00:00')"
+            in error_of(response))

@@ -530,3 +530,10 @@ def test_the_shift_switch_hands_tickets_over(admin: FlaskClient,
     assert "on_shift must be 1" in flashes(html)[0]
     assert admin.post("/agents/ghost/shift", data={
         "on_shift": "1", "csrf_token": token(admin, "/agents")}).status_code == 404
+
+
+def test_the_pool_refreshes_itself_and_a_ticket_page_does_not(admin: FlaskClient) -> None:
+    refresh = '<meta http-equiv="refresh" content="60">'
+    assert refresh in admin.get("/tickets").text
+    assert refresh in admin.get("/fleet").text
+    assert refresh not in admin.get("/agents").text  # forms a refresh would interrupt

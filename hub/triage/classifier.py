@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from hub.triage import model as model_store
 from hub.triage import rules
 from hub.triage.opinion import NEUTRAL_AT
-from hub.triage.text import language, normalise, validate
+from hub.triage.text import as_written, language, normalise, validate
 from hub.triage.tokens import analyse_cut, readable
 
 RULE_CONFIDENCE = 0.9  # confidence reported when an unambiguous phrase decided the category
@@ -142,9 +142,9 @@ def classify_with(m: model_store.TriageModel, texts: Sequence[str]) -> list[Tria
             urgency=rules.urgency(category, score, hits, p_neutral[n] >= NEUTRAL_AT),
             sentiment=sentiment_label(p_pos[n], p_neutral[n]),
             sentiment_score=score,
-            keywords=_keywords(x_cat.indices[x_cat.indptr[n]:x_cat.indptr[n + 1]],
-                               x_cat.data[x_cat.indptr[n]:x_cat.indptr[n + 1]],
-                               coef[k], info, rule_words),
+            keywords=as_written(_keywords(x_cat.indices[x_cat.indptr[n]:x_cat.indptr[n + 1]],
+                                          x_cat.data[x_cat.indptr[n]:x_cat.indptr[n + 1]],
+                                          coef[k], info, rule_words), text, norms[n]),
             confidence=round(confidence, 4),
             language=language(text),
             model_version=m.version,

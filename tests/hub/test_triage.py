@@ -3,6 +3,8 @@ card."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 pytest.importorskip("jieba")
@@ -19,7 +21,7 @@ from hub.triage.classifier import (
 from hub.triage.generator import generate
 from hub.triage.opinion import NEUTRAL_AT
 from hub.triage.taxonomy import CATEGORIES, READS_POSITIVE
-from hub.triage.text import MAX_CHARS, language, normalise
+from hub.triage.text import MAX_CHARS, as_written, language, normalise
 
 
 @pytest.mark.parametrize(("text", "category"), [
@@ -75,7 +77,13 @@ def test_traditional_chinese_is_read_as_simplified() -> None:
              ("餐品送錯，告知也不理睬，不負責任", "餐品送错，告知也不理睬，不负责任"),
              ("等了兩個小時才送到，菜都涼了", "等了两个小时才送到，菜都凉了")]
     traditional, simplified = zip(*pairs, strict=True)
-    assert classify(traditional) == classify(simplified)
+    read, twins = classify(traditional), classify(simplified)
+    assert [replace(t, keywords=[]) for t in read] == [replace(t, keywords=[]) for t in twins]
+    for text, t, twin in zip(traditional, read, twins, strict=True):
+        # the keywords are the twin's, as the customer wrote them
+        assert [normalise(k) for k in t.keywords] == twin.keywords
+        assert t.keywords and all(k in text for k in t.keywords)
+        assert t.keywords != twin.keywords  # shown in Traditional script
 
 
 def test_threats_raise_urgency() -> None:
@@ -337,3 +345,10 @@ def test_review_split_parts_the_texts_by_confidence() -> None:
     assert nothing["confident"]["accuracy"] == overall
     split = evaluate.review_split(rows)  # the hub's threshold: both parts add up
     assert split["confident"]["n"] + split["to_review"]["n"] == len(rows)
+
+
+def test_keywords_are_mapped_back_only_where_the_text_kept_its_length() -> None:
+    assert as_written(["发霉", "mouldy", "不在"], "草莓發霉 MOULDY", "草莓发霉 mouldy") == [
+        "發霉", "mouldy", "不在"]
+    assert as_written(["发霉"], "草莓发霉", "草莓发霉") == ["发霉"]  # nothing converted
+    assert as_written(["发霉"], "發霉了", "发霉") == ["发霉"]  # lengths differ: left as is

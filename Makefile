@@ -4,6 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO_ARGS ?=
+TYPED  := protocols edge hub firmware_sim bench  # type-checked (protocols strictly)
 
 .PHONY: demo test lint bench clean
 
@@ -19,11 +20,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy $(TYPED)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy protocols
+	$(VENV)/bin/mypy $(TYPED)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis

@@ -22,11 +22,11 @@ depends_on = None
 _EMPTY_OBJECT = sa.text("'{}'")
 
 
-def _id() -> sa.Column:
+def _id() -> sa.Column[int]:
     return sa.Column("id", sa.Integer(), autoincrement=True, nullable=False)
 
 
-def _ticket_fk() -> sa.Column:
+def _ticket_fk() -> sa.Column[int]:
     return sa.Column("ticket_id", sa.Integer(), sa.ForeignKey("tickets.id"), nullable=False)
 
 

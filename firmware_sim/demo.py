@@ -89,10 +89,27 @@ def run_demo(options: DemoOptions) -> tuple[dict[str, Any], Stack]:
     stack = start_stack(options.data_dir, sites=[DEMO_SITE], broker=options.broker,
                         config=options.config, clock=clock.now)
     try:
-        return _run(options, stack, clock), stack
+        summary = _run(options, stack, clock)
+        if not options.headless:
+            go_live(stack, clock)
+        return summary, stack
     except BaseException:
         stack.stop()
         raise
+
+
+def go_live(stack: Stack, clock: VirtualClock) -> None:
+    """After the scenario, for a person trying the UI: time runs on from the scenario's end,
+    and SLA clocks are evaluated and the ticket queue worked every minute, as `hub serve`
+    does, so a complaint filed by hand is routed, warned and escalated. (The gateway is no
+    longer polled, so the fleet's alarms are not evaluated: they would only say it is
+    silent.)"""
+    from hub.tickets.sla_watch import SlaWatch
+
+    clock.go_live()
+    watch = SlaWatch(stack.factory, clock=clock.now)
+    watch.start()
+    stack.on_stop(watch.stop)
 
 
 def _run(options: DemoOptions, stack: Stack, clock: VirtualClock) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.errors import HubError
-from hub.orders import RECORD_ID, OrderRecord, put_order
+from hub.orders import RECORD_ID_RULE, OrderRecord, is_record_id, put_order
 from protocols.storable import unstorable
 
 
@@ -86,8 +86,8 @@ def _parse(raw: bytes) -> tuple[str, OrderRecord]:
     if found is not None:
         raise ValueError(f"{found[0]}: {found[1]}")
     order_id = data.pop("order_id", None)
-    if not isinstance(order_id, str) or not re.fullmatch(RECORD_ID, order_id):
-        raise ValueError("order_id: required, 1 to 32 letters, digits, '.', '_' or '-'")
+    if not is_record_id(order_id):
+        raise ValueError(f"order_id: required, {RECORD_ID_RULE}")
     try:
         return order_id, OrderRecord.model_validate(data)
     except ValidationError as err:

@@ -14,6 +14,7 @@ order sync never deletes what scans, pickups and tickets may refer to.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,8 +36,14 @@ MAX_ITEMS = 200  # per order (a put of 200 items stays under the API's 64 KB bod
 ORDER_STATUSES = ("placed", "dispatched", "delivered", "cancelled")
 # Ids travel in URL paths: letters, digits and . _ - only.
 RECORD_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
+RECORD_ID_RULE = "1 to 32 letters, digits, '.', '_' or '-', starting with a letter or digit"
 _TOKEN = r"^[a-z][a-z0-9_-]{0,15}$"
 _Phone = Annotated[str, Field(min_length=5, max_length=32, pattern=r"^\+?[0-9 -]+$")]
+
+
+def is_record_id(value: object) -> bool:
+    """Whether ``value`` can be a customer or order id (see RECORD_ID_RULE)."""
+    return isinstance(value, str) and re.fullmatch(RECORD_ID, value) is not None
 
 
 def _gtin14(value: str) -> str:

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from hub.triage import model as model_store
 from hub.triage import rules
 from hub.triage.opinion import NEUTRAL_AT
-from hub.triage.text import as_written, language, normalise, validate
+from hub.triage.text import as_written, language, plain_form, simplified, validate
 from hub.triage.tokens import analyse_cut, readable
 
 RULE_CONFIDENCE = 0.9  # confidence reported when an unambiguous phrase decided the category
@@ -109,7 +109,8 @@ def classify(texts: Sequence[str]) -> list[Triage]:
 
 def classify_with(m: model_store.TriageModel, texts: Sequence[str]) -> list[Triage]:
     """Triage already-validated texts with a given model (training and evaluation use it)."""
-    norms = [normalise(t) for t in texts]
+    plains = [plain_form(t) for t in texts]
+    norms = [simplified(p) for p in plains]  # normalise(t), keeping the step before
     cuts = [rules.without_denials(n) for n in norms]
     cat_feats, sent_feats = zip(*map(analyse_cut, cuts), strict=True)
     x_cat = model_store.tfidf(m.category_vectorizer, cat_feats)
@@ -144,7 +145,7 @@ def classify_with(m: model_store.TriageModel, texts: Sequence[str]) -> list[Tria
             sentiment_score=score,
             keywords=as_written(_keywords(x_cat.indices[x_cat.indptr[n]:x_cat.indptr[n + 1]],
                                           x_cat.data[x_cat.indptr[n]:x_cat.indptr[n + 1]],
-                                          coef[k], info, rule_words), text, norms[n]),
+                                          coef[k], info, rule_words), plains[n], norms[n]),
             confidence=round(confidence, 4),
             language=language(text),
             model_version=m.version,

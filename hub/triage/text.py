@@ -32,20 +32,24 @@ def normalise(text: str) -> str:
     """NFKC (full-width to half-width), Traditional Chinese to Simplified, lower case,
     whitespace runs collapsed. Customers in Hong Kong, Taiwan and abroad write "草莓發霉了";
     the rules, the segmenter and the models know "草莓发霉了"."""
-    plain = _plain(text)
-    return _simplifier().convert(plain) if _CJK_RUN.search(plain) else plain
+    return simplified(plain_form(text))
 
 
-def _plain(text: str) -> str:
+def plain_form(text: str) -> str:
     """``normalise`` without the Traditional-to-Simplified step (which commutes with it)."""
     return " ".join(unicodedata.normalize("NFKC", text).lower().split())
 
 
-def as_written(words: list[str], text: str, norm: str) -> list[str]:
-    """Keywords as the customer wrote them: a keyword found in ``norm`` (``normalise(text)``)
-    becomes the same span of the text before the Traditional-to-Simplified step, which maps
-    character for character nearly always (if it changed the length, nothing is mapped)."""
-    plain = _plain(text)
+def simplified(plain: str) -> str:
+    """The Traditional-to-Simplified step of ``normalise``, on a ``plain_form``."""
+    return _simplifier().convert(plain) if _CJK_RUN.search(plain) else plain
+
+
+def as_written(words: list[str], plain: str, norm: str) -> list[str]:
+    """Keywords as the customer wrote them: a keyword found in ``norm`` (``simplified(plain)``)
+    becomes the same span of ``plain``, the text before the Traditional-to-Simplified step,
+    which maps character for character nearly always (if it changed the length, nothing is
+    mapped)."""
     if plain == norm or len(plain) != len(norm):
         return words
     written = []

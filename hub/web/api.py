@@ -791,9 +791,8 @@ def error_response(status: int, message: str,
 
 
 def _record_id(what: str, value: str) -> None:
-    if not re.fullmatch(orders.RECORD_ID, value):
-        raise Unprocessable(f"{what} {value!r}: 1 to 32 letters, digits, '.', '_' or '-', "
-                            "starting with a letter or digit", {what: "not a valid id"})
+    if not orders.is_record_id(value):
+        raise Unprocessable(f"{what} {value!r}: {orders.RECORD_ID_RULE}", {what: "not a valid id"})
 
 
 def _json_body() -> Any:

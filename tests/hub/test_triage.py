@@ -21,7 +21,14 @@ from hub.triage.classifier import (
 from hub.triage.generator import generate
 from hub.triage.opinion import NEUTRAL_AT
 from hub.triage.taxonomy import CATEGORIES, READS_POSITIVE
-from hub.triage.text import MAX_CHARS, as_written, language, normalise
+from hub.triage.text import (
+    MAX_CHARS,
+    as_written,
+    language,
+    normalise,
+    plain_form,
+    simplified,
+)
 
 
 @pytest.mark.parametrize(("text", "category"), [
@@ -348,7 +355,9 @@ def test_review_split_parts_the_texts_by_confidence() -> None:
 
 
 def test_keywords_are_mapped_back_only_where_the_text_kept_its_length() -> None:
-    assert as_written(["发霉", "mouldy", "不在"], "草莓發霉 MOULDY", "草莓发霉 mouldy") == [
+    plain = plain_form("草莓發霉  MOULDY")
+    assert (plain, simplified(plain)) == ("草莓發霉 mouldy", normalise("草莓發霉  MOULDY"))
+    assert as_written(["发霉", "mouldy", "不在"], plain, simplified(plain)) == [
         "發霉", "mouldy", "不在"]
     assert as_written(["发霉"], "草莓发霉", "草莓发霉") == ["发霉"]  # nothing converted
     assert as_written(["发霉"], "發霉了", "发霉") == ["发霉"]  # lengths differ: left as is

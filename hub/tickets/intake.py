@@ -236,7 +236,7 @@ def _open_ticket(session: Session, key: str, order: Order | None, now: datetime,
                  config: TicketConfig) -> Ticket | None:
     since = now - timedelta(hours=config.merge_window_h)
     query = select(Ticket).where(Ticket.customer_key == key,
-                                 Ticket.status.in_(states.OPEN_STATUSES | {"open"}),
+                                 Ticket.status.in_(states.STILL_OPEN),
                                  Ticket.created_at >= since)
     query = query.where(Ticket.order_id == order.id if order is not None
                         else Ticket.order_id.is_(None))

@@ -20,6 +20,9 @@ OPEN_STATUSES: Final = frozenset({NEW, CONFIRMING, HANDLING, AWAITING_EVIDENCE})
 # state machine (migration 0008 renames it to "new"); it stays open.
 CLOSED_STATUSES: Final = frozenset({RESOLVED, FOLLOWED_UP, CLOSED, MERGED})
 ALL_STATUSES: Final = OPEN_STATUSES | CLOSED_STATUSES
+LEGACY_OPEN: Final = "open"
+# What "open" means as a filter (the pool's default, the API's status=open) and to intake.
+STILL_OPEN: Final = OPEN_STATUSES | {LEGACY_OPEN}
 
 # SLA clock targets
 ACK: Final = "ACK"  # an agent accepts the ticket (new -> confirming) after it was assigned

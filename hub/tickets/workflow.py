@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 HANDLING_KINDS = frozenset({"simple", "complex"})
 SIMPLE_RESOLUTIONS = frozenset({"refund", "reship"})  # done at once
 RESOLUTIONS = SIMPLE_RESOLUTIONS | frozenset({"replace", "credit", "explained", "rejected"})
-LEGACY_OPEN = "open"  # the status of tickets written before the state machine
+LEGACY_OPEN = states.LEGACY_OPEN  # the status of tickets written before the state machine
 
 
 @dataclass(frozen=True)

@@ -521,7 +521,7 @@ def list_tickets() -> Response:
                             {"status": f"not one of {', '.join(known)}"})
     query = select(Ticket).order_by(Ticket.created_at.desc(), Ticket.id.desc())
     if args.status == OPEN_TICKETS:  # as the ticket pool's default filter
-        query = query.where(Ticket.status.in_(states.OPEN_STATUSES))
+        query = query.where(Ticket.status.in_(states.STILL_OPEN))
     elif args.status is not None:
         query = query.where(Ticket.status == args.status)
     if args.assignee is not None:

@@ -111,7 +111,7 @@ class Filters:
         """Return the SQL conditions of these filters."""
         found: list[ColumnElement[bool]] = []
         if with_status and self.status == OPEN:
-            found.append(Ticket.status.in_(states.OPEN_STATUSES | {workflow.LEGACY_OPEN}))
+            found.append(Ticket.status.in_(states.STILL_OPEN))
         elif with_status and self.status != ALL:
             found.append(Ticket.status == self.status)
         if self.assignee == UNASSIGNED:
@@ -250,7 +250,7 @@ def ticket_list() -> str:
     rows, total = pool(db, filters, page)
     counts = status_counts(db, filters)
     open_total = sum(n for status, n in counts.items()
-                     if status in states.OPEN_STATUSES or status == workflow.LEGACY_OPEN)
+                     if status in states.STILL_OPEN)
     return render_template("tickets.html", rows=rows, total=total, page=page,
                            pages=max(1, math.ceil(total / PAGE_SIZE)), page_size=PAGE_SIZE,
                            filters=filters, known=known, counts=counts, open_total=open_total,

@@ -119,7 +119,7 @@ class TicketAssignment(Base):
     actor: Mapped[str] = mapped_column(String(64))
     assigned_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
-    end_reason: Mapped[str | None] = mapped_column(String(32))  # off_shift, escalation, ...
+    end_reason: Mapped[str | None] = mapped_column(String(32))  # off_shift, inactive, profile, ...
 
 
 class SlaClock(Base):

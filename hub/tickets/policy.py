@@ -93,6 +93,11 @@ class TicketConfig:
                 return policy
         return self.default_policy
 
+    @property
+    def teams(self) -> tuple[str, ...]:
+        """The teams with a queue: the default team and every team a category goes to."""
+        return tuple(dict.fromkeys((self.default_team, *self.team_by_category.values())))
+
     def team_for(self, category: str) -> str:
         """Return the team whose queue takes a ticket of ``category``."""
         return self.team_by_category.get(category, self.default_team)

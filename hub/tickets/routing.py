@@ -12,7 +12,7 @@ writers) and the candidates' rows too, so two workers never over-fill one agent.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -68,6 +68,17 @@ def shortfalls(agent: Agent, ticket: Ticket, open_tickets: int | None = None) ->
         found.append(f"off shift: agent {agent.id} is not on shift")
     if not agent.online:
         found.append(f"offline: agent {agent.id} is not online")
+    found += profile_shortfalls(agent, ticket)
+    if open_tickets is not None and open_tickets >= agent.capacity:
+        found.append(f"capacity: agent {agent.id} has {open_tickets} open tickets, capacity "
+                     f"{agent.capacity}")
+    return found
+
+
+def profile_shortfalls(agent: Agent, ticket: Ticket) -> list[str]:
+    """Return where the agent's team, skills, languages and regions do not cover the ticket
+    (whatever their presence and load)."""
+    found = []
     if agent.team != (ticket.team or agent.team):
         found.append(f"team: agent {agent.id} is in team {agent.team}, the ticket in "
                      f"{ticket.team}")
@@ -81,9 +92,6 @@ def shortfalls(agent: Agent, ticket: Ticket, open_tickets: int | None = None) ->
     if agent.regions and ticket.region and ticket.region not in agent.regions:
         found.append(f"region: agent {agent.id} covers {', '.join(agent.regions)}, not "
                      f"{ticket.region}")
-    if open_tickets is not None and open_tickets >= agent.capacity:
-        found.append(f"capacity: agent {agent.id} has {open_tickets} open tickets, capacity "
-                     f"{agent.capacity}")
     return found
 
 
@@ -203,13 +211,21 @@ def agent_off_shift(session: Session, agent_id: str, now: datetime, *,
     agent.on_shift = False
     if not by_schedule:
         agent.shift_set_by_hand_at = now
-    handed: list[tuple[Ticket, Agent | None]] = []
     tickets = session.scalars(
         select(Ticket).where(Ticket.assignee_id == agent.id,
                              Ticket.status.in_(states.OPEN_STATUSES),
                              Ticket.first_contact_at.is_(None)).order_by(Ticket.id)).all()
+    return hand_over(session, agent, tickets, now, "off_shift", config=config)
+
+
+def hand_over(session: Session, agent: Agent, tickets: Iterable[Ticket], now: datetime,
+              why: str, *, config: TicketConfig = DEFAULT_CONFIG
+              ) -> list[tuple[Ticket, Agent | None]]:
+    """Take the agent's ``tickets`` from them (``why`` ends each assignment: off_shift,
+    inactive, profile) and give each to the best other qualified agent, or the queue."""
+    handed: list[tuple[Ticket, Agent | None]] = []
     for ticket in tickets:
-        unassign(session, ticket, now, "off_shift")
+        unassign(session, ticket, now, why)
         handed.append((ticket, assign(session, ticket, now, reason="handover",
                                       exclude={agent.id}, config=config)))
     session.flush()

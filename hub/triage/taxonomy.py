@@ -16,6 +16,10 @@ CATEGORIES: tuple[str, ...] = (
     "other",
 )
 
+#: The languages the classifier reads (``hub.triage.text.language``), with their names: a
+#: ticket's language is one of these, and so is each language an agent is listed with.
+LANGUAGES: dict[str, str] = {"zh": "Chinese", "en": "English"}
+
 DEFINITIONS: dict[str, str] = {
     "spoiled": "the food itself rotten, mouldy, smelly, wilted, not fresh (not mere taste)",
     "temperature": "arrived at the wrong temperature: thawed, melted, warm when it should be "

@@ -26,6 +26,7 @@ from hub.fleet_view import fleet_view
 from hub.inputs import RowId
 from hub.models import Ticket
 from hub.tickets import (
+    agents,
     channels,
     contact,
     evidence,
@@ -38,7 +39,6 @@ from hub.tickets import (
     workflow,
 )
 from hub.tickets.models import Agent
-from hub.tickets.shifts import ShiftWindow
 from hub.trace import export_events, import_document, item_trace, order_items
 from hub.triage.taxonomy import CATEGORIES
 from hub.web import code_rng, coldchain, db_session, hub_settings, now
@@ -190,26 +190,6 @@ class ContactRequest(_Body):
     author: Annotated[str, Field(min_length=1, max_length=64)]
     text: Annotated[str, Field(min_length=1, max_length=intake.MAX_TEXT)]
     kind: Literal["message", "call", "note"] = "message"
-
-
-_Names = Annotated[list[Annotated[str, Field(min_length=1, max_length=32)]],
-                   Field(max_length=100)]
-
-
-class AgentRequest(_Body):
-    """An agent's profile: skills (categories, "*" for all), languages, regions, capacity."""
-
-    name: Annotated[str, Field(min_length=1, max_length=120)]
-    team: Annotated[str, Field(min_length=1, max_length=32)] = "support"
-    skills: _Names = ["*"]
-    languages: _Names = []
-    regions: _Names = []
-    capacity: Annotated[int, Field(ge=0, le=1000)] = 5
-    # planned windows, local times of the team's calendar: hub.tickets.shifts
-    shifts: Annotated[list[ShiftWindow], Field(max_length=50)] = []
-    online: bool = False
-    supervisor: bool = False
-    active: bool = True
 
 
 class ShiftRequest(_Body):
@@ -643,31 +623,26 @@ def ticket_evidence(ticket_id: int) -> tuple[Response, int]:
 @bp.post("/agents/<agent_id>")
 def create_agent(agent_id: str) -> tuple[Response, int]:
     """Register an agent; 409 if the id is taken (PUT updates)."""
-    body = _parse(AgentRequest, _json_body(), "field")
-    _check_agent_id(agent_id)
-    session = db_session()
-    if session.get(Agent, agent_id) is not None:
-        raise Conflict(f"agent {agent_id!r} already exists; PUT /agents/{agent_id} updates it")
-    record = Agent(id=agent_id, on_shift=False, **body.model_dump())
-    session.add(record)
-    session.commit()
-    return jsonify(tj.agent(record)), 201
+    return _save_agent(agent_id, create_only=True), 201
 
 
 @bp.put("/agents/<agent_id>")
 def update_agent(agent_id: str) -> Response:
-    """Create or replace an agent's profile (shift state is kept: see /shift)."""
-    body = _parse(AgentRequest, _json_body(), "field")
+    """Create or replace an agent's profile (shift state is kept: see /shift); the tickets
+    the agent no longer covers are handed over (hub.tickets.agents)."""
+    return _save_agent(agent_id)
+
+
+def _save_agent(agent_id: str, *, create_only: bool = False) -> Response:
+    profile = _parse(agents.AgentProfile, _json_body(), "field")
     _check_agent_id(agent_id)
     session = db_session()
-    record = session.get(Agent, agent_id)
-    if record is None:
-        record = Agent(id=agent_id, on_shift=False)
-        session.add(record)
-    for name, value in body.model_dump().items():
-        setattr(record, name, value)
+    saved = agents.save_agent(session, agent_id, profile, now(), create_only=create_only)
     session.commit()
-    return jsonify(tj.agent(record))
+    return jsonify(tj.agent(saved.agent) | {
+        "assigned": saved.assigned,
+        "handed_over": [{"ticket_id": t.id, "to": a.id if a else None}
+                        for t, a in saved.handed_over]})
 
 
 @bp.post("/agents/<agent_id>/shift")

@@ -125,6 +125,32 @@ def test_agents_and_shift_handover_over_http(client: FlaskClient) -> None:
     assert status == 422 and missing["fields"] == {"user_id": "required field is missing"}
 
 
+def test_an_agent_put_on_leave_over_http_hands_over_their_tickets(
+        client: FlaskClient) -> None:
+    ticket_id = ticket_for_ana(client)
+    post(client, "/agents/bo", AGENT | {"name": "Bo"})
+    post(client, "/agents/bo/shift", {"on_shift": True})
+
+    response = client.put("/api/v1/agents/ana", json=AGENT | {"active": False}, headers=AUTH)
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert (body["active"], body["on_shift"]) == (False, False)
+    assert (body["handed_over"], body["assigned"]) == ([{"ticket_id": ticket_id, "to": "bo"}],
+                                                       0)
+    detail = client.get(f"/api/v1/tickets/{ticket_id}", headers=AUTH).get_json()
+    assert detail["assignee_id"] == "bo"
+
+    for bad, field, problem in (({"skills": ["mouldy"]}, "skills", "'mouldy' is not a category"),
+                                ({"languages": ["fr"]}, "languages", "'fr' is not a language"),
+                                ({"team": "qc"}, None, "team 'qc' has no queue")):
+        response = client.put("/api/v1/agents/bo", json=AGENT | bad, headers=AUTH)
+        assert response.status_code == 422, bad
+        error = response.get_json()
+        assert problem in (error["fields"][field] if field else error["error"])
+    bo = client.get("/api/v1/tickets?assignee=bo", headers=AUTH).get_json()["tickets"]
+    assert [t["id"] for t in bo] == [ticket_id]  # the refused puts changed nothing
+
+
 def test_manual_assignment_over_http(client: FlaskClient) -> None:
     post(client, "/agents/ana", AGENT)
     post(client, "/agents/ana/shift", {"on_shift": True})

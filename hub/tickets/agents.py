@@ -1,0 +1,146 @@
+"""Agent administration: register an agent, change a profile, and what a change does to tickets.
+
+A profile is what an administrator sets: name, team, skills (categories, "*" for all),
+languages, regions, capacity, planned shift windows, presence online, supervisor, active.
+Whether the agent is on shift is not part of it: that changes when a shift starts or ends, by
+hand or by the plan (``hub.tickets.routing``, ``hub.tickets.shifts``).
+
+Saving a profile keeps the tickets in step with it, in the same transaction:
+
+- **deactivated** (on leave or gone): the shift ends and *every* open ticket of the agent is
+  handed over, those the customer was already contacted about too (nobody would answer them);
+- **no longer covering** a ticket (team, skills, languages or regions changed): each open
+  ticket the agent has not contacted the customer about and no longer qualifies for is handed
+  over; a contacted one stays, as it does when a shift ends (the customer has a person);
+- **on shift** after the change: the queue is offered, so a new skill or more capacity takes
+  queued tickets now rather than at the next SLA round.
+
+A handed-over ticket goes to the best qualified agent, or back to its team's queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.errors import Conflict, InvalidInput
+from hub.models import Ticket
+from hub.tickets import routing, states
+from hub.tickets.models import Agent
+from hub.tickets.policy import DEFAULT_CONFIG, TicketConfig
+from hub.tickets.shifts import ShiftWindow
+from hub.triage.taxonomy import CATEGORIES, LANGUAGES
+
+ALL_SKILLS = "*"
+_Name = Annotated[str, Field(min_length=1, max_length=32)]
+_Names = Annotated[list[_Name], Field(max_length=100)]
+
+
+class AgentProfile(BaseModel):
+    """What an administrator sets about an agent (everything but being on shift)."""
+
+    # Strict: a number where a string belongs is an error, not silently "123".
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+
+    name: Annotated[str, Field(min_length=1, max_length=120)]
+    team: Annotated[str, Field(min_length=1, max_length=32)] = "support"
+    skills: _Names = [ALL_SKILLS]
+    languages: _Names = []  # empty: any
+    regions: _Names = []  # empty: any
+    capacity: Annotated[int, Field(ge=0, le=1000)] = 5
+    # planned windows, local times of the team's calendar: hub.tickets.shifts
+    shifts: Annotated[list[ShiftWindow], Field(max_length=50)] = []
+    online: bool = False
+    supervisor: bool = False
+    active: bool = True
+
+    @field_validator("skills")
+    @classmethod
+    def _known_skills(cls, skills: list[str]) -> list[str]:
+        unknown = [s for s in skills if s != ALL_SKILLS and s not in CATEGORIES]
+        if unknown:
+            raise PydanticCustomError(
+                "skill", "{unknown} is not a category; skills are categories ({known}) or * "
+                "for all", {"unknown": ", ".join(map(repr, unknown)),
+                            "known": ", ".join(CATEGORIES)})
+        return list(dict.fromkeys(skills))
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, languages: list[str]) -> list[str]:
+        unknown = [lang for lang in languages if lang not in LANGUAGES]
+        if unknown:
+            raise PydanticCustomError(
+                "language", "{unknown} is not a language tickets come in; languages are "
+                "{known}", {"unknown": ", ".join(map(repr, unknown)),
+                            "known": ", ".join(f"{c} ({n})" for c, n in LANGUAGES.items())})
+        return list(dict.fromkeys(languages))
+
+    @field_validator("regions")
+    @classmethod
+    def _distinct_regions(cls, regions: list[str]) -> list[str]:
+        return list(dict.fromkeys(regions))
+
+    def stored(self) -> dict[str, Any]:
+        """The profile as the agent row's column values."""
+        return self.model_dump()
+
+
+@dataclass
+class AgentSaved:
+    """What :func:`save_agent` did."""
+
+    agent: Agent
+    created: bool
+    handed_over: list[tuple[Ticket, Agent | None]] = field(default_factory=list)  # to
+    assigned: int = 0  # queued tickets the agent took
+
+
+def save_agent(session: Session, agent_id: str, profile: AgentProfile, now: datetime, *,
+               create_only: bool = False, config: TicketConfig = DEFAULT_CONFIG) -> AgentSaved:
+    """Register the agent or replace their profile, and hand over what they no longer cover.
+
+    ``create_only``: an agent of that id already registered is a ``Conflict``. A team without
+    a queue in ``config`` is ``InvalidInput`` (its agents would never be given a ticket).
+    """
+    if profile.team not in config.teams:
+        raise InvalidInput(f"team {profile.team!r} has no queue: tickets go to "
+                           f"{', '.join(config.teams)} (the ticket configuration's teams)")
+    agent = session.get(Agent, agent_id, with_for_update=True)
+    if agent is not None and create_only:
+        raise Conflict(f"agent {agent_id!r} already exists; PUT /agents/{agent_id} updates it")
+    created = agent is None
+    if agent is None:
+        agent = Agent(id=agent_id, on_shift=False)
+        session.add(agent)
+    was_active = created or agent.active
+    for name, value in profile.model_dump().items():
+        setattr(agent, name, value)
+    session.flush()
+    saved = AgentSaved(agent, created)
+    if created:
+        return saved
+    if was_active and not agent.active:
+        agent.on_shift = False
+        saved.handed_over = routing.hand_over(session, agent, _open_tickets(session, agent),
+                                              now, "inactive", config=config)
+        return saved
+    uncovered = [t for t in _open_tickets(session, agent)
+                 if t.first_contact_at is None and routing.profile_shortfalls(agent, t)]
+    saved.handed_over = routing.hand_over(session, agent, uncovered, now, "profile",
+                                          config=config)
+    if agent.on_shift and agent.active:
+        saved.assigned = routing.route_queue(session, now, config=config)
+    return saved
+
+
+def _open_tickets(session: Session, agent: Agent) -> list[Ticket]:
+    return list(session.scalars(
+        select(Ticket).where(Ticket.assignee_id == agent.id,
+                             Ticket.status.in_(states.OPEN_STATUSES)).order_by(Ticket.id)))

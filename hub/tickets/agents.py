@@ -20,6 +20,7 @@ A handed-over ticket goes to the best qualified agent, or back to its team's que
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
@@ -38,6 +39,8 @@ from hub.tickets.shifts import ShiftWindow
 from hub.triage.taxonomy import CATEGORIES, LANGUAGES
 
 ALL_SKILLS = "*"
+AGENT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+AGENT_ID_RULE = "1-32 of A-Z a-z 0-9 _ . -"
 _Name = Annotated[str, Field(min_length=1, max_length=32)]
 _Names = Annotated[list[_Name], Field(max_length=100)]
 
@@ -109,6 +112,8 @@ def save_agent(session: Session, agent_id: str, profile: AgentProfile, now: date
     ``create_only``: an agent of that id already registered is a ``Conflict``. A team without
     a queue in ``config`` is ``InvalidInput`` (its agents would never be given a ticket).
     """
+    if not AGENT_ID.match(agent_id):
+        raise InvalidInput(f"agent id {agent_id!r} must be {AGENT_ID_RULE}")
     if profile.team not in config.teams:
         raise InvalidInput(f"team {profile.team!r} has no queue: tickets go to "
                            f"{', '.join(config.teams)} (the ticket configuration's teams)")

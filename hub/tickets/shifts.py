@@ -15,6 +15,7 @@ window starts; one kept on after hours stays on until the next window ends).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -26,6 +27,7 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub.errors import InvalidInput
 from hub.tickets import routing
 from hub.tickets.models import Agent
 from hub.tickets.policy import DEFAULT_CONFIG, TicketConfig
@@ -81,6 +83,66 @@ class ShiftWindow(BaseModel):
             return weekday in self.days and start <= at < end
         yesterday = 7 if weekday == 1 else weekday - 1  # a window running past midnight
         return (weekday in self.days and at >= start) or (yesterday in self.days and at < end)
+
+
+DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # ISO weekdays 1..7
+_WRITTEN = re.compile(r"^(?P<days>.+?)\s+(?P<start>\d{1,2}:\d{2})\s*[-–~]\s*"
+                      r"(?P<end>\d{1,2}:\d{2})$")
+WRITTEN_FORM = ("days and times, e.g. Mon-Fri 09:00-18:00, Sat,Sun 10:00-16:00 or "
+                "Daily 22:00-06:00 (an end before the start runs past midnight)")
+
+
+def window_from_text(line: str) -> ShiftWindow:
+    """A window as a person writes it (``WRITTEN_FORM``); ``InvalidInput`` names what is
+    wrong. Day names are English, of three letters or whole, in any case."""
+    found = _WRITTEN.match(line.strip())
+    if found is None:
+        raise InvalidInput(f"{line.strip()!r} is not {WRITTEN_FORM}")
+    days: list[int] = []
+    for part in re.sub(r"\s+", "", found["days"]).lower().split(","):
+        first, _, last = part.partition("-")
+        if part == "daily":
+            days += range(1, 8)
+        elif last:
+            start, end = _weekday(first), _weekday(last)
+            days += range(start, end + 1) if start <= end else [*range(start, 8),
+                                                                 *range(1, end + 1)]
+        else:
+            days.append(_weekday(first))
+    try:
+        return ShiftWindow(days=sorted(set(days)), start=found["start"].zfill(5),
+                           end=found["end"].zfill(5))
+    except ValidationError as err:
+        raise InvalidInput(f"{line.strip()!r}: {err.errors()[0]['msg']}") from None
+
+
+def window_text(window: ShiftWindow) -> str:
+    """The window as :func:`window_from_text` reads it back ("Mon-Fri 09:00-18:00")."""
+    runs: list[list[int]] = []
+    for day in sorted(window.days):
+        if runs and day == runs[-1][-1] + 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    if len(window.days) == 7:
+        days = "Daily"
+    else:
+        days = ",".join(DAY_NAMES[r[0] - 1] if len(r) == 1 else
+                        f"{DAY_NAMES[r[0] - 1]}-{DAY_NAMES[r[-1] - 1]}" if len(r) > 2 else
+                        f"{DAY_NAMES[r[0] - 1]},{DAY_NAMES[r[1] - 1]}" for r in runs)
+    return f"{days} {window.start}-{window.end}"
+
+
+def _weekday(name: str) -> int:
+    for number, day in enumerate(DAY_NAMES, start=1):
+        if name in (day.lower(), _FULL_NAMES[number - 1]):
+            return number
+    shown = name or "(nothing)"
+    raise InvalidInput(f"{shown!r} is not a day; days are {' '.join(DAY_NAMES)} (or whole "
+                       "names), a range such as Mon-Fri, or Daily")
+
+
+_FULL_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 def parse_windows(raw: Iterable[Any]) -> list[ShiftWindow]:

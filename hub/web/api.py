@@ -45,6 +45,7 @@ from hub.web import code_rng, coldchain, db_session, hub_settings, now
 from hub.web import serialize as js
 from hub.web import tickets_json as tj
 from hub.web.guards import IdOutOfRange
+from hub.web.problems import describe, json_type
 from protocols.instants import Instant
 from protocols.storable import unstorable
 
@@ -59,7 +60,6 @@ M = TypeVar("M", bound=BaseModel)
 TRUCK_ID = re.compile(r"^[A-Za-z0-9_-]{1,24}$")
 EPCIS_MEDIA_TYPE = "application/ld+json"
 OPEN_TICKETS = "open"  # a status filter: every open status
-AGENT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
 
 # --- request models ------------------------------------------------------------------------
@@ -202,7 +202,7 @@ class ShiftRequest(_Body):
 class AssignRequest(_Body):
     """A manual assignment: the agent, who assigns and why; override skips the checks."""
 
-    agent_id: Annotated[str, Field(min_length=1, max_length=32, pattern=AGENT_ID.pattern)]
+    agent_id: Annotated[str, Field(min_length=1, max_length=32, pattern=agents.AGENT_ID.pattern)]
     actor: Annotated[str, Field(min_length=1, max_length=64)]
     reason: Annotated[str, Field(max_length=2000)] = ""
     override: bool = False
@@ -635,7 +635,6 @@ def update_agent(agent_id: str) -> Response:
 
 def _save_agent(agent_id: str, *, create_only: bool = False) -> Response:
     profile = _parse(agents.AgentProfile, _json_body(), "field")
-    _check_agent_id(agent_id)
     session = db_session()
     saved = agents.save_agent(session, agent_id, profile, now(), create_only=create_only)
     session.commit()
@@ -669,11 +668,6 @@ def agent_shift(agent_id: str) -> Response:
     record = session.get(Agent, agent_id)
     assert record is not None
     return jsonify(agent=tj.agent(record), assigned=assigned, handed_over=handed)
-
-
-def _check_agent_id(agent_id: str) -> None:
-    if not AGENT_ID.match(agent_id):
-        raise InvalidInput(f"agent id {agent_id!r} must be 1-32 of A-Z a-z 0-9 _ . -")
 
 
 # --- plumbing ------------------------------------------------------------------------------
@@ -800,35 +794,10 @@ def _query() -> dict[str, str]:
 
 def _parse(model: type[M], data: Any, what: str) -> M:
     if not isinstance(data, dict):
-        raise UnreadableRequest(f"request body must be a JSON object, got {_json_type(data)}")
+        raise UnreadableRequest(f"request body must be a JSON object, got {json_type(data)}")
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        fields = _describe(err, what)
+        fields = describe(err, what)
         raise Unprocessable("; ".join(f"{name}: {problem}" for name, problem in fields.items()),
                             fields) from None
-
-
-def _describe(err: ValidationError, what: str) -> dict[str, str]:
-    problems: dict[str, str] = {}
-    for issue in err.errors(include_url=False):
-        name = ".".join(str(part) for part in issue["loc"]) or "(body)"
-        kind = issue["type"]
-        if kind == "missing":
-            problem = f"required {what} is missing"
-        elif kind == "extra_forbidden":
-            problem = f"unknown {what}"
-        else:
-            got = issue.get("input")
-            shown = _json_type(got) if isinstance(got, dict | list) else repr(got)
-            if len(shown) > 40:
-                shown = shown[:37] + "..."
-            problem = f"{issue['msg'][0].lower()}{issue['msg'][1:]} (got {shown})"
-        problems.setdefault(name, problem)
-    return problems
-
-
-def _json_type(value: Any) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
-             int: "a number", float: "a number", type(None): "null"}
-    return names.get(type(value), type(value).__name__)

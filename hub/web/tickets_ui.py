@@ -29,11 +29,13 @@ from flask import (
     session,
     url_for,
 )
+from pydantic import ValidationError
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as BaseResponse
 
-from hub.errors import HubError, InvalidInput
+from hub.errors import Conflict, HubError, InvalidInput
 from hub.models import Ticket
 from hub.queries import as_utc
 from hub.tickets import (
@@ -43,10 +45,19 @@ from hub.tickets import (
     kpis,
     manual_assignment,
     routing,
+    shifts,
     sla,
     states,
     triage_review,
     workflow,
+)
+from hub.tickets.agents import (
+    AGENT_ID,
+    AGENT_ID_RULE,
+    ALL_SKILLS,
+    AgentProfile,
+    AgentSaved,
+    save_agent,
 )
 from hub.tickets.models import (
     Agent,
@@ -57,8 +68,10 @@ from hub.tickets.models import (
     TicketMessage,
     TicketTransition,
 )
-from hub.triage.taxonomy import CATEGORIES
+from hub.tickets.policy import DEFAULT_CONFIG
+from hub.triage.taxonomy import CATEGORIES, LANGUAGES
 from hub.web import db_session, hub_settings, now
+from hub.web.problems import describe
 from hub.web.ui import _csrf_ok, login_required
 from protocols.instants import within_range
 
@@ -593,6 +606,120 @@ def agent_shift(agent_id: str) -> BaseResponse:
     return redirect(url_for("tickets.agents") + f"#agent-{agent_id}")
 
 
+@bp.route("/agents/new", methods=["GET", "POST"])
+@login_required
+def agent_new() -> str | BaseResponse | tuple[str, int]:
+    """Register an agent: the profile form, empty; on POST save it (off shift)."""
+    return _agent_form(None)
+
+
+@bp.route("/agents/<agent_id>/edit", methods=["GET", "POST"])
+@login_required
+def agent_edit(agent_id: str) -> str | BaseResponse | tuple[str, int]:
+    """Change an agent's profile; saving hands over the tickets they no longer cover."""
+    if db_session().get(Agent, agent_id) is None:
+        abort(404, f"There is no agent {agent_id!r}.")
+    return _agent_form(agent_id)
+
+
+def _agent_form(agent_id: str | None) -> str | BaseResponse | tuple[str, int]:
+    db = db_session()
+    record = db.get(Agent, agent_id) if agent_id else None
+    if request.method == "GET":
+        return render_template("agent_form.html", agent=record, form=_profile_form(record),
+                               errors={}, **_agent_choices())
+    if not _csrf_ok():
+        abort(400, EXPIRED)
+    new_id = (agent_id or request.form.get("id", "")).strip()
+    profile, errors = _profile_from(request.form)
+    if not AGENT_ID.match(new_id):
+        errors["id"] = f"must be {AGENT_ID_RULE}, got {new_id!r}"
+    elif profile is not None:
+        try:
+            saved = save_agent(db, new_id, profile, now(), create_only=agent_id is None)
+        except Conflict as err:  # the id is taken
+            db.rollback()
+            errors["id"] = str(err).split(";")[0]
+        except HubError as err:
+            db.rollback()
+            errors["form"] = str(err)
+        else:
+            db.commit()
+            flash(_saved_message(saved), "ok")
+            return redirect(url_for("tickets.agents") + f"#agent-{new_id}")
+    posted: dict[str, Any] = request.form.to_dict() | {
+        "id": new_id, "skills": request.form.getlist("skills"),
+        "languages": request.form.getlist("languages")}
+    return render_template("agent_form.html", agent=record, form=posted, errors=errors,
+                           **_agent_choices()), 422
+
+
+def _agent_choices() -> dict[str, Any]:
+    return {"teams": DEFAULT_CONFIG.teams, "categories": CATEGORIES, "languages": LANGUAGES,
+            "all_skills": ALL_SKILLS, "id_rule": AGENT_ID_RULE,
+            "written_form": shifts.WRITTEN_FORM}
+
+
+def _profile_form(agent: Agent | None) -> dict[str, Any]:
+    """The form's fields for an agent (a new one: the profile's defaults)."""
+    if agent is None:
+        return {"team": DEFAULT_CONFIG.default_team, "skills": [ALL_SKILLS],
+                "capacity": 5, "active": "1"}
+    try:
+        windows = "\n".join(map(shifts.window_text, shifts.parse_windows(agent.shifts)))
+    except ValidationError:
+        windows = ""  # stored windows that are not windows: the plan ignores them too (logged)
+    return {"id": agent.id, "name": agent.name, "team": agent.team, "skills": agent.skills,
+            "languages": agent.languages, "regions": ", ".join(agent.regions),
+            "capacity": agent.capacity, "shifts": windows,
+            **{flag: "1" for flag in ("online", "supervisor", "active")
+               if getattr(agent, flag)}}
+
+
+def _profile_from(form: MultiDict[str, str]) -> tuple[AgentProfile | None, dict[str, str]]:
+    """The profile a posted form describes, or the problem of each field."""
+    errors: dict[str, str] = {}
+    raw_capacity = str(form.get("capacity", "")).strip()
+    capacity: int | str = raw_capacity
+    if re.fullmatch(r"\d{1,4}", raw_capacity):
+        capacity = int(raw_capacity)
+    else:
+        errors["capacity"] = f"must be a whole number from 0 to 1000, got {raw_capacity!r}"
+    windows = []
+    for number, line in enumerate(str(form.get("shifts", "")).splitlines(), start=1):
+        if line.strip():
+            try:
+                windows.append(shifts.window_from_text(line))
+            except InvalidInput as err:
+                errors.setdefault("shifts", f"line {number}: {err}")
+    data = {"name": form.get("name", ""), "team": form.get("team", ""),
+            "skills": form.getlist("skills"), "languages": form.getlist("languages"),
+            "regions": [r for r in re.split(r"[,，\s]+", str(form.get("regions", ""))) if r],
+            "capacity": capacity if isinstance(capacity, int) else 0, "shifts": windows,
+            **{flag: form.get(flag) == "1" for flag in ("online", "supervisor", "active")}}
+    try:
+        profile = AgentProfile.model_validate(data)
+    except ValidationError as err:
+        for name, problem in describe(err, "field").items():
+            errors.setdefault(name.split(".")[0], problem)
+        return None, errors
+    return (None, errors) if errors else (profile, errors)
+
+
+def _saved_message(saved: AgentSaved) -> str:
+    agent = saved.agent
+    parts = [f"{agent.name} ({agent.id}) " + ("registered, off shift." if saved.created
+                                              else "saved.")]
+    if saved.handed_over:
+        moves = ", ".join(f"#{t.id} → {a.id if a else 'the queue'}"
+                          for t, a in saved.handed_over)
+        parts.append(f"Handed over: {moves}.")
+    if saved.assigned:
+        parts.append(f"{saved.assigned} queued ticket{'s' if saved.assigned != 1 else ''} "
+                     "assigned.")
+    return " ".join(parts)
+
+
 # --- template helpers ----------------------------------------------------------------------
 
 def span(seconds: float) -> str:
@@ -645,13 +772,10 @@ def minutes(value: float | None) -> str:
     return f"{value:g} min" if value < 60 else f"{value / 60:g} h"
 
 
-LANGUAGE_NAMES = {"zh": "Chinese", "en": "English"}
-
-
 @bp.app_template_filter("language_name")
 def language_name(code: str) -> str:
     """Return a language code as a name ("zh" -> "Chinese"); an unknown code as it is."""
-    return LANGUAGE_NAMES.get(code, code)
+    return LANGUAGES.get(code, code)
 
 
 @bp.app_template_filter("filesize")

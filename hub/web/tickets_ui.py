@@ -665,10 +665,7 @@ def _profile_form(agent: Agent | None) -> dict[str, Any]:
     if agent is None:
         return {"team": DEFAULT_CONFIG.default_team, "skills": [ALL_SKILLS],
                 "capacity": 5, "active": "1"}
-    try:
-        windows = "\n".join(map(shifts.window_text, shifts.parse_windows(agent.shifts)))
-    except ValidationError:
-        windows = ""  # stored windows that are not windows: the plan ignores them too (logged)
+    windows = "\n".join(written_shifts(agent.shifts))
     return {"id": agent.id, "name": agent.name, "team": agent.team, "skills": agent.skills,
             "languages": agent.languages, "regions": ", ".join(agent.regions),
             "capacity": agent.capacity, "shifts": windows,
@@ -776,6 +773,15 @@ def minutes(value: float | None) -> str:
 def language_name(code: str) -> str:
     """Return a language code as a name ("zh" -> "Chinese"); an unknown code as it is."""
     return LANGUAGES.get(code, code)
+
+
+@bp.app_template_filter("written_shifts")
+def written_shifts(stored: list[Any] | None) -> list[str]:
+    """An agent's stored shift windows as people write them ("Mon-Fri 09:00-18:00")."""
+    try:
+        return [shifts.window_text(w) for w in shifts.parse_windows(stored or [])]
+    except ValidationError:
+        return ["(stored windows unreadable: ignored)"]
 
 
 @bp.app_template_filter("filesize")

@@ -76,7 +76,10 @@ def test_an_admin_adds_an_agent_from_the_form(admin: FlaskClient,
     assert dai.shifts == [{"days": [1, 2, 3, 4, 5], "start": "09:00", "end": "18:00"},
                           {"days": [6], "start": "10:00", "end": "16:00"}]
     assert (dai.online, dai.supervisor, dai.active, dai.on_shift) == (True, False, True, False)
-    assert 'href="/agents/dai/edit"' in html
+    row = html[html.index('id="agent-dai"'):]
+    assert 'href="/agents/dai/edit"' in row
+    assert re.findall(r'<div class="sub nowrap">(.*?)</div>', row[:row.index("</tr>")]) == [
+        "Mon-Fri 09:00-18:00", "Sat 10:00-16:00"]
 
     edit = admin.get("/agents/dai/edit").text  # the form shows what is stored, as written
     assert "Mon-Fri 09:00-18:00\nSat 10:00-16:00</textarea>" in edit

@@ -34,6 +34,7 @@ from hub.tickets import (
     kpis,
     manual_assignment,
     routing,
+    search,
     states,
     triage_review,
     workflow,
@@ -214,6 +215,7 @@ class TicketsQuery(_Query):
     status: Annotated[str, Field(min_length=1, max_length=20)] | None = None
     assignee: Annotated[str, Field(min_length=1, max_length=32)] | None = None
     triage: Literal["auto", "review", "confirmed", "corrected"] | None = None
+    q: str | None = None  # hub.tickets.search.matching
     limit: Annotated[int, Field(ge=1, le=queries.MAX_LIMIT)] = 50
 
 
@@ -493,7 +495,8 @@ def intake_message(channel: str) -> tuple[Response, int]:
 
 @bp.get("/tickets")
 def list_tickets() -> Response:
-    """Return tickets newest first, optionally by status and assignee."""
+    """Return tickets newest first, optionally by status, assignee, triage state and a search
+    (``q``: a ticket number, an order, a customer or words; hub.tickets.search)."""
     args = _parse(TicketsQuery, _query(), "query parameter")
     known = sorted({OPEN_TICKETS, *states.ALL_STATUSES})
     if args.status is not None and args.status not in known:
@@ -508,6 +511,11 @@ def list_tickets() -> Response:
         query = query.where(Ticket.assignee_id == args.assignee)
     if args.triage is not None:
         query = query.where(Ticket.triage_state == args.triage)
+    if args.q is not None:
+        try:
+            query = query.where(search.matching(args.q))
+        except InvalidInput as err:
+            raise Unprocessable(f"q: {err}", {"q": str(err)}) from None
     found = db_session().scalars(query.limit(args.limit)).all()
     return jsonify(tickets=[tj.ticket_summary(t) for t in found])
 

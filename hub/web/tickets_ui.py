@@ -45,6 +45,7 @@ from hub.tickets import (
     kpis,
     manual_assignment,
     routing,
+    search,
     shifts,
     sla,
     states,
@@ -112,12 +113,13 @@ class Filters:
     urgency: str = ""
     channel: str = ""
     triage: str = ""  # a triage state: "review" is the triage review queue
+    q: str = ""  # a search: hub.tickets.search.matching
 
     def args(self, **changes: Any) -> dict[str, Any]:
         """Return the query string of these filters (with ``changes``), without empty ones."""
         values = {"status": self.status, "assignee": self.assignee, "category": self.category,
                   "urgency": self.urgency, "channel": self.channel, "triage": self.triage,
-                  **changes}
+                  "q": self.q, **changes}
         return {name: value for name, value in values.items() if value not in ("", None)}
 
     def conditions(self, *, with_status: bool = True) -> list[ColumnElement[bool]]:
@@ -139,6 +141,8 @@ class Filters:
             found.append(Ticket.channel == self.channel)
         if self.triage:
             found.append(Ticket.triage_state == self.triage)
+        if self.q:
+            found.append(search.matching(self.q))
         return found
 
 
@@ -195,7 +199,13 @@ def parse_filters(args: Mapping[str, str], known: Choices) -> tuple[Filters, int
         category=pick("category", "", set(known.categories), "a category"),
         urgency=pick("urgency", "", set(known.urgencies), "an urgency"),
         channel=pick("channel", "", set(known.channels), "a channel"),
-        triage=pick("triage", "", set(known.triage_states), "a triage state"))
+        triage=pick("triage", "", set(known.triage_states), "a triage state"),
+        q=args.get("q", "").strip())
+    if filters.q:
+        try:
+            search.matching(filters.q)
+        except InvalidInput as err:
+            problems.append(f"q: {err}")
     raw_page = args.get("page", "1").strip()
     page = int(raw_page) if raw_page.isdecimal() and len(raw_page) <= 6 else 0
     if not 1 <= page <= MAX_PAGE:

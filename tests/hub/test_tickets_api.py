@@ -62,6 +62,13 @@ def test_a_complaint_on_two_channels_is_one_ticket_over_http(client: FlaskClient
     assert detail["transitions"][0]["to"] == "new"
     listed = client.get("/api/v1/tickets?status=new&assignee=ana", headers=AUTH).get_json()
     assert [t["id"] for t in listed["tickets"]] == [first["ticket_id"]]
+    for query in ("q=O-1", "q=mouldy+berries", f"q=%23{first['ticket_id']}", "q=C-1"):
+        found = client.get(f"/api/v1/tickets?{query}", headers=AUTH).get_json()["tickets"]
+        assert [t["id"] for t in found] == [first["ticket_id"]], query
+    assert client.get("/api/v1/tickets?q=melted", headers=AUTH).get_json()["tickets"] == []
+    refused = client.get("/api/v1/tickets?q=+", headers=AUTH)
+    assert refused.status_code == 422 and refused.get_json()["fields"] == {
+        "q": "give a ticket number, an order, a customer or words"}
 
 
 def test_the_workflow_over_http_refuses_illegal_transitions_with_409(

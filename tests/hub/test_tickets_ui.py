@@ -204,6 +204,15 @@ def test_the_pool_filters(admin: FlaskClient, pool: Pool) -> None:
     assert ids("urgency=P1") == [pool.breached, pool.p1]
     assert ids("channel=app") == [pool.vip]
     assert ids("channel=hotline&category=late&urgency=P4") == [pool.office]
+    # the search box: open ones by default, like every filter; any status with status=all
+    assert ids("q=mouldy+STRAWBERRIES") == [pool.vip]
+    assert ids("q=O-1") == [pool.vip]
+    assert ids("q=refunding") == []  # words of the resolved ticket's reply: not open
+    assert ids("status=all&q=refunding") == [pool.resolved]
+    assert ids(f"q=%23{pool.office}") == [pool.office]
+    html = admin.get("/tickets?q=crushed").text
+    assert 'name="q" value="crushed"' in html  # the box keeps what was searched
+    assert re.search(r'id="count-all".*?<strong>1</strong>', html)  # a match in another status
     # the counts follow the other filters
     html = admin.get("/tickets?channel=social&status=all").text
     assert re.search(r'id="count-new".*?<strong>2</strong>', html)
@@ -219,6 +228,7 @@ def test_the_pool_filters(admin: FlaskClient, pool: Pool) -> None:
     ("page=0", "page: &#39;0&#39; is not a page number"),
     ("page=two", "page: &#39;two&#39; is not a page number"),
     ("page=%C2%B2", "page: &#39;²&#39; is not a page number"),  # a digit, but not a number
+    ("q=" + "x" * 201, "q: at most 200 characters, got 201"),
 ])
 def test_a_bad_filter_is_a_400_page_naming_it(admin: FlaskClient, pool: Pool, query: str,
                                               message: str) -> None:

@@ -1,0 +1,57 @@
+"""Finding tickets from what a person has at hand: a ticket number, an order, a customer, words.
+
+A customer on the phone gives an order number, a phone number or a few words of what they
+wrote; an agent types that into one box. :func:`matching` is the SQL condition of the tickets
+it finds, so it combines with any other filter and keeps the caller's order and paging.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select
+
+from hub.errors import InvalidInput
+from hub.inputs import MAX_ROW_ID
+from hub.models import Customer, Ticket
+from hub.tickets.models import TicketMessage
+
+MAX_SEARCH = 200  # characters
+MAX_WORDS = 8
+_TICKET_NUMBER = re.compile(r"^#?(\d{1,19})$")
+
+
+def matching(text: str) -> ColumnElement[bool]:
+    """The tickets ``text`` finds, any of:
+
+    - the ticket itself: "#12" or "12";
+    - its order or customer id, exactly;
+    - its sender, exactly: a phone ("+86 138 0000 0001"), a social handle ("weibo:li_na"), or
+      the whole customer key ("user:C-1");
+    - its customer's phone, exactly, or name, in part;
+    - every word of ``text`` (split at white space, any case) in its messages, each in one of
+      them (Chinese, written without spaces, is one word: a phrase).
+
+    ``InvalidInput`` names the problem of an empty or overlong text.
+    """
+    text = text.strip()
+    if not text:
+        raise InvalidInput("give a ticket number, an order, a customer or words")
+    if len(text) > MAX_SEARCH:
+        raise InvalidInput(f"at most {MAX_SEARCH} characters, got {len(text)}")
+    words = text.split()
+    if len(words) > MAX_WORDS:
+        raise InvalidInput(f"at most {MAX_WORDS} words, got {len(words)}")
+    number = _TICKET_NUMBER.match(text)
+    by_number = (Ticket.id == int(number[1]) if number and int(number[1]) <= MAX_ROW_ID
+                 else false())
+    customer = exists(select(Customer.id).where(
+        Customer.id == Ticket.customer_id,
+        or_(Customer.phone == text, Customer.name.icontains(text, autoescape=True))))
+    in_messages = and_(*(exists(select(TicketMessage.id).where(
+        TicketMessage.ticket_id == Ticket.id,
+        TicketMessage.text.icontains(word, autoescape=True))) for word in words))
+    return or_(by_number, Ticket.order_id == text, Ticket.customer_id == text,
+               Ticket.customer_key == text, Ticket.customer_key.endswith(f":{text}",
+                                                                         autoescape=True),
+               customer, in_messages)

@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO_ARGS ?=
-TYPED  := protocols edge hub firmware_sim bench  # type-checked (protocols strictly)
+TYPED  := protocols edge hub firmware_sim bench tests  # type-checked (protocols strictly)
 
 .PHONY: demo test lint bench clean
 

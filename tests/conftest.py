@@ -51,8 +51,8 @@ def broker() -> Iterator[BrokerAddress]:
     """
     explicit = os.environ.get("COLDLOOP_TEST_BROKER")
     if explicit:
-        url = urlparse(explicit)
-        yield BrokerAddress(url.hostname or "127.0.0.1", url.port or 1883,
+        parsed = urlparse(explicit)
+        yield BrokerAddress(parsed.hostname or "127.0.0.1", parsed.port or 1883,
                             os.environ.get("COLDLOOP_TEST_BROKER_KIND", "mosquitto"))
         return
     binary = mosquitto_binary()

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from edge.commands import CommandError, CommandHandler, Publish
+from edge.commands import CommandHandler, Publish
 from edge.manifest import Manifest
+from edge.model_store import CommandError
 from edge.settings import GatewaySettings, MqttSettings
 from firmware_sim.clock import VirtualClock
 from protocols import topics

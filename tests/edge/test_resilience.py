@@ -277,5 +277,6 @@ def test_manifest_sent_by_the_hub_command_reaches_the_stations(rig: Rig, tmp_pat
                                        "--config", str(config), rig.site, "gw-r"])
     assert result.exit_code == 0, result.output
     manifest = rig.gateway.manifest
+    assert manifest is not None
     assert rig.gateway.uplink.wait_until(lambda: manifest.version > 0, WAIT)  # uplink applied it
     assert rig.scan(2) == [Light.GREEN, Light.UNKNOWN_TAG]  # item 2 is not expected back

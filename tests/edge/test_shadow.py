@@ -56,16 +56,19 @@ def test_model_delivered_to_a_gateway_is_shadow_run_and_reported(tmp_path: Path)
     with SimulatedHardware(clock, tmp_path / "tty") as hardware:
         gateway = build_gateway(settings, hardware, clock=clock)
         commands = gateway.uplink.commands
+        assert commands is not None
         content = (MODELS_DIR / "grader-1.tflite").read_bytes()
         args = {"version": "grader-1", "sha256": hashlib.sha256(content).hexdigest(),
                 "size": len(content), "content_b64": base64.b64encode(content).decode(),
                 "card": json.loads((MODELS_DIR / "grader-1.json").read_text())}
         commands.handle("model", Command(id="m1", ts=T0, args=args).encode())
         station = gateway.stations["st-1"]
-        assert station.grader.candidate is not None  # on trial, not yet in force
+        shadow = station.grader
+        assert isinstance(shadow, ShadowGrader)
+        assert shadow.candidate is not None  # on trial, not yet in force
         devices = hardware.stations["st-1"]
         grades = []
-        for n in range(station.grader.scans_needed):
+        for n in range(shadow.scans_needed):
             clock.advance(30)
             devices.set_core_temperature(2.0 + (n % 10))
             devices.present_tag(f"{n + 1:08x}", TagRecord(f"IT-{n:06d}", "L1", "06901234000115",
@@ -73,10 +76,11 @@ def test_model_delivered_to_a_gateway_is_shadow_run_and_reported(tmp_path: Path)
             grades += [o.grade for o in gateway.poll_once() if o.grade is not None]
             devices.remove_tag()
             gateway.poll_once()
-        assert all(g.model_version == "rules-0.1" and g.shadow["model"] == "grader-1"
-                   for g in grades)
-        agreement = sum(g.shadow["agrees"] for g in grades) / len(grades)
-        promoted = agreement >= station.grader.min_agreement
+        assert all(g.model_version == "rules-0.1" and g.shadow is not None
+                   and g.shadow["model"] == "grader-1" for g in grades)
+        agreement = sum(g.shadow is not None and g.shadow["agrees"] is True
+                        for g in grades) / len(grades)
+        promoted = agreement >= shadow.min_agreement
         kind, messages = gateway.uplink._inbox.get_nowait()
         report = json.loads(messages[0][1])["command"]
         assert kind == "send" and report["shadow"]["agreement"] == pytest.approx(agreement)

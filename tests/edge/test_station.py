@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,7 +39,7 @@ def rig(tmp_path: Path):  # type: ignore[no-untyped-def]
         yield station, hardware.station(settings), outbox
 
 
-def _payloads(outbox: Outbox) -> list[dict]:
+def _payloads(outbox: Outbox) -> list[dict[str, Any]]:
     return [json.loads(p.payload) for p in outbox.due(100, now=NOW.timestamp(), retry_after_s=1)]
 
 
@@ -183,6 +184,7 @@ def test_damage_button_marks_the_next_scan_only(tmp_path: Path) -> None:
     recorder = Recorder("gw-1", "site-a", outbox.next_boot(), outbox, clock)
     with SimulatedHardware(clock, tmp_path) as hardware:
         button = hardware.damage_button(settings)
+        assert button is not None
         station = Station("st-1", hardware.tag_reader(settings), hardware.probe(settings),
                           hardware.indicator(settings), RuleGrader(), recorder,
                           damaged=button.take)
@@ -193,7 +195,9 @@ def test_damage_button_marks_the_next_scan_only(tmp_path: Path) -> None:
             if press:
                 devices.press_damaged()
             devices.present_tag(f"a1b2c3d{n}", RECORD)
-            flags.append(station.poll().grade.features["damaged"])
+            outcome = station.poll()
+            assert outcome is not None and outcome.grade is not None
+            flags.append(outcome.grade.features["damaged"])
             devices.remove_tag()
             station.poll()
         assert flags == [1.0, 0.0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,7 +39,7 @@ def _feed(pump: TelemetryPump, clock: VirtualClock, seconds: int) -> None:
         clock.advance(1)
 
 
-def _readings(outbox: Outbox) -> list[list]:
+def _readings(outbox: Outbox) -> list[list[Any]]:
     return [r for p in outbox.due(1000, 1e12, 0) for r in json.loads(p.payload)["readings"]]
 
 

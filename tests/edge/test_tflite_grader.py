@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,7 @@ def test_card_reports_what_the_issue_asks(grader: TfliteGrader) -> None:
     (lambda p: p.with_suffix(".json").write_text("{"), "cannot read it or its card"),
 ])
 def test_corrupt_or_mismatched_model_is_refused_and_the_old_grader_kept(
-        tmp_path: Path, damage, message: str) -> None:  # type: ignore[no-untyped-def]
+        tmp_path: Path, damage: Callable[[Path], object], message: str) -> None:
     copy = tmp_path / MODEL.name
     shutil.copy(MODEL, copy)
     shutil.copy(MODEL.with_suffix(".json"), copy.with_suffix(".json"))

@@ -8,13 +8,15 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.outbox import Outbox
 from edge.recorder import Recorder
-from edge.settings import GatewaySettings
+from edge.settings import GatewaySettings, MqttSettings, StationSettings
 from edge.uplink import Uplink
 from firmware_sim.clock import VirtualClock
 from protocols import topics
@@ -29,11 +31,11 @@ class HubPeer:
 
     def __init__(self, broker, site: str) -> None:  # type: ignore[no-untyped-def]
         self.site = site
-        self.received: queue.Queue[tuple[str, dict]] = queue.Queue()
+        self.received: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         self.verdict = AckStatus.STORED
         self.answer = True
         protocol = mqtt.MQTTv5 if broker.speaks_v5 else mqtt.MQTTv311
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
                                   client_id=f"peer-{uuid.uuid4().hex[:8]}", protocol=protocol)
         self.client.on_message = self._on_message
         self.client.connect(broker.host, broker.port)
@@ -55,7 +57,7 @@ class HubPeer:
         self.client.publish(topics.HUB_STATE, HubState(online=online).encode(), qos=1,
                             retain=True).wait_for_publish(5)
 
-    def next(self) -> tuple[str, dict]:
+    def next(self) -> tuple[str, dict[str, Any]]:
         return self.received.get(timeout=WAIT)
 
     def close(self) -> None:
@@ -80,8 +82,8 @@ def peer(broker, site: str) -> Iterator[HubPeer]:  # type: ignore[no-untyped-def
 @pytest.fixture
 def link(broker, peer: HubPeer, site: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     settings = GatewaySettings(id="gw-1", site=site, data_dir=tmp_path,
-                               mqtt={"url": broker.url, "ack_timeout_s": 30},
-                               stations=[{"id": "st-1"}])
+                               mqtt=MqttSettings(url=broker.url, ack_timeout_s=30),
+                               stations=[StationSettings(id="st-1")])
     outbox = Outbox(settings.outbox_path)
     clock = VirtualClock(T0)
     uplink = Uplink(settings, outbox, outbox.next_boot(), clock, protocol_v5=broker.speaks_v5)

@@ -15,7 +15,7 @@ HEADER = capture.header("gw-1", "site-a", ["st-1"], datetime(2026, 11, 2, 6, tzi
 DATA = "434c" + "00" * 46
 
 
-def _lines(*events: dict) -> list[str]:
+def _lines(*events: object) -> list[str]:
     return [json.dumps(HEADER.model_dump(mode="json"))] + [json.dumps(e) for e in events]
 
 
@@ -32,7 +32,9 @@ def test_writer_and_parser_round_trip() -> None:
     assert parsed.header == HEADER
     assert [e.kind for e in parsed.events] == ["card_presented", "bytes", "card_removed", "pin",
                                               "link"]
-    assert parsed.events[1].raw == b"$CLT,noise\xff\r\n"
+    serial = parsed.events[1]
+    assert isinstance(serial, capture.SerialBytes)
+    assert serial.raw == b"$CLT,noise\xff\r\n"
     assert parsed.duration_s == 4.0
     assert list(capture.dump(parsed)) == out.getvalue().splitlines()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from collections.abc import Iterator
@@ -43,9 +44,8 @@ def sim(card: MifareClassic1K) -> Iterator[SimulatedReader]:
 
 @pytest.fixture
 def mfrc522(sim: SimulatedReader) -> ModuleType:
-    import mfrc522  # inside the scope: it binds to the fake spidev and RPi.GPIO
-
-    return mfrc522
+    # inside the scope: it binds to the fake spidev and RPi.GPIO
+    return importlib.import_module("mfrc522")
 
 
 @pytest.fixture
@@ -141,7 +141,8 @@ def test_soft_reset_switches_the_field_off_and_init_brings_it_back(
         driver: Any, sim: SimulatedReader) -> None:
     driver.MFRC522_Reset()
     assert sim.chip.registers[Reg.TxControlReg] == 0x80 and not sim.field.powered
-    assert sim.field.cards[0].state is CardState.POWER_OFF
+    powered_off = sim.field.cards[0]
+    assert powered_off.state is CardState.POWER_OFF
     driver.MFRC522_Init()
     assert sim.field.cards[0].state is CardState.IDLE
 

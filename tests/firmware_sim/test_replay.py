@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from sqlalchemy import create_engine, select
@@ -68,7 +69,10 @@ def test_recording_a_scripted_shift_reproduces_the_shipped_capture(tmp_path: Pat
     record_shift("normal_shift", out)
     made, shipped = capture.load(out), capture.load(CAPTURES / "normal_shift.jsonl")
 
-    def content(cap: capture.Capture) -> tuple[bytes, list, list]:
+    Cards = list[tuple[float, str, str]]
+    Pins = list[tuple[float, int, Literal[0, 1]]]
+
+    def content(cap: capture.Capture) -> tuple[bytes, Cards, Pins]:
         serial = b"".join(e.raw for e in cap.events if isinstance(e, SerialBytes))
         cards = [(e.t, e.uid, e.data) for e in cap.events if isinstance(e, CardPresented)]
         pins = [(e.t, e.pin, e.state) for e in cap.events if isinstance(e, PinChange)]

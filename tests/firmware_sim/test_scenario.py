@@ -48,6 +48,6 @@ def test_histories_follow_custody_and_faults_show_in_the_data() -> None:
 
 @pytest.mark.parametrize("bad", [{"minutes": 0}, {"minutes": 5, "day": 0},
                                  {"minutes": 5, "stations": 0}])
-def test_bad_parameters_are_refused(bad: dict) -> None:
+def test_bad_parameters_are_refused(bad: dict[str, int]) -> None:
     with pytest.raises(ValueError):
         generate(1, **bad)

@@ -397,9 +397,9 @@ def _truck_log(upload: str = "route-12-2026-11-20", **extra: Any) -> dict[str, A
 
 def test_truck_log_is_stored_once(client: FlaskClient, factory: sessionmaker[Session]) -> None:
     first = client.post("/api/v1/trucks/TRK-12/temperature-log", json=_truck_log(), headers=AUTH)
-    assert first.status_code == 201 and first.json["readings"] == 4
+    assert first.status_code == 201 and first.json is not None and first.json["readings"] == 4
     again = client.post("/api/v1/trucks/TRK-12/temperature-log", json=_truck_log(), headers=AUTH)
-    assert again.status_code == 200 and again.json["duplicate"] is True
+    assert again.status_code == 200 and again.json is not None and again.json["duplicate"] is True
     with factory() as session:
         (record,) = session.scalars(select(TelemetryBatchRecord)).all()
         readings = decode_document(record.data)
@@ -425,4 +425,6 @@ def test_bad_truck_logs_are_refused(client: FlaskClient, path: str, body: dict[s
                                     message: str) -> None:
     response = client.post(path, json=body, headers=AUTH)
     assert response.status_code == 422
-    assert message in response.json["error"]
+    answer = response.json
+    assert answer is not None
+    assert message in answer["error"]

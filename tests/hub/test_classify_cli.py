@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
@@ -101,7 +102,7 @@ def test_streams_in_batches() -> None:
     seen: list[int] = []
     out = io.StringIO()
 
-    def lines():  # type: ignore[no-untyped-def]
+    def lines() -> Iterator[str]:
         for k in range(5):
             seen.append(out.getvalue().count("\n"))
             yield json.dumps({"id": k, "text": "送餐太慢了"}) + "\n"

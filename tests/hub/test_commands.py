@@ -13,8 +13,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData
 from sqlalchemy.orm import Session, sessionmaker
 
-from edge.commands import CommandError, CommandHandler, ModelArgs
+from edge.commands import CommandHandler
 from edge.manifest import Manifest, parse_document
+from edge.model_store import CommandError, ModelArgs
 from edge.settings import GatewaySettings
 from hub import commands
 from hub.command_models import GatewaySync

@@ -28,11 +28,15 @@ from hub.telemetry import decode_document, iter_batches
 from protocols import topics
 from protocols.messages import (
     AckStatus,
+    ClockState,
+    CustodyAction,
     CustodyEvent,
     FaultEvent,
     GatewayState,
+    Grade,
     GradeEvent,
     ScanEvent,
+    Severity,
     TelemetryBatch,
 )
 
@@ -54,23 +58,24 @@ def scan(seq: int, item_id: str = "ITEM-1", gateway: str = GW, **fields: Any) ->
 
 def grade(seq: int, item_id: str = "ITEM-1", value: str = "discount", **fields: Any) -> GradeEvent:
     return GradeEvent(id=f"{GW}:1:{seq}", ts=T0 + timedelta(seconds=seq), station="st-1",
-                      item_id=item_id, scan_id=f"{GW}:1:{seq - 1}", grade=value,
+                      item_id=item_id, scan_id=f"{GW}:1:{seq - 1}", grade=Grade(value),
                       model_version="grader-3", scores={"resell": 0.2, "discount": 0.7},
                       features={"core_temp_c": 4.5, "age_h": None}, **fields)
 
 
 def custody(seq: int) -> CustodyEvent:
     return CustodyEvent(id=f"{GW}:1:{seq}", ts=T0, station="st-1", item_id="ITEM-1",
-                        action="received", actor="sorter-7", location="sc-north")
+                        action=CustodyAction.RECEIVED, actor="sorter-7", location="sc-north")
 
 
 def fault(seq: int) -> FaultEvent:
     return FaultEvent(id=f"{GW}:1:{seq}", ts=T0, station="st-1", component="rfid",
-                      code="tag_unreadable", severity="error", detail="CRC error x3")
+                      code="tag_unreadable", severity=Severity.ERROR, detail="CRC error x3")
 
 
 def tlm(seq: int, count: int = 3) -> TelemetryBatch:
-    readings = [("probe-1", 1_772_352_000.0 + i, 3.5 + i / 10) for i in range(count)]
+    readings: list[tuple[str, float, float | None]] = [
+        ("probe-1", 1_772_352_000.0 + i, 3.5 + i / 10) for i in range(count)]
     readings[-1] = ("probe-2", readings[-1][1], None)
     return TelemetryBatch(id=f"{GW}:1:{seq}", ts=T0, readings=readings)
 
@@ -237,7 +242,7 @@ def test_gateway_state_upserts_and_ignores_an_older_boot(
         factory: sessionmaker[Session]) -> None:
     topic = topics.state(SITE, GW)
     online = GatewayState(online=True, boot=3, software="edge 1.4", model_version="grader-3",
-                          backlog=12, clock="synced")
+                          backlog=12, clock=ClockState.SYNCED)
     first = store(factory, [on(topic, online, T0)])
     assert (first.states, first.stale) == (1, 0)
     row = _gateway(factory)
@@ -422,7 +427,7 @@ def test_a_batch_of_500_takes_a_handful_of_statements(factory: sessionmaker[Sess
 def test_every_row_is_built_before_the_first_write(
         factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch) -> None:
     """The write lock (SQLite) is held only for the statements: the CPU work comes first."""
-    from hub import ingest, telemetry
+    from hub import telemetry
 
     events: list[str] = []
     prepare = telemetry.prepare
@@ -431,7 +436,7 @@ def test_every_row_is_built_before_the_first_write(
         events.append("prepare")
         return prepare(batches)
 
-    monkeypatch.setattr(ingest.telemetry, "prepare", spy)
+    monkeypatch.setattr(telemetry, "prepare", spy)  # the module hub.ingest calls
     batch = [evt(scan(1)), on(topics.telemetry(SITE, GW), tlm(2)), evt(fault(3))]
     with factory() as session, session.begin():
         engine = session.get_bind()
@@ -500,7 +505,7 @@ def test_a_bad_health_report_is_acked_rejected(factory: sessionmaker[Session]) -
     """Health reports leave the gateway's outbox like telemetry: unacked, they are resent."""
     from protocols.messages import HealthReport
 
-    report = HealthReport(id=f"{GW}:1:41", ts=T0, clock="holdover", uptime_s=3600)
+    report = HealthReport(id=f"{GW}:1:41", ts=T0, clock=ClockState.HOLDOVER, uptime_s=3600)
     result = store(factory, [on(topics.health(SITE, GW), _payload(report, uptime_s="long"))])
     assert statuses(result) == [(f"{GW}:1:41", "rejected")]
 
@@ -509,7 +514,7 @@ def test_health_reports_are_stored_once_and_acked(factory: sessionmaker[Session]
     from hub.command_models import GatewayHealth
     from protocols.messages import HealthReport
 
-    report = HealthReport(id=f"{GW}:1:40", ts=T0, clock="holdover", uptime_s=3600,
+    report = HealthReport(id=f"{GW}:1:40", ts=T0, clock=ClockState.HOLDOVER, uptime_s=3600,
                           cpu_temp_c=61.5, disk_used_pct=42.0, outbox_depth=17)
     topic = topics.health(SITE, GW)
     result = store(factory, [on(topic, report.encode()), on(topic, report.encode())])
@@ -525,8 +530,9 @@ def test_reported_config_is_recorded_and_garbage_quarantined(
     from hub.command_models import GatewaySync
     from protocols.messages import ConfigDocument
 
-    doc = ConfigDocument(version=3, status="applied", settings={"mqtt.inflight": 50},
-                         model_version="m-7", active_version=3, pending=False)
+    doc = ConfigDocument.model_validate({  # fields this version does not know are kept
+        "version": 3, "status": "applied", "settings": {"mqtt.inflight": 50},
+        "model_version": "m-7", "active_version": 3, "pending": False})
     topic = topics.config(SITE, GW, "reported")
     result = store(factory, [on(topic, doc.encode()), on(topic, b'{"v": "1.0", "version": -1}')])
     assert result.quarantined == 1

@@ -29,7 +29,7 @@ from hub.models import GradeRecord, QuarantinedMessage, Scan, StoredMessage, Tel
 from hub.mqtt_consumer import IngestWorker
 from hub.settings import HubSettings, IngestSettings, MqttSettings
 from protocols import topics
-from protocols.messages import MAX_PAYLOAD_BYTES, GradeEvent, ScanEvent, TelemetryBatch
+from protocols.messages import MAX_PAYLOAD_BYTES, Grade, GradeEvent, ScanEvent, TelemetryBatch
 from protocols.topics import EventType
 from tests.conftest import BrokerAddress
 from tests.hub.test_mqtt_consumer import WAIT, FakeGateway, HubStateMonitor, _connect, _disconnect
@@ -49,7 +49,7 @@ def scan(gateway: str, seq: int, *, boot: int = 1, **changes: object) -> ScanEve
 def grade(gateway: str, seq: int, scan_seq: int, verdict: str, at: datetime) -> GradeEvent:
     return GradeEvent(id=f"{gateway}:1:{seq}", ts=at, station="st-1",
                       item_id=f"IT-{gateway.upper()}-{scan_seq}", scan_id=f"{gateway}:1:{scan_seq}",
-                      grade=verdict, model_version="rule-1", scores={}, features={})
+                      grade=Grade(verdict), model_version="rule-1", scores={}, features={})
 
 
 def telemetry(gateway: str, seq: int, readings: int = 40) -> TelemetryBatch:

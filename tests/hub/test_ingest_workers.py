@@ -218,8 +218,9 @@ def _start_workers(tmp_path: Path, broker: BrokerAddress, database_url: str, *,
     """Start ``hub ingest`` with 2 workers by ``--workers`` (or ``setting`` workers by
     ingest.workers); return the process, the client id and the log file."""
     client_id = f"hub-workers-{uuid.uuid4().hex[:8]}"
-    extra = {} if setting is None else {"workers": setting}
-    config = _config(tmp_path / "hub.toml", broker, database_url, client_id, **extra)
+    path = tmp_path / "hub.toml"
+    config = (_config(path, broker, database_url, client_id) if setting is None
+              else _config(path, broker, database_url, client_id, workers=setting))
     log = tmp_path / "hub.log"
     flag = ["--workers", "2"] if setting is None else []
     return _coldloop(tmp_path, log, "hub", "ingest", "--config", str(config), *flag), \

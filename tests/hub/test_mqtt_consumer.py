@@ -44,6 +44,7 @@ from protocols.config import ConfigError
 from protocols.errors import MessageError
 from protocols.messages import (
     Ack,
+    CustodyAction,
     CustodyEvent,
     GatewayState,
     HubState,
@@ -110,7 +111,7 @@ class FakeGateway:
         assert subscribed.wait(WAIT)
 
     def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
-        ack = decode_as(Ack, message.payload)
+        ack = decode_as(Ack, bytes(message.payload))
         with self._cond:
             self.acks += [(e.id, e.status.value, e.reason) for e in ack.entries]
             self._cond.notify_all()
@@ -346,7 +347,7 @@ def test_poison_event_is_quarantined_and_rejected(
 def test_event_the_database_refuses_is_quarantined_not_retried_forever(
         start_worker: StartWorker, gateway: FakeGateway, factory: sessionmaker[Session]) -> None:
     clash = CustodyEvent(id=f"{GW}:1:7", ts=T0, station="st-1", item_id="ITEM-7",
-                         action="received", actor="sorter", location="sc")
+                         action=CustodyAction.RECEIVED, actor="sorter", location="sc")
     with transaction(factory) as session:  # the same id, already recorded by another path
         session.add(CustodyRecord(message_id=clash.id, item_id="ITEM-7", action="picked_up",
                                   actor="driver-3", location="customer", ts=T0))
@@ -376,7 +377,7 @@ class HubStateMonitor:
 
     def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
         try:
-            state = decode_as(HubState, message.payload)
+            state = decode_as(HubState, bytes(message.payload))
         except MessageError:  # a cleared retained message, or another test's junk
             return
         with self._cond:

@@ -133,7 +133,9 @@ def test_open_return_rejects_bad_input(session: Session, kwargs: dict[str, str],
                                        error: type[HubError], message: str) -> None:
     args = {"order_id": "O-1", "item_id": "IT-1", "channel": "app", "text": "Mouldy."} | kwargs
     with pytest.raises(error, match=message.replace("(", r"\(")):
-        returns.open_return(session, **args, now=T0, rng=random.Random(1))
+        returns.open_return(session, order_id=args["order_id"], item_id=args["item_id"],
+                            channel=args["channel"], text=args["text"], now=T0,
+                            rng=random.Random(1))
     assert count(session, Ticket) == 0
 
 

@@ -10,7 +10,7 @@ import pytest
 from alembic import command
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import insert, select, text
+from sqlalchemy import Connection, MetaData, Table, insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.db import alembic_config, make_engine, migrate, session_factory
@@ -210,9 +210,7 @@ def test_migration_moves_readings_into_batches_and_windows(database_url: str) ->
         engine.dispose()
 
 
-def _old_telemetry(conn: object) -> object:
-    from sqlalchemy import MetaData, Table
-
+def _old_telemetry(conn: Connection) -> Table:
     return Table("telemetry", MetaData(), autoload_with=conn)
 
 

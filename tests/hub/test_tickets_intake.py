@@ -12,7 +12,13 @@ from sqlalchemy.orm import Session
 from hub.errors import InvalidInput, NotFound
 from hub.models import Ticket
 from hub.tickets import intake, states
-from hub.tickets.channels import AppMessage, HotlineTranscript, MiniProgramMessage, SocialPost
+from hub.tickets.channels import (
+    AppMessage,
+    HotlineTranscript,
+    MiniProgramMessage,
+    SocialPost,
+    Turn,
+)
 from hub.tickets.evidence import store_evidence
 from hub.tickets.models import TicketEvidence, TicketMessage, TicketTransition
 from tests.hub.conftest import T0
@@ -30,9 +36,9 @@ APP = AppMessage(message_id="app-1", user_id="C-1", order_id="O-1", item_ids=["I
                  text="草莓发霉了 the strawberries are mouldy")
 HOTLINE = HotlineTranscript(
     call_id="call-9", caller_phone=PHONE, phone_verified=True, order_id="O-1",
-    turns=[{"speaker": "ivr", "text": "Welcome"},  # type: ignore[list-item]
-           {"speaker": "customer", "text": "I wrote in the app, the berries are mouldy"},
-           {"speaker": "customer", "text": "and the spinach too"}])
+    turns=[Turn(speaker="ivr", text="Welcome"),
+           Turn(speaker="customer", text="I wrote in the app, the berries are mouldy"),
+           Turn(speaker="customer", text="and the spinach too")])
 
 
 def test_a_complaint_on_two_channels_is_one_ticket_with_both_messages(session: Session) -> None:

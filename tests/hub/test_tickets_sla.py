@@ -150,7 +150,11 @@ def test_a_breach_escalates_once_even_across_a_restart(database_url: str,
 
     for later in (timedelta(hours=2), timedelta(hours=3)):  # two restarts, each from rows only
         engine = make_engine(database_url)
-        watch = SlaWatch(session_factory(engine), config=CONFIG, clock=lambda at=T0 + later: at)
+
+        def restart_clock(at: datetime = T0 + later) -> datetime:
+            return at
+
+        watch = SlaWatch(session_factory(engine), config=CONFIG, clock=restart_clock)
         report = watch.evaluate_once()
         engine.dispose()
         assert report.breaches == ([(ticket_id, states.FIRST_CONTACT)]

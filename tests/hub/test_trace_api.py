@@ -84,6 +84,7 @@ def test_the_trace_of_a_reefer_failure(client: FlaskClient, reefer: Complaint) -
 
     assert response.status_code == 200, response.text
     body = response.json
+    assert body is not None
     assert list(body) == ["item", "complaint", "attribution", "source", "chain", "segments",
                           "handovers", "custody_gaps", "overlaps", "qc_checks", "events",
                           "notes"]
@@ -175,6 +176,7 @@ def test_readings_on_request(client: FlaskClient, reefer: Complaint) -> None:
     truck = next(s for s in reefer.history.segments if s.custodian == "truck")
 
     body = client.get(f"{url}?readings=true", headers=AUTH).json
+    assert body is not None
 
     for segment in body["segments"]:
         assert len(segment["readings"]) == segment["n_readings"]
@@ -182,8 +184,9 @@ def test_readings_on_request(client: FlaskClient, reefer: Complaint) -> None:
     delivery = body["segments"][2]["readings"]
     assert [r["temp_c"] for r in delivery] == [t for _, t in truck.readings]
     assert delivery[0] == {"time": "2026-10-31T23:29:48+00:00", "temp_c": 13.2}
-    assert "readings" not in client.get(f"{url}?readings=false",
-                                        headers=AUTH).json["segments"][0]
+    without = client.get(f"{url}?readings=false", headers=AUTH).json
+    assert without is not None
+    assert "readings" not in without["segments"][0]
 
 
 @pytest.mark.parametrize(("query", "field", "problem"), [
@@ -195,11 +198,14 @@ def test_a_bad_trace_query_is_422(client: FlaskClient, query: str, field: str,
     response = client.get(f"/api/v1/trace/items/IT-1?{query}", headers=AUTH)
 
     assert response.status_code == 422
-    assert response.json["fields"][field].startswith(problem)
+    body = response.json
+    assert body is not None
+    assert body["fields"][field].startswith(problem)
 
 
 def test_an_item_without_records_has_an_empty_trace(client: FlaskClient) -> None:
     body = client.get("/api/v1/trace/items/IT-1", headers=AUTH).json
+    assert body is not None
 
     assert body["item"]["id"] == "IT-1"
     assert (body["attribution"], body["source"], body["chain"], body["complaint"]) == (
@@ -227,7 +233,9 @@ def test_the_trace_api_needs_the_token(client: FlaskClient, method: str, path: s
     response = client.open(path, method=method, data="{}")
 
     assert response.status_code == 401
-    assert response.json["error"].startswith("missing Authorization header")
+    body = response.json
+    assert body is not None
+    assert body["error"].startswith("missing Authorization header")
 
 
 # --- GET /trace/orders/<id> ----------------------------------------------------------------
@@ -238,6 +246,7 @@ def test_an_orders_attribution_per_item(client: FlaskClient, reefer: Complaint) 
 
     assert response.status_code == 200
     body = response.json
+    assert body is not None
     assert body["order_id"] == "O01-00003"
     first, *others = body["items"]
     assert set(first) == {"item_id", "product", "family", "lot", "events", "segments", "party",
@@ -272,6 +281,7 @@ def test_the_export_is_valid_epcis_with_the_items_events(client: FlaskClient,
 
 def test_an_item_without_records_exports_an_empty_document(client: FlaskClient) -> None:
     doc = client.get("/api/v1/trace/items/IT-1/epcis", headers=AUTH).json
+    assert doc is not None
 
     assert doc["epcisBody"]["eventList"] == []
     assert epcis.problems(doc) == []
@@ -296,6 +306,7 @@ def test_import_appends_once_and_a_resend_is_acknowledged(
     assert (warehouse.status_code, warehouse.json) == (
         201, {"appended": 4, "events": 4, "first_seq": 2, "last_seq": 5})
     trace = client.get(f"/api/v1/trace/items/{complaint.item.item_id}", headers=AUTH).json
+    assert trace is not None
     assert [e["source"] for e in trace["events"]] == ["import:supplier.jsonld"] * 2 + [
         "import:wh-1_partner"] * 4
     assert [s["party"] for s in trace["segments"]] == ["supplier", "warehouse", "delivery"]
@@ -396,7 +407,9 @@ def test_the_sender_name_is_required(client: FlaskClient) -> None:
     response = client.post(IMPORT, data=b"{}", headers=AUTH)
 
     assert response.status_code == 422
-    assert response.json["fields"] == {"name": "required query parameter is missing"}
+    body = response.json
+    assert body is not None
+    assert body["fields"] == {"name": "required query parameter is missing"}
 
 
 def test_a_truck_log_and_documents_over_http_give_the_same_trace(
@@ -412,6 +425,7 @@ def test_a_truck_log_and_documents_over_http_give_the_same_trace(
     assert uploaded.status_code == 201, uploaded.text
 
     body = client.get(f"/api/v1/trace/items/{complaint.item.item_id}", headers=AUTH).json
+    assert body is not None
 
     assert body["attribution"]["party"] == "delivery"
     assert body["segments"][2]["sensor"]["source"] == f"truck:{epcis_docs.truck_id(complaint)}"

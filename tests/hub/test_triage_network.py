@@ -11,6 +11,7 @@ import pickle
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from hub.triage import network
 from hub.triage.model import load
@@ -34,7 +35,7 @@ def random_net(seed: int, vocabulary: dict[str, int]) -> CharCnn:
                    rng.standard_normal(3).astype(np.float32))
 
 
-def direct(net: CharCnn, text: list[str]) -> np.ndarray:
+def direct(net: CharCnn, text: list[str]) -> NDArray[np.float64]:
     """The same network, one position and one width at a time."""
     reach = max(WIDTHS)
     ids = [net.vocabulary.get(s, UNKNOWN) for s in text]
@@ -53,7 +54,8 @@ def direct(net: CharCnn, text: list[str]) -> np.ndarray:
         pooled.append(best)
     scores = np.concatenate(pooled) @ net.out_kernel + net.out_bias
     e = np.exp(scores - scores.max())
-    return e / e.sum()
+    probabilities: NDArray[np.float64] = e / e.sum()
+    return probabilities
 
 
 VOCAB = {s: n + 2 for n, s in enumerate("草莓烂了太慢不新鲜冷")}

@@ -206,11 +206,10 @@ def test_dashboard_shows_the_last_model_trial(admin: FlaskClient, returned: str,
     from hub import commands
     from protocols.messages import ConfigDocument
 
-    report = ConfigDocument(version=0, status="applied", model_version="grader-2",
-                            ts=T0.isoformat(), command={
-                                "name": "model", "id": None, "status": "promoted",
-                                "error": None,
-                                "shadow": {"model": "grader-2", "scans": 50, "agreement": 0.96}})
+    report = ConfigDocument.model_validate({
+        "version": 0, "status": "applied", "model_version": "grader-2", "ts": T0.isoformat(),
+        "command": {"name": "model", "id": None, "status": "promoted", "error": None,
+                    "shadow": {"model": "grader-2", "scans": 50, "agreement": 0.96}}})
     with factory.begin() as session:
         commands.record_reported(session, "sh-01", "gw-1", report)
     html = admin.get("/").text

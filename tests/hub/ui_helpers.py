@@ -21,10 +21,11 @@ USER, PASSWORD = "ops-admin", "correct horse battery"
 def admin_app(database_url: str, factory: sessionmaker[Session], clock: Callable[[], datetime],
               data_dir: Path | None = None) -> Flask:
     """The hub app over ``factory`` with the test admin, the given clock and data dir."""
-    extra = {"data_dir": data_dir} if data_dir is not None else {}
-    settings = HubSettings(database=DatabaseSettings(url=database_url),
-                           web=WebSettings(admin_user=USER, admin_password=PASSWORD,
-                                           secret_key="test-secret-key-0123456789"), **extra)
+    database = DatabaseSettings(url=database_url)
+    web = WebSettings(admin_user=USER, admin_password=PASSWORD,
+                      secret_key="test-secret-key-0123456789")
+    settings = (HubSettings(database=database, web=web, data_dir=data_dir)
+                if data_dir is not None else HubSettings(database=database, web=web))
     return create_app(settings, factory=factory,
                       test_config={"TESTING": True, "COLDLOOP_CLOCK": clock})
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -17,12 +18,15 @@ from protocols.messages import (
     AckStatus,
     Command,
     ConfigDocument,
+    CustodyAction,
     CustodyEvent,
     FaultEvent,
     GatewayState,
+    Grade,
     GradeEvent,
     MessageId,
     ScanEvent,
+    Severity,
     TelemetryBatch,
     decode_as,
     decode_event,
@@ -34,8 +38,8 @@ SCAN = ScanEvent(id="gw-1:3:42", ts=TS, station="st-1", item_id="IT-000001-1",
                  tag_uid="a1b2c3d4", lot="L261101-1", gtin="06901234000115", core_temp_c=4.25)
 
 
-def _scan_dict(**changes: object) -> dict:
-    data = json.loads(SCAN.encode())
+def _scan_dict(**changes: object) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(SCAN.encode())
     data.update(changes)
     return data
 
@@ -43,12 +47,12 @@ def _scan_dict(**changes: object) -> dict:
 @pytest.mark.parametrize("message", [
     SCAN,
     GradeEvent(id="gw-1:3:43", ts=TS, station="st-1", item_id="IT-1", scan_id="gw-1:3:42",
-               grade="discount", model_version="rules-0.1", scores={"discount": 0.8},
+               grade=Grade.DISCOUNT, model_version="rules-0.1", scores={"discount": 0.8},
                features={"core_temp_c": 6.1, "x": None}, rule="core_temp_above_discount_limit"),
-    CustodyEvent(id="gw-1:3:44", ts=TS, station="dock", item_id="IT-1", action="received",
-                 actor="worker-3", location="sha-sc1"),
+    CustodyEvent(id="gw-1:3:44", ts=TS, station="dock", item_id="IT-1",
+                 action=CustodyAction.RECEIVED, actor="worker-3", location="sha-sc1"),
     FaultEvent(id="gw-1:3:45", ts=TS, station="st-1", component="probe", code="unplugged",
-               severity="error", detail="probe 2 reads the sentinel", historical=True),
+               severity=Severity.ERROR, detail="probe 2 reads the sentinel", historical=True),
 ])
 def test_events_round_trip(message) -> None:  # type: ignore[no-untyped-def]
     event_type = message.type
@@ -68,7 +72,7 @@ def test_other_messages_round_trip(message) -> None:  # type: ignore[no-untyped-
 
 @given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=12),
        st.one_of(st.integers(), st.booleans(), st.text(max_size=20, alphabet=st.characters(
-           blacklist_characters="\x00", blacklist_categories=("Cs",)))))  # storable text
+           blacklist_characters="\x00", blacklist_categories=["Cs"]))))  # storable text
 def test_unknown_fields_within_major_are_kept(key: str, value: object) -> None:
     data = _scan_dict(v="1.9", **{f"x_{key}": value})
     decoded = decode_event("scan", json.dumps(data))

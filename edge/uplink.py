@@ -214,15 +214,17 @@ class Uplink:
                 kind, value = self._inbox.get(timeout=0.2)
             except queue.Empty:
                 continue
-            self._handle(kind, value)
-            while True:  # take everything queued before publishing again
-                try:
-                    kind, value = self._inbox.get_nowait()
-                except queue.Empty:
-                    break
+            # Under the waiters' lock: a condition of wait_until sees what was handled whole,
+            # never an ack half applied (the outbox emptied, its counter not yet raised).
+            with self._changed:
                 self._handle(kind, value)
-            if self._waiters:  # only wake waiters (tests, shutdown) when someone waits
-                with self._changed:
+                while True:  # take everything queued before publishing again
+                    try:
+                        kind, value = self._inbox.get_nowait()
+                    except queue.Empty:
+                        break
+                    self._handle(kind, value)
+                if self._waiters:  # only wake waiters (tests, shutdown) when someone waits
                     self._changed.notify_all()
 
     def _handle(self, kind: str, value: Any) -> None:

@@ -11,11 +11,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.db import make_engine, session_factory
+from hub.errors import InvalidInput
 from hub.models import Ticket
 from hub.tickets import intake, routing
 from hub.tickets.models import Agent, TicketAssignment
 from hub.tickets.policy import DEFAULT_CONFIG
-from hub.tickets.shifts import ShiftWindow, apply_shifts, due_change, planned_state
+from hub.tickets.shifts import (
+    ShiftWindow,
+    apply_shifts,
+    due_change,
+    planned_state,
+    window_from_text,
+    window_text,
+)
 from hub.tickets.sla_watch import SlaWatch
 from tests.hub.conftest import T0
 from tests.hub.tickets_helpers import CONFIG, add_agent, social, triage, window
@@ -167,3 +175,32 @@ def test_the_sla_round_applies_shifts_before_routing_across_restarts(
             assert [(a.agent_id, a.reason) for a in assignments] == [("ana", "queue")]
             # not contacted yet: back to the queue when ana leaves at 18:00 (nobody else)
             assert ticket.assignee_id == ("ana" if now < at(20, 18) else None)
+
+
+@pytest.mark.parametrize(("written", "days", "start", "end", "shown"), [
+    ("Mon-Fri 09:00-18:00", [1, 2, 3, 4, 5], "09:00", "18:00", "Mon-Fri 09:00-18:00"),
+    ("sat,SUN 10:00 - 16:00", [6, 7], "10:00", "16:00", "Sat,Sun 10:00-16:00"),
+    ("Daily 22:00-6:00", [1, 2, 3, 4, 5, 6, 7], "22:00", "06:00", "Daily 22:00-06:00"),
+    ("Fri-Mon 9:00–17:00", [1, 5, 6, 7], "09:00", "17:00", "Mon,Fri-Sun 09:00-17:00"),
+    ("monday, wednesday 08:00~12:00", [1, 3], "08:00", "12:00", "Mon,Wed 08:00-12:00"),
+])
+def test_a_window_reads_as_people_write_it_and_is_shown_the_same_way(
+        written: str, days: list[int], start: str, end: str, shown: str) -> None:
+    parsed = window_from_text(written)
+    assert (parsed.days, parsed.start, parsed.end) == (days, start, end)
+    assert window_text(parsed) == shown
+    assert window_from_text(shown) == parsed
+
+
+@pytest.mark.parametrize(("written", "problem"), [
+    ("Mon-Fry 09:00-18:00", "'fry' is not a day; days are Mon Tue Wed Thu Fri Sat Sun"),
+    ("Mon,,Tue 09:00-10:00", "'(nothing)' is not a day"),
+    ("Mon 25:00-18:00", "'Mon 25:00-18:00': must be a local time HH:MM"),
+    ("Mon 09:00-09:00", "start and end are both 09:00"),
+    ("whenever", "'whenever' is not days and times, e.g. Mon-Fri 09:00-18:00"),
+    ("09:00-18:00", "is not days and times"),
+])
+def test_a_window_badly_written_is_refused_naming_why(written: str, problem: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        window_from_text(written)
+    assert problem in str(caught.value)

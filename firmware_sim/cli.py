@@ -125,7 +125,13 @@ def make_capture(kind: str, out_path: str, seed: int) -> None:
 def demo(ctx: click.Context, broker: str | None, headless: bool, minutes: int, seed: int,
          summary_path: str | None, port: int, config_path: str | None) -> None:
     """Run the whole loop: complaint, pickup, scan, grade, MQTT, hub, web UI."""
-    from firmware_sim.demo import DemoOptions, check_broker_url, run_demo
+    from firmware_sim.demo import (
+        DEMO_AGENT_PASSWORD,
+        DEMO_AGENTS,
+        DemoOptions,
+        check_broker_url,
+        run_demo,
+    )
     from protocols.config import ConfigError
 
     if broker is not None:
@@ -154,7 +160,8 @@ def demo(ctx: click.Context, broker: str | None, headless: bool, minutes: int, s
         if not headless:
             click.echo(f"\ncoldloop is running at {summary['web_url']}  "
                        f"(admin login: {summary['admin_user']} / see hub settings "
-                       f"web.admin_password, default 'coldloop-admin')\nCtrl-C to stop.")
+                       f"web.admin_password, default 'coldloop-admin'; agents "
+                       f"{', '.join(DEMO_AGENTS)} / {DEMO_AGENT_PASSWORD})\nCtrl-C to stop.")
             _wait_for_signal()
     finally:
         stack.stop()

@@ -46,6 +46,7 @@ EVENT_KINDS = ("scan", "grade", "custody", "fault")
 DEMO_SITE = "demo-sc1"
 DEMO_GATEWAY = "gw-demo-01"
 DEMO_AGENTS = {"agent-01": "Lin Wei", "agent-02": "Sam Carter"}  # on shift for the whole run
+DEMO_AGENT_PASSWORD = "coldloop-agent"  # the interactive demo's agents sign in with it
 SURVEY_SCORES = (5, 5, 4, 4, 4, 3, 2)
 SURVEY_COMMENTS = {5: "退款很快，谢谢", 4: "Quick refund, thanks", 3: "还行", 2: "Took too long"}
 SURVEY_RECOMMEND = {5: 10, 4: 8, 3: 6, 2: 3}  # "would you recommend us", 0-10, for the NPS
@@ -99,13 +100,21 @@ def run_demo(options: DemoOptions) -> tuple[dict[str, Any], Stack]:
 
 
 def go_live(stack: Stack, clock: VirtualClock) -> None:
-    """After the scenario, for a person trying the UI: time runs on from the scenario's end,
+    """After the scenario, for a person trying the UI: the demo agents get a password
+    (``DEMO_AGENT_PASSWORD``) unless they have one, time runs on from the scenario's end,
     and SLA clocks are evaluated and the ticket queue worked every minute, as `hub serve`
     does, so a complaint filed by hand is routed, warned and escalated. (The gateway is no
     longer polled, so the fleet's alarms are not evaluated: they would only say it is
     silent.)"""
+    from hub.tickets.models import Agent
     from hub.tickets.sla_watch import SlaWatch
+    from hub.web.accounts import set_password
 
+    with stack.factory.begin() as session:  # so a person can try the UI as an agent too
+        for agent_id in DEMO_AGENTS:
+            agent = session.get(Agent, agent_id)
+            if agent is not None and agent.password_hash is None:
+                set_password(agent, DEMO_AGENT_PASSWORD, clock.now())
     clock.go_live()
     watch = SlaWatch(stack.factory, clock=clock.now)
     watch.start()

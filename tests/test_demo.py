@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
+import re
 import sqlite3
+import urllib.error
+import urllib.parse
+import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
+from firmware_sim.demo import DEMO_AGENT_PASSWORD, DemoOptions, run_demo
 from firmware_sim.scenario import shift_start
 from hub.console import main
 
@@ -63,3 +70,30 @@ def test_demo_rejects_a_bad_broker_url(tmp_path: Path) -> None:
                                        "--broker", "http://example"])
     assert result.exit_code == 2
     assert "--broker must look like mqtt://host:port" in result.output
+
+
+def test_the_interactive_demo_lets_a_person_sign_in_as_a_demo_agent(  # type: ignore[no-untyped-def]
+        broker, tmp_path: Path) -> None:
+    summary, stack = run_demo(DemoOptions(tmp_path / "var", broker=broker.url, minutes=3,
+                                          seed=5, headless=False, port=0))
+    try:
+        browser = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+            _NoRedirects())
+        page = browser.open(summary["web_url"] + "/login").read().decode()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert token is not None
+        form = urllib.parse.urlencode({"username": "agent-01", "password": DEMO_AGENT_PASSWORD,
+                                       "csrf_token": token[1]}).encode()
+        with pytest.raises(urllib.error.HTTPError) as signed_in:  # the redirect, not followed
+            browser.open(summary["web_url"] + "/login", data=form)
+        assert signed_in.value.code == 302
+        account = browser.open(summary["web_url"] + "/account").read().decode()
+        assert "Lin Wei" in account and "agent-01" in account
+    finally:
+        stack.stop()
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None

@@ -102,6 +102,9 @@ class Agent(Base):
     supervisor: Mapped[bool] = mapped_column(Boolean, default=False)  # gets escalations
     active: Mapped[bool] = mapped_column(Boolean, default=True)  # False: on leave / gone
     last_assigned_at: Mapped[datetime | None]
+    # signing in to the admin UI (hub.web.accounts): a salted scrypt hash; None: cannot sign in
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    password_set_at: Mapped[datetime | None]
 
 
 class TicketAssignment(Base):

@@ -71,9 +71,9 @@ from hub.tickets.models import (
 )
 from hub.tickets.policy import DEFAULT_CONFIG
 from hub.triage.taxonomy import CATEGORIES, LANGUAGES
-from hub.web import db_session, hub_settings, now
+from hub.web import accounts, db_session, hub_settings, now
 from hub.web.problems import describe
-from hub.web.ui import _csrf_ok, login_required
+from hub.web.ui import _csrf_ok, current_user, login_required, managers_only
 from protocols.instants import within_range
 
 logger = logging.getLogger(__name__)
@@ -368,7 +368,7 @@ def ticket(ticket_id: int) -> str:
 
 
 def _actor() -> str:
-    user = str(session["user"])
+    user = current_user().id
     if len(user) > MAX_ACTOR:
         raise InvalidInput(f"the user name {user[:20]!r}… is longer than {MAX_ACTOR} "
                            "characters, too long to record as the actor")
@@ -594,6 +594,9 @@ def agent_shift(agent_id: str) -> BaseResponse:
     db = db_session()
     if db.get(Agent, agent_id) is None:
         abort(404, f"There is no agent {agent_id!r}.")
+    if agent_id != current_user().id and not current_user().manages_agents:
+        abort(403, "Only the administrator or a supervisor may start or end another agent's "
+                   "shift.")
     on_shift = request.form.get("on_shift")
     try:
         if on_shift == "1":
@@ -618,6 +621,7 @@ def agent_shift(agent_id: str) -> BaseResponse:
 
 @bp.route("/agents/new", methods=["GET", "POST"])
 @login_required
+@managers_only
 def agent_new() -> str | BaseResponse | tuple[str, int]:
     """Register an agent: the profile form, empty; on POST save it (off shift)."""
     return _agent_form(None)
@@ -625,6 +629,7 @@ def agent_new() -> str | BaseResponse | tuple[str, int]:
 
 @bp.route("/agents/<agent_id>/edit", methods=["GET", "POST"])
 @login_required
+@managers_only
 def agent_edit(agent_id: str) -> str | BaseResponse | tuple[str, int]:
     """Change an agent's profile; saving hands over the tickets they no longer cover."""
     if db_session().get(Agent, agent_id) is None:
@@ -642,9 +647,10 @@ def _agent_form(agent_id: str | None) -> str | BaseResponse | tuple[str, int]:
         abort(400, EXPIRED)
     new_id = (agent_id or request.form.get("id", "")).strip()
     profile, errors = _profile_from(request.form)
+    password = _new_password(new_id, errors)
     if not AGENT_ID.match(new_id):
         errors["id"] = f"must be {AGENT_ID_RULE}, got {new_id!r}"
-    elif profile is not None:
+    elif profile is not None and not errors:
         try:
             saved = save_agent(db, new_id, profile, now(), create_only=agent_id is None)
         except Conflict as err:  # the id is taken
@@ -654,14 +660,34 @@ def _agent_form(agent_id: str | None) -> str | BaseResponse | tuple[str, int]:
             db.rollback()
             errors["form"] = str(err)
         else:
+            message = _saved_message(saved)
+            if password is not None:
+                accounts.set_password(saved.agent, password, now())
+                message += " Password set: the agent can sign in."
+            elif request.form.get("remove_password") == "1" and current_user().is_admin:
+                accounts.remove_password(saved.agent)
+                message += " Password removed: the agent can no longer sign in."
             db.commit()
-            flash(_saved_message(saved), "ok")
+            flash(message, "ok")
             return redirect(url_for("tickets.agents") + f"#agent-{new_id}")
-    posted: dict[str, Any] = request.form.to_dict() | {
+    posted: dict[str, Any] = request.form.to_dict() | {"password": "",
         "id": new_id, "skills": request.form.getlist("skills"),
         "languages": request.form.getlist("languages")}
     return render_template("agent_form.html", agent=record, form=posted, errors=errors,
                            **_agent_choices()), 422
+
+
+def _new_password(agent_id: str, errors: dict[str, str]) -> str | None:
+    """The password the administrator typed for the agent, if any (only the administrator
+    sets passwords); a problem goes into ``errors``."""
+    password = request.form.get("password", "")
+    if not password or not current_user().is_admin:
+        return None
+    problem = accounts.password_problem(password, agent_id, request.form.get("name", ""))
+    if problem is not None:
+        errors["password"] = problem
+        return None
+    return password
 
 
 def _agent_choices() -> dict[str, Any]:
@@ -725,6 +751,31 @@ def _saved_message(saved: AgentSaved) -> str:
         parts.append(f"{saved.assigned} queued ticket{'s' if saved.assigned != 1 else ''} "
                      "assigned.")
     return " ".join(parts)
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+def account() -> str | BaseResponse | tuple[str, int]:
+    """Who is signed in; an agent changes their own password here."""
+    user = current_user()
+    db = db_session()
+    agent = None if user.is_admin else db.get(Agent, user.id)
+    if request.method == "GET" or agent is None:
+        return render_template("account.html", agent=agent, error=None)
+    if not _csrf_ok():
+        abort(400, EXPIRED)
+    try:
+        accounts.change_own_password(agent, request.form.get("current", ""),
+                                     request.form.get("new", ""),
+                                     request.form.get("repeated", ""), now())
+    except InvalidInput as err:
+        db.rollback()
+        return render_template("account.html", agent=agent, error=str(err)), 422
+    db.commit()
+    accounts.open_session(session, user, hub_settings().web, db)  # this one stays signed in
+    logger.info("agent %s changed their password", user.id)
+    flash("Password changed. Sessions opened with the old one have ended.", "ok")
+    return redirect(url_for("tickets.account"))
 
 
 # --- template helpers ----------------------------------------------------------------------

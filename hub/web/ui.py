@@ -17,6 +17,7 @@ from flask import (
     Flask,
     Response,
     abort,
+    g,
     redirect,
     render_template,
     request,
@@ -31,7 +32,7 @@ from hub.errors import InvalidInput, NotFound
 from hub.fleet_view import fleet_view
 from hub.queries import as_utc
 from hub.trace import export_events, item_trace
-from hub.web import charts, coldchain, db_session, hub_settings, now
+from hub.web import accounts, charts, coldchain, db_session, hub_settings, now
 from hub.web.serialize import payload_preview, segment_readings
 
 logger = logging.getLogger(__name__)
@@ -51,46 +52,68 @@ def init_app(app: Flask) -> None:
 
 
 def login_required(view: F) -> F:
-    """Send visitors who have not logged in to the login page, then back here."""
+    """Send visitors who have not signed in (or whose session no longer holds: see
+    ``hub.web.accounts``) to the sign-in page, then back here; the user is ``g.user``."""
 
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if "user" not in session:
+        user = accounts.session_user(session, hub_settings().web, db_session())
+        if user is None:
+            ended = "user" in session
+            session.clear()
             target = request.full_path if request.query_string else request.path
-            return redirect(url_for("ui.login", next=target))
+            return redirect(url_for("ui.login", next=target, ended=1 if ended else None))
+        g.user = user
         return view(*args, **kwargs)
 
     return cast(F, wrapped)
 
 
+def managers_only(view: F) -> F:
+    """After ``login_required``: only the administrator and supervisors (403 for agents)."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not current_user().manages_agents:
+            abort(403, "Only the administrator or a supervisor may do this.")
+        return view(*args, **kwargs)
+
+    return cast(F, wrapped)
+
+
+def current_user() -> accounts.User:
+    """The signed-in user of this request (views behind ``login_required``)."""
+    user: accounts.User = g.user
+    return user
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> str | BaseResponse | tuple[str, int]:
-    """Show the login form; on POST check the admin's user name and password."""
+    """Show the sign-in form; on POST open the administrator's or an agent's account."""
     target = _safe_next(request.values.get("next"))
     if request.method == "GET":
-        return render_template("login.html", next=target, error=None)
+        ended = "Your session has ended: the account was changed or deactivated. Please sign " \
+                "in again." if request.args.get("ended") else None
+        return render_template("login.html", next=target, error=ended)
     if not _csrf_ok():
         return render_template("login.html", next=target,
                                error="The form expired. Please sign in again."), 400
     web = hub_settings().web
-    user = request.form.get("username", "")
-    # Compare both, always: which one was wrong must not show in the response time.
-    user_ok = hmac.compare_digest(user.encode(), web.admin_user.encode())
-    password_ok = hmac.compare_digest(request.form.get("password", "").encode(),
-                                      web.admin_password.encode())
-    if not (user_ok and password_ok):
-        logger.warning("failed admin login for user %r from %s", user[:64], request.remote_addr)
-        return render_template("login.html", next=target, username=user,
+    name = request.form.get("username", "")
+    db = db_session()
+    user = accounts.authenticate(db, web, name, request.form.get("password", ""))
+    if user is None:
+        logger.warning("failed sign-in for user %r from %s", name[:64], request.remote_addr)
+        return render_template("login.html", next=target, username=name,
                                error="Wrong user name or password."), 401
-    session.clear()
-    session["user"] = user
-    logger.info("admin %s logged in from %s", user, request.remote_addr)
+    accounts.open_session(session, user, web, db)
+    logger.info("%s %s signed in from %s", user.role, user.id, request.remote_addr)
     return redirect(target or url_for("ui.dashboard"))
 
 
 @bp.post("/logout")
 def logout() -> BaseResponse:
-    """Forget the logged-in admin."""
+    """Forget the signed-in user."""
     if not _csrf_ok():
         abort(400, "The form expired. Reload the page and try again.")
     session.clear()
@@ -180,12 +203,12 @@ def fleet() -> str:
 @bp.post("/fleet/alarms/<int:alarm_id>/ack")
 @login_required
 def acknowledge_alarm(alarm_id: int) -> BaseResponse:
-    """Acknowledge a fleet alarm as the logged-in admin."""
+    """Acknowledge a fleet alarm as the signed-in user."""
     if not _csrf_ok():
         abort(400, "The form expired. Reload the page and try again.")
     db = db_session()
     try:
-        alarms.acknowledge(db, alarm_id, str(session["user"]), now())
+        alarms.acknowledge(db, alarm_id, current_user().id, now())
     except NotFound as err:
         abort(404, str(err))
     except InvalidInput as err:  # an admin user name too long to record
@@ -211,7 +234,7 @@ def error_page(err: HTTPException) -> tuple[str, int]:
 
 @bp.app_context_processor
 def _template_globals() -> dict[str, Any]:
-    return {"csrf_token": _csrf_token, "current_user": session.get("user")}
+    return {"csrf_token": _csrf_token, "current_user": g.get("user")}
 
 
 @bp.app_template_filter("when")

@@ -1,0 +1,162 @@
+"""Who may sign in to the admin UI, and as whom what they do is recorded.
+
+Two kinds of account. The hub's **administrator**: ``web.admin_user`` / ``web.admin_password``
+of the settings. And every **agent** with a password of their own, set by the administrator on
+the agent's page and changed by the agent on /account; an agent is recorded as the actor of
+what they do (transitions, messages, assignments, triage checks) under their agent id, so the
+audit says which agent did it, not "admin". An agent who is inactive, or whose password was
+removed, cannot sign in.
+
+A session is bound to the credential it was opened with (a fingerprint of the password hash,
+or of the administrator's settings) and checked on every request: changing an agent's
+password, removing it or deactivating the agent ends their open sessions at their next click.
+
+Passwords are stored as salted scrypt hashes (``werkzeug.security``); a sign-in with an
+unknown user name costs the same hash check as a wrong password, so response times do not
+tell which agent ids exist.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from hub.errors import InvalidInput
+from hub.settings import WebSettings
+from hub.tickets.agents import AGENT_ID
+from hub.tickets.models import Agent
+
+ADMIN, AGENT = "admin", "agent"
+MIN_PASSWORD, MAX_PASSWORD = 10, 256
+
+
+@dataclass(frozen=True)
+class User:
+    """The person signed in."""
+
+    id: str  # the actor recorded for what they do: the admin user name or the agent id
+    name: str
+    role: str  # ADMIN or AGENT
+    supervisor: bool = False
+
+    @property
+    def manages_agents(self) -> bool:
+        """Whether they may add agents, change profiles and start or end others' shifts."""
+        return self.role == ADMIN or self.supervisor
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether they are the hub's administrator."""
+        return self.role == ADMIN
+
+
+def password_problem(password: str, agent_id: str, name: str) -> str | None:
+    """What is wrong with ``password`` as the agent's, or None."""
+    if len(password) < MIN_PASSWORD:
+        return f"a password needs at least {MIN_PASSWORD} characters, got {len(password)}"
+    if len(password) > MAX_PASSWORD:
+        return f"a password has at most {MAX_PASSWORD} characters, got {len(password)}"
+    if password.strip().casefold() in (agent_id.casefold(), name.strip().casefold()):
+        return "a password must not be the agent's id or name"
+    return None
+
+
+def set_password(agent: Agent, password: str, now: datetime) -> None:
+    """Give the agent a new password (their open sessions end); ``InvalidInput`` names what
+    is wrong with it."""
+    problem = password_problem(password, agent.id, agent.name or "")
+    if problem is not None:
+        raise InvalidInput(problem)
+    agent.password_hash = generate_password_hash(password)
+    agent.password_set_at = now
+
+
+def change_own_password(agent: Agent, current: str, new: str, repeated: str,
+                        now: datetime) -> None:
+    """The agent changes their password; ``InvalidInput`` names what is wrong (the current
+    password, a mismatch, or the new one)."""
+    if agent.password_hash is None or not check_password_hash(agent.password_hash, current):
+        raise InvalidInput("the current password is wrong")
+    if new != repeated:
+        raise InvalidInput("the new password and its repetition differ")
+    if new == current:
+        raise InvalidInput("the new password is the current one")
+    set_password(agent, new, now)
+
+
+def remove_password(agent: Agent) -> None:
+    """Take the agent's sign-in away (their open sessions end)."""
+    agent.password_hash = None
+    agent.password_set_at = None
+
+
+def authenticate(db: Session, web: WebSettings, username: str, password: str) -> User | None:
+    """The account these credentials open, or None (wrong name or password, or an agent who
+    cannot sign in)."""
+    # The administrator: compare both, always, so the response time does not tell which failed.
+    user_ok = hmac.compare_digest(username.encode(), web.admin_user.encode())
+    password_ok = hmac.compare_digest(password.encode(), web.admin_password.encode())
+    if user_ok and password_ok:
+        return User(web.admin_user, web.admin_user, ADMIN)
+    agent = db.get(Agent, username) if AGENT_ID.match(username) else None
+    if agent is None or not agent.active or agent.password_hash is None:
+        check_password_hash(_decoy_hash(), password)  # the work of a wrong password
+        return None
+    return _agent_user(agent) if check_password_hash(agent.password_hash, password) else None
+
+
+def open_session(session: Any, user: User, web: WebSettings, db: Session) -> None:
+    """Start a fresh session for ``user`` (a new one: no fixation), bound to their credential."""
+    session.clear()
+    session["user"] = user.id
+    session["role"] = user.role
+    session["credential"] = _credential(user.role, user.id, web, db)
+
+
+def session_user(stored: Mapping[str, Any], web: WebSettings, db: Session) -> User | None:
+    """The user a session belongs to, or None when it is signed out or no longer valid (an
+    agent deactivated, a password changed or removed, the administrator's settings changed)."""
+    role, user_id = stored.get("role"), stored.get("user")
+    if not isinstance(user_id, str) or role not in (ADMIN, AGENT):
+        return None
+    credential = _credential(role, user_id, web, db)
+    if credential is None or not hmac.compare_digest(str(stored.get("credential", "")),
+                                                     credential):
+        return None
+    if role == ADMIN:
+        return User(web.admin_user, web.admin_user, ADMIN)
+    agent = db.get(Agent, user_id)
+    return _agent_user(agent) if agent is not None else None
+
+
+def _agent_user(agent: Agent) -> User:
+    return User(agent.id, agent.name, AGENT, supervisor=agent.supervisor)
+
+
+def _credential(role: str, user_id: str, web: WebSettings, db: Session) -> str | None:
+    if role == ADMIN:
+        if user_id != web.admin_user:
+            return None
+        return _fingerprint(f"{web.admin_user}\0{web.admin_password}")
+    agent = db.get(Agent, user_id)
+    if agent is None or not agent.active or agent.password_hash is None:
+        return None
+    return _fingerprint(agent.password_hash)
+
+
+def _fingerprint(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()[:32]
+
+
+@functools.cache
+def _decoy_hash() -> str:
+    """A hash to check a password against when the user name opens no account."""
+    return generate_password_hash("no account has this password")

@@ -13,7 +13,10 @@ password, removing it or deactivating the agent ends their open sessions at thei
 
 Passwords are stored as salted scrypt hashes (``werkzeug.security``); a sign-in with an
 unknown user name costs the same hash check as a wrong password, so response times do not
-tell which agent ids exist.
+tell which agent ids exist. Guessing is throttled (:class:`SignInThrottle`): after
+``PER_USER`` failures for one user name, or ``PER_ADDRESS`` from one address, within
+``THROTTLE_WINDOW``, sign-ins for it are refused unchecked until the oldest failure leaves
+the window.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import threading
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -36,6 +41,9 @@ from hub.tickets.models import Agent
 
 ADMIN, AGENT = "admin", "agent"
 MIN_PASSWORD, MAX_PASSWORD = 10, 256
+PER_USER, PER_ADDRESS = 5, 30  # failed sign-ins within THROTTLE_WINDOW
+THROTTLE_WINDOW = timedelta(minutes=15)
+_MAX_KEYS = 10_000  # user names and addresses remembered before expired ones are swept
 
 
 @dataclass(frozen=True)
@@ -160,3 +168,59 @@ def _fingerprint(secret: str) -> str:
 def _decoy_hash() -> str:
     """A hash to check a password against when the user name opens no account."""
     return generate_password_hash("no account has this password")
+
+
+class SignInThrottle:
+    """Failed sign-ins per user name and per address, in a sliding window (thread-safe; one
+    per web app, in memory: the pages are served by one process)."""
+
+    def __init__(self, per_user: int = PER_USER, per_address: int = PER_ADDRESS,
+                 window: timedelta = THROTTLE_WINDOW) -> None:
+        self._limits = {"user": per_user, "address": per_address}
+        self._window = window
+        self._failures: dict[tuple[str, str], deque[datetime]] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, user: str, address: str, now: datetime) -> timedelta | None:
+        """How long until a sign-in as ``user`` from ``address`` is checked again, or None
+        when it may be checked now."""
+        with self._lock:
+            waits = [self._wait(key, now) for key in self._keys(user, address)]
+        found = [w for w in waits if w is not None]
+        return max(found) if found else None
+
+    def failed(self, user: str, address: str, now: datetime) -> None:
+        """Count a failed sign-in."""
+        with self._lock:
+            if len(self._failures) >= _MAX_KEYS:
+                self._sweep(now)
+            for key in self._keys(user, address):
+                self._failures.setdefault(key, deque()).append(now)
+
+    def succeeded(self, user: str) -> None:
+        """Forget the user name's failures (the address's stay counted)."""
+        with self._lock:
+            self._failures.pop(("user", _user_key(user)), None)
+
+    def _keys(self, user: str, address: str) -> list[tuple[str, str]]:
+        return [("user", _user_key(user)), ("address", address)]
+
+    def _wait(self, key: tuple[str, str], now: datetime) -> timedelta | None:
+        times = self._failures.get(key)
+        if not times:
+            return None
+        while times and times[0] <= now - self._window:
+            times.popleft()
+        if len(times) < self._limits[key[0]]:
+            return None
+        return times[0] + self._window - now
+
+    def _sweep(self, now: datetime) -> None:
+        for key in list(self._failures):
+            times = self._failures[key]
+            if not times or times[-1] <= now - self._window:
+                del self._failures[key]
+
+
+def _user_key(user: str) -> str:
+    return user.strip().casefold()[:64]

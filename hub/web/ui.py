@@ -17,6 +17,7 @@ from flask import (
     Flask,
     Response,
     abort,
+    current_app,
     g,
     redirect,
     render_template,
@@ -46,9 +47,13 @@ UNDECIDED_LEAD = frozenset({"too_little_data", "not_explained_by_temperature",
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+THROTTLE = "coldloop.sign_in_throttle"  # app.extensions key
+
+
 def init_app(app: Flask) -> None:
-    """Register the admin UI blueprint on ``app``."""
+    """Register the admin UI blueprint on ``app``, with its sign-in throttle."""
     app.register_blueprint(bp)
+    app.extensions[THROTTLE] = accounts.SignInThrottle()
 
 
 def login_required(view: F) -> F:
@@ -100,12 +105,25 @@ def login() -> str | BaseResponse | tuple[str, int]:
                                error="The form expired. Please sign in again."), 400
     web = hub_settings().web
     name = request.form.get("username", "")
+    address = request.remote_addr or "-"
+    throttle: accounts.SignInThrottle = current_app.extensions[THROTTLE]
+    wait = throttle.wait(name, address, now())
+    if wait is not None:
+        minutes = max(1, -(-int(wait.total_seconds()) // 60))
+        logger.warning("sign-in for user %r from %s refused: too many failures", name[:64],
+                       address)
+        return render_template(
+            "login.html", next=target, username=name,
+            error=f"Too many failed sign-ins for this user name or from this address. Try "
+                  f"again in {minutes} min."), 429
     db = db_session()
     user = accounts.authenticate(db, web, name, request.form.get("password", ""))
     if user is None:
-        logger.warning("failed sign-in for user %r from %s", name[:64], request.remote_addr)
+        throttle.failed(name, address, now())
+        logger.warning("failed sign-in for user %r from %s", name[:64], address)
         return render_template("login.html", next=target, username=name,
                                error="Wrong user name or password."), 401
+    throttle.succeeded(name)
     accounts.open_session(session, user, web, db)
     logger.info("%s %s signed in from %s", user.role, user.id, request.remote_addr)
     return redirect(target or url_for("ui.dashboard"))

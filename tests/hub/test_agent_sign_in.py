@@ -207,3 +207,40 @@ def test_an_old_or_forged_session_is_signed_out(
         assert accounts.session_user(stored, web, db) is not None
         changed = web.model_copy(update={"admin_password": "a-new-admin-password"})
         assert accounts.session_user(stored, changed, db) is None  # settings changed
+
+
+def test_guessing_a_password_is_throttled_per_user_name(
+        app: Flask, database_url: str, factory: sessionmaker[Session], tmp_path: Path) -> None:
+    clock = [NOW]  # the same database as ``app``'s (its agents), on a clock of our own
+    app = admin_app(database_url, factory, lambda: clock[0], tmp_path / "clocked")
+    set_password(app, "ana", "Ana", ANA_PASSWORD)
+    for _ in range(accounts.PER_USER):
+        assert login(app.test_client(), "ana", "a-wrong-guess").status_code == 401
+
+    refused = login(app.test_client(), "ANA", ANA_PASSWORD)  # even the right one, any case
+    assert refused.status_code == 429
+    assert "Too many failed sign-ins" in refused.text and "Try again in 15 min" in refused.text
+    assert login(app.test_client(), USER, PASSWORD).status_code == 302  # others may go on
+
+    clock[0] = NOW + timedelta(minutes=15)  # the first failure has left the window
+    assert login(app.test_client(), "ana", ANA_PASSWORD).status_code == 302
+    for _ in range(accounts.PER_USER - 1):  # a success forgot the failures
+        assert login(app.test_client(), "ana", "a-wrong-guess").status_code == 401
+    assert login(app.test_client(), "ana", ANA_PASSWORD).status_code == 302
+
+
+def test_the_throttle_counts_per_address_and_forgets_old_failures() -> None:
+    throttle = accounts.SignInThrottle(per_user=3, per_address=4,
+                                       window=timedelta(minutes=10))
+    for n, user in enumerate(("a", "b", "c", "d")):
+        assert throttle.wait(user, "10.0.0.1", NOW) is None
+        throttle.failed(user, "10.0.0.1", NOW + timedelta(minutes=n))
+    # four names from one address: the address waits until its first failure is 10 min old
+    assert throttle.wait("e", "10.0.0.1", NOW + timedelta(minutes=4)) == timedelta(minutes=6)
+    assert throttle.wait("e", "10.0.0.2", NOW + timedelta(minutes=4)) is None
+    assert throttle.wait("e", "10.0.0.1", NOW + timedelta(minutes=10)) is None
+    for n in range(3):
+        throttle.failed("f", f"10.0.1.{n}", NOW)
+    assert throttle.wait(" F ", "10.0.2.1", NOW) == timedelta(minutes=10)
+    throttle.succeeded("f")
+    assert throttle.wait("f", "10.0.2.1", NOW) is None

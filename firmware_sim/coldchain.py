@@ -23,6 +23,10 @@ SETPOINTS: dict[str, tuple[float, float, float, float]] = {
     "poultry": (1.5, 2.0, 3.0, 6.0),
 }
 FAULTS = ("none", "supplier_warm", "warehouse_door", "truck_reefer", "customer_doorstep")
+# A failed reefer warms the load at least this long before delivery (or the whole leg, when
+# shorter): a shorter excursion stays inside the 30-minute tolerance and would leave the
+# complaint it was seeded for unexplained.
+REEFER_LEAD_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,8 @@ def _sample(rng: random.Random, setpoint: float, start: datetime, end: datetime,
     total = (end - start).total_seconds()
     steps = max(1, int(total // (every_min * 60)))
     fault_at = rng.uniform(0.2, 0.6)  # where in the segment the fault starts
+    if fault == "truck_reefer":  # a failure a complaint is about: warming long before delivery
+        fault_at = min(fault_at, max(0.0, 1 - REEFER_LEAD_S / total))
     out = []
     for i in range(steps + 1):
         frac = i / steps

@@ -158,6 +158,14 @@ def shift_start(day: int) -> datetime:
     return EPOCH + timedelta(days=day - 1)
 
 
+def _nuid(rng: random.Random) -> str:
+    """A random 4-byte NUID, never starting with 0x88 (the cascade tag of longer UIDs)."""
+    uid = rng.getrandbits(32)
+    if uid >> 24 == 0x88:
+        uid ^= 1 << 24  # 0x89...: still one draw, so a seed's later values do not move
+    return f"{uid:08x}"
+
+
 def _order(rng: random.Random, index: int, day: int) -> ScenarioOrder:
     placed = shift_start(day) - timedelta(hours=rng.uniform(20, 44))
     delivered = placed + timedelta(hours=rng.uniform(2, 6))
@@ -168,7 +176,7 @@ def _order(rng: random.Random, index: int, day: int) -> ScenarioOrder:
         packed = placed - timedelta(hours=rng.uniform(4, 30))
         items.append(ScenarioItem(
             item_id=f"I{day:02d}-{index + 1:05d}-{j + 1}",
-            tag_uid=f"{rng.getrandbits(32):08x}",
+            tag_uid=_nuid(rng),
             product=product,
             lot=f"L{packed:%y%m%d}-{rng.randint(1, 9)}",
             packed_at=packed.replace(microsecond=0),

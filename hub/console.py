@@ -87,7 +87,8 @@ def _unusable(err: Exception) -> str | None:
 
 @click.group(cls=LazyGroup)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="Where data lives (default: $COLDLOOP_DATA_DIR, else ./var).")
+              help="Where data lives (default: $COLDLOOP_DATA_DIR, else the settings "
+                   "file's data_dir, else ./var).")
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
 @click.pass_context
 def main(ctx: click.Context, data_dir: str | None, verbose: int) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import random
+from datetime import timedelta
+
 import pytest
 
-from firmware_sim.coldchain import CUSTODIANS
+from firmware_sim.coldchain import CUSTODIANS, generate_history
+from firmware_sim.mifare import MifareClassic1K
 from firmware_sim.scenario import generate, shift_start
 from protocols.tag import decode_tag, encode_tag
 
@@ -51,3 +55,23 @@ def test_histories_follow_custody_and_faults_show_in_the_data() -> None:
 def test_bad_parameters_are_refused(bad: dict[str, int]) -> None:
     with pytest.raises(ValueError):
         generate(1, **bad)
+
+
+def test_every_tag_uid_is_a_nuid_a_card_can_carry() -> None:
+    # seed 3's long shift drew 0x888aff3b once, which no 4-byte UID may start with
+    uids = [item.tag_uid for order in generate(3, 240).orders for item in order.items]
+    assert "898aff3b" in uids  # that draw, kept as one draw: later values stay the seed's
+    for uid in uids:
+        MifareClassic1K(bytes.fromhex(uid))  # raises for a cascade tag or a wrong length
+
+
+def test_a_failed_reefer_warms_the_load_long_enough_to_show() -> None:
+    rng = random.Random(4)
+    placed = shift_start(1)
+    for hours in (2.0, 3.0, 8.0):  # truck legs of 30 min, 45 min and 2 h
+        history = generate_history(rng, "berries", placed, placed + timedelta(hours=hours),
+                                   "truck_reefer")
+        truck = next(s for s in history.segments if s.custodian == "truck")
+        warm = [t for t, c in truck.readings if c > 4.0]
+        leg_min = (truck.end - truck.start).total_seconds() / 60
+        assert warm and (truck.end - warm[0]).total_seconds() / 60 >= min(leg_min, 60) - 16

@@ -8,10 +8,14 @@ acknowledges after commit, and the summary checks every scanned item was stored 
 
 from __future__ import annotations
 
+import functools
+import heapq
+import itertools
 import logging
 import random
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,8 +37,8 @@ from firmware_sim.apps import (
     order_body,
 )
 from firmware_sim.clock import VirtualClock
-from firmware_sim.devices import SimulatedHardware
-from firmware_sim.scenario import EPOCH, Scenario, generate, shift_start
+from firmware_sim.devices import SimStation, SimulatedHardware
+from firmware_sim.scenario import EPOCH, Complaint, Scenario, generate, shift_start
 from firmware_sim.stack import Stack, start_stack
 from hub import models
 from hub.db import transaction
@@ -146,47 +150,10 @@ def _run(options: DemoOptions, stack: Stack, clock: VirtualClock) -> dict[str, A
     for desk, name in zip(desks, DEMO_AGENTS.values(), strict=True):
         desk.sign_on(name, ["zh", "en"])
 
-    satisfaction = random.Random(options.seed)  # the customers' survey answers
-    scanned: list[str] = []
-    lights: Counter[str] = Counter()
-    truck_readings = 0
-    for complaint in scenario.complaints:
-        clock.advance_to(complaint.at)
-        gateway.poll_once()
-        ticket = customer.complain(complaint.order.order_id, complaint.item.item_id,
-                                   complaint.channel, complaint.text)
-        driver.collect(ticket["pickup_code"], "route-12")
-        truck = next(s for s in complaint.history.segments if s.custodian == "truck")
-        truck_readings += driver.upload_truck_log(
-            epcis_docs.truck_id(complaint), f"delivery-{complaint.order.order_id}",
-            list(truck.readings))["readings"]
-        for sender, document in epcis_docs.documents(complaint, clock.now()):
-            partners[sender].send(document)
-        clock.advance(5 * 60)
-        for desk in desks:  # the agents contact the customers of their new tickets
-            desk.work()
-        clock.advance(15 * 60)  # the driver brings the return to the sorting center
-        background_round(stack, clock)
-        gateway.poll_once()
-        station.set_core_temperature(complaint.core_temp_c)
-        station.present_tag(complaint.item.tag_uid, complaint.item.tag)
-        outcomes = gateway.poll_once()
-        gateway.poll_once()  # still on the pad: no second scan
-        station.remove_tag()
-        gateway.poll_once()
-        for outcome in outcomes:
-            lights[outcome.light.value] += 1
-            if outcome.scan is not None:
-                scanned.append(outcome.scan.item_id)
-        # The agent refunds once the hub holds the grade; the customer rates it.
-        gateway.uplink.wait_drained(timeout=60)
-        stack.ingest.wait_idle(timeout=60)
-        clock.advance(10 * 60)
-        for desk in desks:
-            for ticket_id in desk.resolve_graded():
-                score = satisfaction.choice(SURVEY_SCORES)
-                customer.answer_survey(ticket_id, score, SURVEY_COMMENTS[score],
-                                       SURVEY_RECOMMEND[score])
+    shift = ReturnsShift(clock, stack, gateway, station, customer, driver, partners, desks,
+                         random.Random(options.seed))
+    shift.work(scenario)
+    scanned, lights, truck_readings = shift.scanned, shift.lights, shift.truck_readings
     clock.advance_to(shift_start(day) + timedelta(minutes=options.minutes))
     gateway.poll_once()
     gateway.telemetry.flush()
@@ -201,6 +168,100 @@ def _run(options: DemoOptions, stack: Stack, clock: VirtualClock) -> dict[str, A
     summary.update({"truck_log_readings": truck_readings, "web_url": web_url,
                     "broker": stack.broker_url, "admin_user": stack.settings.web.admin_user})
     return summary
+
+
+# When each step of a return follows its complaint: the agents contact the customer, the
+# driver brings the item to the sorting center, the agent refunds once it is graded.
+CONTACT_AFTER = timedelta(minutes=5)
+SCAN_AFTER = timedelta(minutes=20)
+RESOLVE_AFTER = timedelta(minutes=30)
+
+
+@dataclass
+class ReturnsShift:
+    """Everyone who works a shift's returns, and what they did, in time order.
+
+    Each complaint starts a return whose steps come at fixed delays after it; the steps of
+    all returns run in the order of their times (a complaint filed while an earlier return is
+    on its way is filed at its own time), so tickets, scans and the KPIs keep the scenario's
+    timeline whatever the number of complaints.
+    """
+
+    clock: VirtualClock
+    stack: Stack
+    gateway: Gateway
+    station: SimStation  # its tag pad and core probe
+    customer: CustomerApp
+    driver: DriverApp
+    partners: dict[str, PartnerSystem]
+    desks: list[AgentDesk]
+    satisfaction: random.Random  # the customers' survey answers
+    scanned: list[str] = field(default_factory=list)
+    lights: Counter[str] = field(default_factory=Counter)
+    truck_readings: int = 0
+
+    def work(self, scenario: Scenario) -> None:
+        """Run every step of every complaint's return, in time order."""
+        due: list[tuple[datetime, int, Callable[[], None]]] = []
+        order = itertools.count()
+
+        def at(when: datetime, step: Callable[[], None]) -> None:
+            heapq.heappush(due, (when, next(order), step))
+
+        for complaint in scenario.complaints:
+            at(complaint.at, functools.partial(self._file, complaint, at))
+        while due:
+            when, _, step = heapq.heappop(due)
+            self.clock.advance_to(when)
+            step()
+
+    def _file(self, complaint: Complaint, at: Callable[[datetime, Callable[[], None]], None]
+              ) -> None:
+        """The customer complains; the driver is given the pickup and uploads the truck's
+        log; the partners send their documents."""
+        self.gateway.poll_once()
+        ticket = self.customer.complain(complaint.order.order_id, complaint.item.item_id,
+                                        complaint.channel, complaint.text)
+        self.driver.collect(ticket["pickup_code"], "route-12")
+        truck = next(s for s in complaint.history.segments if s.custodian == "truck")
+        self.truck_readings += self.driver.upload_truck_log(
+            epcis_docs.truck_id(complaint), f"delivery-{complaint.order.order_id}",
+            list(truck.readings))["readings"]
+        for sender, document in epcis_docs.documents(complaint, self.clock.now()):
+            self.partners[sender].send(document)
+        now = self.clock.now()
+        at(now + CONTACT_AFTER, self._contact)
+        at(now + SCAN_AFTER, functools.partial(self._scan, complaint))
+        at(now + RESOLVE_AFTER, self._resolve)
+
+    def _contact(self) -> None:
+        for desk in self.desks:  # the agents contact the customers of their new tickets
+            desk.work()
+
+    def _scan(self, complaint: Complaint) -> None:
+        """The return reaches the station: one scan, graded, the light shown."""
+        background_round(self.stack, self.clock)
+        self.gateway.poll_once()
+        self.station.set_core_temperature(complaint.core_temp_c)
+        self.station.present_tag(complaint.item.tag_uid, complaint.item.tag)
+        outcomes = self.gateway.poll_once()
+        self.gateway.poll_once()  # still on the pad: no second scan
+        self.station.remove_tag()
+        self.gateway.poll_once()
+        for outcome in outcomes:
+            self.lights[outcome.light.value] += 1
+            if outcome.scan is not None:
+                self.scanned.append(outcome.scan.item_id)
+
+    def _resolve(self) -> None:
+        """The agents refund what the hub holds a grade for; the customers rate it."""
+        self.gateway.uplink.wait_drained(timeout=60)
+        self.stack.ingest.wait_idle(timeout=60)
+        for desk in self.desks:
+            for ticket_id in desk.resolve_graded():
+                score = self.satisfaction.choice(SURVEY_SCORES)
+                self.customer.answer_survey(ticket_id, score, SURVEY_COMMENTS[score],
+                                            SURVEY_RECOMMEND[score])
 
 
 def _kpis(api: ApiClient, since: datetime, until: datetime) -> dict[str, Any]:

@@ -54,6 +54,13 @@ def test_headless_demo_stores_every_scan_exactly_once(broker, tmp_path: Path) ->
         (last_seen,) = db.execute("SELECT last_seen FROM gateways").fetchone()
     seen = datetime.fromisoformat(last_seen).replace(tzinfo=shift_start(1).tzinfo)
     assert shift_start(1) <= seen <= shift_start(1) + timedelta(hours=12)
+    # Returns overlap as they would in a day: each complaint is filed at its own time in the
+    # 12-minute shift, while earlier returns are still on their way (not one after another).
+    with sqlite3.connect(tmp_path / "var" / "hub.db") as db:
+        first, last = (datetime.fromisoformat(t).replace(tzinfo=shift_start(1).tzinfo)
+                       for t in db.execute("SELECT min(created_at), max(created_at) "
+                                           "FROM tickets").fetchone())
+    assert shift_start(1) <= first <= last <= shift_start(1) + timedelta(minutes=12)
 
 
 def test_second_run_on_same_data_is_the_next_day(broker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -94,6 +94,18 @@ def test_login_page_is_self_contained(client: FlaskClient) -> None:
     assert client.get("/static/coldloop.css").status_code == 200
 
 
+@pytest.mark.parametrize("path", ["/login", "/", "/static/coldloop.css", "/api/v1/health",
+                                  "/no-such-page"])
+def test_every_response_forbids_scripts_frames_and_type_guessing(client: FlaskClient,
+                                                                 path: str) -> None:
+    headers = client.get(path).headers
+    policy = headers["Content-Security-Policy"]
+    assert "script-src 'none'" in policy and "frame-ancestors 'none'" in policy
+    assert "default-src 'self'" in policy and "form-action 'self'" in policy
+    assert (headers["X-Frame-Options"], headers["X-Content-Type-Options"]) == ("DENY",
+                                                                                "nosniff")
+
+
 @pytest.mark.parametrize(("user", "password"), [
     (USER, "wrong password"), ("admin", PASSWORD), ("", ""), (USER, PASSWORD + " "),
     ("管理员", "密码密码密码密码"),

@@ -628,6 +628,26 @@ def ticket_evidence(ticket_id: int) -> tuple[Response, int]:
     return jsonify(tj.evidence(record)), 201 if new else 200
 
 
+@bp.get("/agents")
+def list_agents() -> Response:
+    """Every agent with their profile, presence and open tickets, by id."""
+    session = db_session()
+    counts = routing.open_counts(session)
+    return jsonify(agents=[tj.agent(a) | {"open_tickets": counts.get(a.id, 0)}
+                           for a in session.scalars(select(Agent).order_by(Agent.id))])
+
+
+@bp.get("/agents/<agent_id>")
+def get_agent(agent_id: str) -> Response:
+    """One agent with their profile, presence and open tickets."""
+    session = db_session()
+    record = session.get(Agent, agent_id)
+    if record is None:
+        raise NotFound(f"agent {agent_id!r} does not exist")
+    return jsonify(tj.agent(record) | {"open_tickets": routing.open_counts(session).get(
+        agent_id, 0)})
+
+
 @bp.post("/agents/<agent_id>")
 def create_agent(agent_id: str) -> tuple[Response, int]:
     """Register an agent; 409 if the id is taken (PUT updates)."""

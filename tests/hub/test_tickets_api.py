@@ -157,6 +157,14 @@ def test_an_agent_put_on_leave_over_http_hands_over_their_tickets(
     bo = client.get("/api/v1/tickets?assignee=bo", headers=AUTH).get_json()["tickets"]
     assert [t["id"] for t in bo] == [ticket_id]  # the refused puts changed nothing
 
+    listed = client.get("/api/v1/agents", headers=AUTH).get_json()["agents"]
+    assert [(a["id"], a["active"], a["open_tickets"]) for a in listed] == [
+        ("ana", False, 0), ("bo", True, 1)]
+    one = client.get("/api/v1/agents/bo", headers=AUTH).get_json()
+    assert (one["name"], one["on_shift"], one["open_tickets"]) == ("Bo", True, 1)
+    assert "password_hash" not in one
+    assert client.get("/api/v1/agents/zed", headers=AUTH).status_code == 404
+
 
 def test_manual_assignment_over_http(client: FlaskClient) -> None:
     post(client, "/agents/ana", AGENT)

@@ -274,7 +274,11 @@ def ticket_list() -> str:
     counts = status_counts(db, filters)
     open_total = sum(n for status, n in counts.items()
                      if status in states.STILL_OPEN)
-    return render_template("tickets.html", rows=rows, total=total, page=page,
+    user = current_user()
+    mine = None if user.is_admin else db.scalar(
+        select(func.count()).select_from(Ticket).where(
+            Ticket.assignee_id == user.id, Ticket.status.in_(states.STILL_OPEN))) or 0
+    return render_template("tickets.html", rows=rows, total=total, page=page, mine=mine,
                            pages=max(1, math.ceil(total / PAGE_SIZE)), page_size=PAGE_SIZE,
                            filters=filters, known=known, counts=counts, open_total=open_total,
                            all_total=sum(counts.values()),

@@ -79,6 +79,10 @@ def test_an_agent_signs_in_and_is_recorded_as_the_actor(
         ticket_id = session.scalars(select(Ticket.id)).one()
 
     ana_client = signed_in(app, "ana", ANA_PASSWORD)
+    pool = ana_client.get("/tickets").text
+    assert re.search(r'id="count-mine" href="/tickets\?status=open&amp;assignee=ana">'
+                     r'<span class="stat-label">mine</span> <strong>1</strong>', pool)
+    assert 'id="count-mine"' not in logged_in(app.test_client()).get("/tickets").text
     page = ana_client.get(f"/tickets/{ticket_id}").text
     assert "as Ana" in page and ">Ana <span class=\"sub\">(ana)</span>" in page
     post(ana_client, f"/tickets/{ticket_id}/messages", {"kind": "note", "text": "On it"},

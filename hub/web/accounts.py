@@ -10,6 +10,7 @@ removed, cannot sign in.
 A session is bound to the credential it was opened with (a fingerprint of the password hash,
 or of the administrator's settings) and checked on every request: changing an agent's
 password, removing it or deactivating the agent ends their open sessions at their next click.
+A session left unused for ``IDLE_LIMIT`` ends too (a desk left signed in overnight).
 
 Passwords are stored as salted scrypt hashes (``werkzeug.security``); a sign-in with an
 unknown user name costs the same hash check as a wrong password, so response times do not
@@ -43,6 +44,7 @@ ADMIN, AGENT = "admin", "agent"
 MIN_PASSWORD, MAX_PASSWORD = 10, 256
 PER_USER, PER_ADDRESS = 5, 30  # failed sign-ins within THROTTLE_WINDOW
 THROTTLE_WINDOW = timedelta(minutes=15)
+IDLE_LIMIT = timedelta(hours=12)  # a session unused this long has ended
 _MAX_KEYS = 10_000  # user names and addresses remembered before expired ones are swept
 
 
@@ -121,12 +123,28 @@ def authenticate(db: Session, web: WebSettings, username: str, password: str) ->
     return _agent_user(agent) if check_password_hash(agent.password_hash, password) else None
 
 
-def open_session(session: Any, user: User, web: WebSettings, db: Session) -> None:
+def open_session(session: Any, user: User, web: WebSettings, db: Session,
+                 now: datetime) -> None:
     """Start a fresh session for ``user`` (a new one: no fixation), bound to their credential."""
     session.clear()
     session["user"] = user.id
     session["role"] = user.role
     session["credential"] = _credential(user.role, user.id, web, db)
+    session["seen"] = now.timestamp()
+
+
+def idle(stored: Mapping[str, Any], now: datetime) -> bool:
+    """Whether the session went unused for longer than ``IDLE_LIMIT`` (or never said when it
+    was used)."""
+    seen = stored.get("seen")
+    if isinstance(seen, bool) or not isinstance(seen, int | float):
+        return True
+    return now.timestamp() - seen > IDLE_LIMIT.total_seconds()
+
+
+def touch(session: Any, now: datetime) -> None:
+    """Note that the session was used now."""
+    session["seen"] = now.timestamp()
 
 
 def session_user(stored: Mapping[str, Any], web: WebSettings, db: Session) -> User | None:

@@ -776,7 +776,7 @@ def account() -> str | BaseResponse | tuple[str, int]:
         db.rollback()
         return render_template("account.html", agent=agent, error=str(err)), 422
     db.commit()
-    accounts.open_session(session, user, hub_settings().web, db)  # this one stays signed in
+    accounts.open_session(session, user, hub_settings().web, db, now())  # this one stays in
     logger.info("agent %s changed their password", user.id)
     flash("Password changed. Sessions opened with the old one have ended.", "ok")
     return redirect(url_for("tickets.account"))

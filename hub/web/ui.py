@@ -48,6 +48,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 THROTTLE = "coldloop.sign_in_throttle"  # app.extensions key
+ENDED = {  # why the sign-in page was shown (login_required's ``ended``)
+    "changed": "Your session has ended: the account was changed or deactivated. Please sign "
+               "in again.",
+    "idle": f"Your session has ended after {accounts.IDLE_LIMIT.total_seconds() / 3600:g} h "
+            "without use. Please sign in again.",
+}
 
 
 def init_app(app: Flask) -> None:
@@ -62,12 +68,17 @@ def login_required(view: F) -> F:
 
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
+        moment = now()
         user = accounts.session_user(session, hub_settings().web, db_session())
+        ended = None
+        if user is not None and accounts.idle(session, moment):
+            user, ended = None, "idle"
         if user is None:
-            ended = "user" in session
+            ended = ended or ("changed" if "user" in session else None)
             session.clear()
             target = request.full_path if request.query_string else request.path
-            return redirect(url_for("ui.login", next=target, ended=1 if ended else None))
+            return redirect(url_for("ui.login", next=target, ended=ended))
+        accounts.touch(session, moment)
         g.user = user
         return view(*args, **kwargs)
 
@@ -97,9 +108,8 @@ def login() -> str | BaseResponse | tuple[str, int]:
     """Show the sign-in form; on POST open the administrator's or an agent's account."""
     target = _safe_next(request.values.get("next"))
     if request.method == "GET":
-        ended = "Your session has ended: the account was changed or deactivated. Please sign " \
-                "in again." if request.args.get("ended") else None
-        return render_template("login.html", next=target, error=ended)
+        return render_template("login.html", next=target,
+                               error=ENDED.get(request.args.get("ended", "")))
     if not _csrf_ok():
         return render_template("login.html", next=target,
                                error="The form expired. Please sign in again."), 400
@@ -124,7 +134,7 @@ def login() -> str | BaseResponse | tuple[str, int]:
         return render_template("login.html", next=target, username=name,
                                error="Wrong user name or password."), 401
     throttle.succeeded(name)
-    accounts.open_session(session, user, web, db)
+    accounts.open_session(session, user, web, db, now())
     logger.info("%s %s signed in from %s", user.role, user.id, request.remote_addr)
     return redirect(target or url_for("ui.dashboard"))
 

@@ -115,7 +115,7 @@ def test_deactivating_an_agent_or_changing_their_password_ends_their_sessions(
     first = signed_in(app, "ana", ANA_PASSWORD)
     set_password(app, "ana", "Ana", "another-password-2")
     ended = first.get("/tickets")
-    assert ended.status_code == 302 and "ended=1" in ended.headers["Location"]
+    assert ended.status_code == 302 and "ended=changed" in ended.headers["Location"]
     assert "Your session has ended" in first.get(ended.headers["Location"]).text
     assert login(app.test_client(), "ana", ANA_PASSWORD).status_code == 401
 
@@ -207,7 +207,7 @@ def test_an_old_or_forged_session_is_signed_out(
                       secret_key="test-secret-key-0123456789")
     with factory() as db:
         stored: dict[str, str] = {}
-        accounts.open_session(stored, accounts.User(USER, USER, accounts.ADMIN), web, db)
+        accounts.open_session(stored, accounts.User(USER, USER, accounts.ADMIN), web, db, NOW)
         assert accounts.session_user(stored, web, db) is not None
         changed = web.model_copy(update={"admin_password": "a-new-admin-password"})
         assert accounts.session_user(stored, changed, db) is None  # settings changed
@@ -248,3 +248,19 @@ def test_the_throttle_counts_per_address_and_forgets_old_failures() -> None:
     assert throttle.wait(" F ", "10.0.2.1", NOW) == timedelta(minutes=10)
     throttle.succeeded("f")
     assert throttle.wait("f", "10.0.2.1", NOW) is None
+
+
+def test_a_session_unused_for_12_hours_ends(
+        app: Flask, database_url: str, factory: sessionmaker[Session], tmp_path: Path) -> None:
+    clock = [NOW]  # the same database as ``app``'s, on a clock of our own
+    app = admin_app(database_url, factory, lambda: clock[0], tmp_path / "clocked")
+    client = logged_in(app.test_client())
+    clock[0] = NOW + timedelta(hours=11, minutes=59)
+    assert client.get("/tickets").status_code == 200  # used: the 12 hours start again
+    clock[0] += timedelta(hours=12)
+    assert client.get("/tickets").status_code == 200
+    clock[0] += timedelta(hours=12, seconds=1)
+    ended = client.get("/tickets")
+    assert ended.status_code == 302 and "ended=idle" in ended.headers["Location"]
+    assert "after 12 h without use" in client.get(ended.headers["Location"]).text
+    assert client.get("/tickets").status_code == 302  # and it stays ended

@@ -118,7 +118,7 @@ def go_live(stack: Stack, clock: VirtualClock) -> None:
         for agent_id in DEMO_AGENTS:
             agent = session.get(Agent, agent_id)
             if agent is not None and agent.password_hash is None:
-                set_password(agent, DEMO_AGENT_PASSWORD, clock.now())
+                set_password(session, agent, DEMO_AGENT_PASSWORD, clock.now(), actor="demo")
     clock.go_live()
     watch = SlaWatch(stack.factory, clock=clock.now)
     watch.start()

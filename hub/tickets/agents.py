@@ -16,6 +16,10 @@ Saving a profile keeps the tickets in step with it, in the same transaction:
   queued tickets now rather than at the next SLA round.
 
 A handed-over ticket goes to the best qualified agent, or back to its team's queue.
+
+Every change is an ``agent_changes`` row (:func:`record_change`): who, when, and each field's
+old and new value; passwords (``hub.web.accounts``) and shifts started or ended by hand are
+recorded there too, without the password.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from sqlalchemy.orm import Session
 from hub.errors import Conflict, InvalidInput
 from hub.models import Ticket
 from hub.tickets import routing, states
-from hub.tickets.models import Agent
+from hub.tickets.models import Agent, AgentChange
 from hub.tickets.policy import DEFAULT_CONFIG, TicketConfig
 from hub.tickets.shifts import ShiftWindow
 from hub.triage.taxonomy import CATEGORIES, LANGUAGES
@@ -106,8 +110,10 @@ class AgentSaved:
 
 
 def save_agent(session: Session, agent_id: str, profile: AgentProfile, now: datetime, *,
-               create_only: bool = False, config: TicketConfig = DEFAULT_CONFIG) -> AgentSaved:
-    """Register the agent or replace their profile, and hand over what they no longer cover.
+               actor: str, create_only: bool = False,
+               config: TicketConfig = DEFAULT_CONFIG) -> AgentSaved:
+    """Register the agent or replace their profile, hand over what they no longer cover, and
+    record the change as ``actor``'s.
 
     ``create_only``: an agent of that id already registered is a ``Conflict``. A team without
     a queue in ``config`` is ``InvalidInput`` (its agents would never be given a ticket).
@@ -125,24 +131,48 @@ def save_agent(session: Session, agent_id: str, profile: AgentProfile, now: date
         agent = Agent(id=agent_id, on_shift=False)
         session.add(agent)
     was_active = created or agent.active
+    before = {} if created else {name: getattr(agent, name)
+                                 for name in (*AgentProfile.model_fields, "on_shift")}
     for name, value in profile.model_dump().items():
         setattr(agent, name, value)
     session.flush()
     saved = AgentSaved(agent, created)
     if created:
+        record_change(session, agent_id, actor, "created",
+                      {name: [None, value] for name, value in profile.model_dump().items()},
+                      now)
         return saved
     if was_active and not agent.active:
         agent.on_shift = False
         saved.handed_over = routing.hand_over(session, agent, _open_tickets(session, agent),
                                               now, "inactive", config=config)
-        return saved
-    uncovered = [t for t in _open_tickets(session, agent)
-                 if t.first_contact_at is None and routing.profile_shortfalls(agent, t)]
-    saved.handed_over = routing.hand_over(session, agent, uncovered, now, "profile",
-                                          config=config)
+    else:
+        uncovered = [t for t in _open_tickets(session, agent)
+                     if t.first_contact_at is None and routing.profile_shortfalls(agent, t)]
+        saved.handed_over = routing.hand_over(session, agent, uncovered, now, "profile",
+                                              config=config)
+    changed = {name: [old, getattr(agent, name)] for name, old in before.items()
+               if old != getattr(agent, name)}
+    if changed:
+        record_change(session, agent_id, actor, "updated", changed, now)
     if agent.on_shift and agent.active:
         saved.assigned = routing.route_queue(session, now, config=config)
     return saved
+
+
+def record_change(session: Session, agent_id: str, actor: str, action: str,
+                  changes: dict[str, Any], now: datetime) -> AgentChange:
+    """Record a change of the agent's record (``changes``: field -> [old, new])."""
+    row = AgentChange(agent_id=agent_id, actor=actor, at=now, action=action, changes=changes)
+    session.add(row)
+    return row
+
+
+def changes_of(session: Session, agent_id: str, limit: int = 50) -> list[AgentChange]:
+    """The agent's latest recorded changes, newest first."""
+    return list(session.scalars(
+        select(AgentChange).where(AgentChange.agent_id == agent_id)
+        .order_by(AgentChange.at.desc(), AgentChange.id.desc()).limit(limit)))
 
 
 def _open_tickets(session: Session, agent: Agent) -> list[Ticket]:

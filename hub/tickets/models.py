@@ -107,6 +107,21 @@ class Agent(Base):
     password_set_at: Mapped[datetime | None]
 
 
+class AgentChange(Base):
+    """Who changed an agent's record, when, and what: a profile saved, a password set or
+    removed, a shift started or ended by hand (hub.tickets.agents)."""
+
+    __tablename__ = "agent_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(64))  # a user of the pages, or "api"
+    at: Mapped[datetime]
+    # created, updated, password_set, password_removed, shift_started, shift_ended
+    action: Mapped[str] = mapped_column(String(20))
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # {field: [old, new]}
+
+
 class TicketAssignment(Base):
     """One stint of a ticket with an agent, with why it was chosen (rule and scores)."""
 

@@ -37,7 +37,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from hub.errors import InvalidInput
 from hub.settings import WebSettings
-from hub.tickets.agents import AGENT_ID
+from hub.tickets.agents import AGENT_ID, record_change
 from hub.tickets.models import Agent
 
 ADMIN, AGENT = "admin", "agent"
@@ -79,17 +79,19 @@ def password_problem(password: str, agent_id: str, name: str) -> str | None:
     return None
 
 
-def set_password(agent: Agent, password: str, now: datetime) -> None:
-    """Give the agent a new password (their open sessions end); ``InvalidInput`` names what
-    is wrong with it."""
+def set_password(db: Session, agent: Agent, password: str, now: datetime, *,
+                 actor: str) -> None:
+    """Give the agent a new password (their open sessions end), recorded as ``actor``'s
+    change; ``InvalidInput`` names what is wrong with it."""
     problem = password_problem(password, agent.id, agent.name or "")
     if problem is not None:
         raise InvalidInput(problem)
     agent.password_hash = generate_password_hash(password)
     agent.password_set_at = now
+    record_change(db, agent.id, actor, "password_set", {}, now)
 
 
-def change_own_password(agent: Agent, current: str, new: str, repeated: str,
+def change_own_password(db: Session, agent: Agent, current: str, new: str, repeated: str,
                         now: datetime) -> None:
     """The agent changes their password; ``InvalidInput`` names what is wrong (the current
     password, a mismatch, or the new one)."""
@@ -99,13 +101,14 @@ def change_own_password(agent: Agent, current: str, new: str, repeated: str,
         raise InvalidInput("the new password and its repetition differ")
     if new == current:
         raise InvalidInput("the new password is the current one")
-    set_password(agent, new, now)
+    set_password(db, agent, new, now, actor=agent.id)
 
 
-def remove_password(agent: Agent) -> None:
-    """Take the agent's sign-in away (their open sessions end)."""
+def remove_password(db: Session, agent: Agent, now: datetime, *, actor: str) -> None:
+    """Take the agent's sign-in away (their open sessions end), recorded as ``actor``'s."""
     agent.password_hash = None
     agent.password_set_at = None
+    record_change(db, agent.id, actor, "password_removed", {}, now)
 
 
 def authenticate(db: Session, web: WebSettings, username: str, password: str) -> User | None:

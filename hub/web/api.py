@@ -61,6 +61,7 @@ M = TypeVar("M", bound=BaseModel)
 TRUCK_ID = re.compile(r"^[A-Za-z0-9_-]{1,24}$")
 EPCIS_MEDIA_TYPE = "application/ld+json"
 OPEN_TICKETS = "open"  # a status filter: every open status
+API_ACTOR = "api"  # who the agents' records say changed them through the API (a system)
 
 
 # --- request models ------------------------------------------------------------------------
@@ -639,13 +640,15 @@ def list_agents() -> Response:
 
 @bp.get("/agents/<agent_id>")
 def get_agent(agent_id: str) -> Response:
-    """One agent with their profile, presence and open tickets."""
+    """One agent with their profile, presence, open tickets and latest recorded changes."""
     session = db_session()
     record = session.get(Agent, agent_id)
     if record is None:
         raise NotFound(f"agent {agent_id!r} does not exist")
-    return jsonify(tj.agent(record) | {"open_tickets": routing.open_counts(session).get(
-        agent_id, 0)})
+    return jsonify(tj.agent(record) | {
+        "open_tickets": routing.open_counts(session).get(agent_id, 0),
+        "changes": [{"at": js.time(c.at), "actor": c.actor, "action": c.action,
+                     "changes": c.changes} for c in agents.changes_of(session, agent_id)]})
 
 
 @bp.post("/agents/<agent_id>")
@@ -664,7 +667,8 @@ def update_agent(agent_id: str) -> Response:
 def _save_agent(agent_id: str, *, create_only: bool = False) -> Response:
     profile = _parse(agents.AgentProfile, _json_body(), "field")
     session = db_session()
-    saved = agents.save_agent(session, agent_id, profile, now(), create_only=create_only)
+    saved = agents.save_agent(session, agent_id, profile, now(), actor=API_ACTOR,
+                              create_only=create_only)
     session.commit()
     return jsonify(tj.agent(saved.agent) | {
         "assigned": saved.assigned,
@@ -681,6 +685,8 @@ def agent_shift(agent_id: str) -> Response:
     assigned = 0
     if body.on_shift:
         assigned = routing.agent_on_shift(session, agent_id, now())
+        agents.record_change(session, agent_id, API_ACTOR, "shift_started",
+                             {"assigned": assigned}, now())
         if body.online is False:
             record = session.get(Agent, agent_id)
             assert record is not None
@@ -688,6 +694,8 @@ def agent_shift(agent_id: str) -> Response:
     else:
         handed = [{"ticket_id": t.id, "to": a.id if a else None}
                   for t, a in routing.agent_off_shift(session, agent_id, now())]
+        agents.record_change(session, agent_id, API_ACTOR, "shift_ended",
+                             {"handed_over": handed}, now())
         if body.online is not None:
             record = session.get(Agent, agent_id)
             assert record is not None

@@ -58,6 +58,8 @@ from hub.tickets.agents import (
     ALL_SKILLS,
     AgentProfile,
     AgentSaved,
+    changes_of,
+    record_change,
     save_agent,
 )
 from hub.tickets.models import (
@@ -605,10 +607,14 @@ def agent_shift(agent_id: str) -> BaseResponse:
     try:
         if on_shift == "1":
             assigned = routing.agent_on_shift(db, agent_id, now())
+            record_change(db, agent_id, current_user().id, "shift_started",
+                          {"assigned": assigned}, now())
             message = (f"{agent_id} is on shift and online; {assigned} queued "
                        f"ticket{'s' if assigned != 1 else ''} assigned.")
         elif on_shift == "0":
             handed = routing.agent_off_shift(db, agent_id, now())
+            record_change(db, agent_id, current_user().id, "shift_ended", {"handed_over": [
+                {"ticket_id": t.id, "to": a.id if a else None} for t, a in handed]}, now())
             moves = ", ".join(f"#{t.id} → {a.id if a else 'the queue'}" for t, a in handed)
             message = (f"{agent_id} is off shift. "
                        + (f"Handed over: {moves}." if moves else
@@ -646,7 +652,7 @@ def _agent_form(agent_id: str | None) -> str | BaseResponse | tuple[str, int]:
     record = db.get(Agent, agent_id) if agent_id else None
     if request.method == "GET":
         return render_template("agent_form.html", agent=record, form=_profile_form(record),
-                               errors={}, **_agent_choices())
+                               errors={}, **_agent_choices(db, agent_id))
     if not _csrf_ok():
         abort(400, EXPIRED)
     new_id = (agent_id or request.form.get("id", "")).strip()
@@ -656,7 +662,8 @@ def _agent_form(agent_id: str | None) -> str | BaseResponse | tuple[str, int]:
         errors["id"] = f"must be {AGENT_ID_RULE}, got {new_id!r}"
     elif profile is not None and not errors:
         try:
-            saved = save_agent(db, new_id, profile, now(), create_only=agent_id is None)
+            saved = save_agent(db, new_id, profile, now(), actor=current_user().id,
+                               create_only=agent_id is None)
         except Conflict as err:  # the id is taken
             db.rollback()
             errors["id"] = str(err).split(";")[0]
@@ -666,10 +673,11 @@ def _agent_form(agent_id: str | None) -> str | BaseResponse | tuple[str, int]:
         else:
             message = _saved_message(saved)
             if password is not None:
-                accounts.set_password(saved.agent, password, now())
+                accounts.set_password(db, saved.agent, password, now(),
+                                      actor=current_user().id)
                 message += " Password set: the agent can sign in."
             elif request.form.get("remove_password") == "1" and current_user().is_admin:
-                accounts.remove_password(saved.agent)
+                accounts.remove_password(db, saved.agent, now(), actor=current_user().id)
                 message += " Password removed: the agent can no longer sign in."
             db.commit()
             flash(message, "ok")
@@ -678,7 +686,7 @@ def _agent_form(agent_id: str | None) -> str | BaseResponse | tuple[str, int]:
         "id": new_id, "skills": request.form.getlist("skills"),
         "languages": request.form.getlist("languages")}
     return render_template("agent_form.html", agent=record, form=posted, errors=errors,
-                           **_agent_choices()), 422
+                           **_agent_choices(db, agent_id)), 422
 
 
 def _new_password(agent_id: str, errors: dict[str, str]) -> str | None:
@@ -694,8 +702,9 @@ def _new_password(agent_id: str, errors: dict[str, str]) -> str | None:
     return password
 
 
-def _agent_choices() -> dict[str, Any]:
-    return {"teams": DEFAULT_CONFIG.teams, "categories": CATEGORIES, "languages": LANGUAGES,
+def _agent_choices(db: Session, agent_id: str | None) -> dict[str, Any]:
+    return {"changes": changes_of(db, agent_id) if agent_id else [],
+            "teams": DEFAULT_CONFIG.teams, "categories": CATEGORIES, "languages": LANGUAGES,
             "all_skills": ALL_SKILLS, "id_rule": AGENT_ID_RULE,
             "written_form": shifts.WRITTEN_FORM}
 
@@ -769,7 +778,7 @@ def account() -> str | BaseResponse | tuple[str, int]:
     if not _csrf_ok():
         abort(400, EXPIRED)
     try:
-        accounts.change_own_password(agent, request.form.get("current", ""),
+        accounts.change_own_password(db, agent, request.form.get("current", ""),
                                      request.form.get("new", ""),
                                      request.form.get("repeated", ""), now())
     except InvalidInput as err:
@@ -847,6 +856,24 @@ def written_shifts(stored: list[Any] | None) -> list[str]:
         return [shifts.window_text(w) for w in shifts.parse_windows(stored or [])]
     except ValidationError:
         return ["(stored windows unreadable: ignored)"]
+
+
+@bp.app_template_filter("change_value")
+def change_value(value: Any) -> str:
+    """A recorded value of an agent's record, short: lists joined, shift windows as written,
+    nothing as a dash."""
+    if value is None or value == []:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list) and all(isinstance(v, dict) and "days" in v for v in value):
+        return "; ".join(written_shifts(value))
+    if isinstance(value, list):
+        return ", ".join(change_value(v) if isinstance(v, dict | list) else str(v)
+                         for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {change_value(v)}" for k, v in value.items())
+    return str(value)
 
 
 @bp.app_template_filter("filesize")

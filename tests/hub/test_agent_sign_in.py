@@ -182,6 +182,13 @@ def test_agents_work_tickets_and_their_own_shift_supervisors_manage_agents(
     assert login(app.test_client(), "ana", "bo-chose-this-1").status_code == 401
     assert login(app.test_client(), "ana", ANA_PASSWORD).status_code == 302
 
+    history = logged_in(app.test_client()).get("/agents/ana/edit").text
+    rows = re.findall(r"<tr>\s*<td class=\"nowrap\">.*?</tr>", history, re.DOTALL)
+    assert [re.findall(r"<code>(.*?)</code></td>\s*<td>(.*?)</td>", r)[0] for r in rows] == [
+        ("bo", "updated"), ("ana", "shift ended"), (USER, "password set")]  # newest first
+    assert "<strong>capacity</strong>: 5 → 2" in rows[0]
+    assert ANA_PASSWORD not in history
+
 
 def test_the_agent_form_refuses_a_weak_password(app: Flask) -> None:
     admin = logged_in(app.test_client())

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hub.errors import Conflict, InvalidInput
 from hub.models import Ticket
-from hub.tickets import contact, intake, states, workflow
-from hub.tickets.agents import AgentProfile, save_agent
+from hub.tickets import contact, intake, routing, states, workflow
+from hub.tickets.agents import AgentProfile, changes_of, save_agent
 from hub.tickets.models import Agent, TicketAssignment
 from hub.tickets.workflow import Change
 from tests.hub.conftest import T0
@@ -64,7 +64,7 @@ def test_deactivating_an_agent_hands_over_every_open_ticket(session: Session) ->
     add_agent(session, "bo", capacity=1)
     assert [t.assignee_id for t in (fresh, contacted, resolved)] == ["ana", "ana", "ana"]
 
-    saved = save_agent(session, "ana", profile(active=False), LATER, config=CONFIG)
+    saved = save_agent(session, "ana", profile(active=False), LATER, actor="lead", config=CONFIG)
     session.commit()
 
     assert not saved.created
@@ -90,7 +90,7 @@ def test_a_profile_that_no_longer_covers_a_ticket_hands_it_over(session: Session
     add_agent(session, "bo", skills=("late",))
 
     saved = save_agent(session, "ana", profile(skills=["spoiled", "damaged"], languages=["zh"]),
-                       LATER, config=CONFIG)
+                       LATER, actor="lead", config=CONFIG)
     session.commit()
 
     # late is no longer a skill of hers, nor English a language: the un-contacted ones move
@@ -111,7 +111,7 @@ def test_more_capacity_or_a_new_skill_takes_queued_tickets_at_once(session: Sess
         "ana", None, None)
 
     saved = save_agent(session, "ana", profile(skills=["late", "spoiled"], capacity=3), LATER,
-                       config=CONFIG)
+                       actor="lead", config=CONFIG)
     session.commit()
 
     assert (saved.assigned, saved.handed_over) == (2, [])
@@ -121,12 +121,12 @@ def test_more_capacity_or_a_new_skill_takes_queued_tickets_at_once(session: Sess
 def test_an_agent_off_shift_takes_nothing_and_a_new_one_starts_off_shift(
         session: Session) -> None:
     complain(session, "x")  # queued: nobody is on shift
-    saved = save_agent(session, "cy", profile(name="Cy"), LATER, config=CONFIG)
+    saved = save_agent(session, "cy", profile(name="Cy"), LATER, actor="lead", config=CONFIG)
     session.commit()
     assert (saved.created, saved.assigned, saved.agent.on_shift) == (True, 0, False)
 
     add_agent(session, "ana", on_shift=False, active=False)
-    again = save_agent(session, "ana", profile(active=True), LATER, config=CONFIG)
+    again = save_agent(session, "ana", profile(active=True), LATER, actor="lead", config=CONFIG)
     assert (again.agent.active, again.agent.on_shift, again.assigned) == (True, False, 0)
 
 
@@ -135,9 +135,11 @@ def test_a_team_without_a_queue_or_a_taken_id_is_refused_and_nothing_written(
     add_agent(session, "ana", skills=("late",))
     session.commit()
     with pytest.raises(InvalidInput, match="team 'qc' has no queue: tickets go to support"):
-        save_agent(session, "ana", profile(team="qc", skills=["*"]), LATER, config=CONFIG)
+        save_agent(session, "ana", profile(team="qc", skills=["*"]), LATER, actor="lead",
+                   config=CONFIG)
     with pytest.raises(Conflict, match="agent 'ana' already exists"):
-        save_agent(session, "ana", profile(), LATER, create_only=True, config=CONFIG)
+        save_agent(session, "ana", profile(), LATER, actor="lead", create_only=True,
+                   config=CONFIG)
     session.rollback()
     ana = session.get(Agent, "ana")
     assert ana is not None and (ana.team, ana.skills) == ("support", ["late"])
@@ -168,3 +170,20 @@ def test_a_profile_lists_each_skill_language_and_region_once() -> None:
     p = profile(skills=["late", "late", "spoiled"], languages=["en", "en"],
                 regions=["shanghai", "shanghai"])
     assert (p.skills, p.languages, p.regions) == (["late", "spoiled"], ["en"], ["shanghai"])
+
+
+def test_each_change_of_an_agent_is_recorded_with_who_and_what(session: Session) -> None:
+    save_agent(session, "cy", profile(name="Cy", skills=["late"]), LATER, actor="lead",
+               config=CONFIG)
+    save_agent(session, "cy", profile(name="Cy", skills=["late"]), LATER, actor="lead",
+               config=CONFIG)  # nothing changed: nothing recorded
+    routing.agent_on_shift(session, "cy", LATER)
+    save_agent(session, "cy", profile(name="Cy", skills=["late", "other"], active=False),
+               LATER + timedelta(minutes=1), actor="sue", config=CONFIG)
+
+    newest, created = changes_of(session, "cy")
+    assert (created.action, created.actor, created.at) == ("created", "lead", LATER)
+    assert created.changes["skills"] == [None, ["late"]]
+    assert (newest.action, newest.actor) == ("updated", "sue")
+    assert newest.changes == {"skills": [["late"], ["late", "other"]], "active": [True, False],
+                              "on_shift": [True, False]}

@@ -163,6 +163,10 @@ def test_an_agent_put_on_leave_over_http_hands_over_their_tickets(
     one = client.get("/api/v1/agents/bo", headers=AUTH).get_json()
     assert (one["name"], one["on_shift"], one["open_tickets"]) == ("Bo", True, 1)
     assert "password_hash" not in one
+    assert [(c["actor"], c["action"]) for c in one["changes"]] == [
+        ("api", "shift_started"), ("api", "created")]
+    ana = client.get("/api/v1/agents/ana", headers=AUTH).get_json()
+    assert ana["changes"][0]["changes"] == {"active": [True, False], "on_shift": [True, False]}
     assert client.get("/api/v1/agents/zed", headers=AUTH).status_code == 404
 
 

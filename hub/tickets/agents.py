@@ -139,8 +139,8 @@ def save_agent(session: Session, agent_id: str, profile: AgentProfile, now: date
     saved = AgentSaved(agent, created)
     if created:
         record_change(session, agent_id, actor, "created",
-                      {name: [None, value] for name, value in profile.model_dump().items()},
-                      now)
+                      {name: [None, value] for name, value in profile.model_dump().items()
+                       if value not in (None, "", [])}, now)
         return saved
     if was_active and not agent.active:
         agent.on_shift = False

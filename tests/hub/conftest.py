@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,8 +18,8 @@ from hub.models import Customer, Item, Order
 from hub.settings import DatabaseSettings, HubSettings, WebSettings
 from hub.web import create_app
 from tests.hub.tickets_helpers import PHONE
+from tests.hub.tickets_helpers import T0 as T0  # the tests import it from here
 
-T0 = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 TOKEN = "test-api-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -13,12 +13,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hub.errors import Conflict, InvalidInput
 from hub.models import Ticket
-from hub.tickets import contact, intake, routing, states, workflow
+from hub.tickets import contact, routing, states, workflow
 from hub.tickets.agents import AgentProfile, changes_of, save_agent
 from hub.tickets.models import Agent, TicketAssignment
 from hub.tickets.workflow import Change
 from tests.hub.conftest import T0
-from tests.hub.tickets_helpers import CONFIG, add_agent, social, triage
+from tests.hub.tickets_helpers import CONFIG, add_agent, complain
 
 LATER = T0 + timedelta(minutes=30)
 
@@ -28,12 +28,6 @@ def session(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session over the seeded database."""
     with factory() as session:
         yield session
-
-
-def complain(session: Session, handle: str, minutes: float = 0, **kwargs: object) -> Ticket:
-    """A complaint of its own customer, ``minutes`` after T0."""
-    return intake.receive(session, social(handle), T0 + timedelta(minutes=minutes),
-                          triage=triage(**kwargs), config=CONFIG).ticket
 
 
 def profile(**changes: Any) -> AgentProfile:

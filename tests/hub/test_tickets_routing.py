@@ -10,11 +10,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.models import Ticket
 from hub.tickets import contact, intake, routing
 from hub.tickets.models import TicketAssignment, TicketEscalation
 from tests.hub.conftest import T0
-from tests.hub.tickets_helpers import CONFIG, add_agent, count, social, triage
+from tests.hub.tickets_helpers import CONFIG, add_agent, complain, count, triage
 
 
 @pytest.fixture
@@ -22,12 +21,6 @@ def session(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session over the seeded database."""
     with factory() as session:
         yield session
-
-
-def complain(session: Session, handle: str, minutes: float = 0, **kwargs: object) -> Ticket:
-    """A complaint of its own customer, ``minutes`` after T0."""
-    return intake.receive(session, social(handle), T0 + timedelta(minutes=minutes),
-                          triage=triage(**kwargs), config=CONFIG).ticket
 
 
 def test_assignment_balances_load_over_capacity(session: Session) -> None:

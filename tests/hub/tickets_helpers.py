@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, time
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hub.tickets import states
+from hub.models import Ticket
+from hub.tickets import intake, states
 from hub.tickets.calendar import BusinessCalendar
 from hub.tickets.intake import Complaint
 from hub.tickets.models import Agent
 from hub.tickets.policy import SlaPolicy, Target, TicketConfig
 
-HOLIDAY = date(2026, 11, 23)  # a Monday (T0 is Friday 2026-11-20 09:30 UTC)
+T0 = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)  # a Friday morning: the tests' "now"
+HOLIDAY = date(2026, 11, 23)  # a Monday
 OFFICE = BusinessCalendar(
     "office", "UTC",
     {d: ((time(9), time(12)), (time(13), time(18))) for d in range(5)},  # lunch 12-13
@@ -72,6 +74,13 @@ def social(handle: str, text: str = "烂了, all mouldy", post_id: str | None = 
     """A social post from an unknown handle (its own customer key, no order)."""
     return Complaint(channel="social", text=text, external_id=post_id or f"weibo:{handle}",
                      sender=f"weibo:{handle}", author=f"weibo:{handle}")
+
+
+def complain(session: Session, handle: str, minutes: float = 0, **kwargs: object) -> Ticket:
+    """A social complaint of its own customer through intake, ``minutes`` after T0, triaged
+    as ``FixedTriage(**kwargs)``, under the test ``CONFIG``."""
+    return intake.receive(session, social(handle), T0 + timedelta(minutes=minutes),
+                          triage=triage(**kwargs), config=CONFIG).ticket
 
 
 def count(session: Session, model: type[object], *where: object) -> int:

@@ -30,7 +30,7 @@ from flask import (
     url_for,
 )
 from pydantic import ValidationError
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as BaseResponse
@@ -116,12 +116,13 @@ class Filters:
     channel: str = ""
     triage: str = ""  # a triage state: "review" is the triage review queue
     q: str = ""  # a search: hub.tickets.search.matching
+    escalated_to: str = ""  # a supervisor an SLA breach of the ticket was escalated to
 
     def args(self, **changes: Any) -> dict[str, Any]:
         """Return the query string of these filters (with ``changes``), without empty ones."""
         values = {"status": self.status, "assignee": self.assignee, "category": self.category,
                   "urgency": self.urgency, "channel": self.channel, "triage": self.triage,
-                  "q": self.q, **changes}
+                  "q": self.q, "escalated_to": self.escalated_to, **changes}
         return {name: value for name, value in values.items() if value not in ("", None)}
 
     def conditions(self, *, with_status: bool = True) -> list[ColumnElement[bool]]:
@@ -145,7 +146,16 @@ class Filters:
             found.append(Ticket.triage_state == self.triage)
         if self.q:
             found.append(search.matching(self.q))
+        if self.escalated_to:
+            found.append(escalated_to(self.escalated_to))
         return found
+
+
+def escalated_to(supervisor: str) -> ColumnElement[bool]:
+    """Tickets an SLA breach was escalated to ``supervisor`` for (hub.tickets.sla)."""
+    return exists(select(TicketEscalation.id).where(
+        TicketEscalation.ticket_id == Ticket.id, TicketEscalation.kind == "sla_breach",
+        TicketEscalation.action == "supervisor", TicketEscalation.notify == supervisor))
 
 
 @dataclass(frozen=True)
@@ -202,7 +212,8 @@ def parse_filters(args: Mapping[str, str], known: Choices) -> tuple[Filters, int
         urgency=pick("urgency", "", set(known.urgencies), "an urgency"),
         channel=pick("channel", "", set(known.channels), "a channel"),
         triage=pick("triage", "", set(known.triage_states), "a triage state"),
-        q=args.get("q", "").strip())
+        q=args.get("q", "").strip(),
+        escalated_to=pick("escalated_to", "", {a.id for a in known.agents}, "an agent"))
     if filters.q:
         try:
             search.matching(filters.q)
@@ -277,10 +288,14 @@ def ticket_list() -> str:
     open_total = sum(n for status, n in counts.items()
                      if status in states.STILL_OPEN)
     user = current_user()
+    still_open = Ticket.status.in_(states.STILL_OPEN)
     mine = None if user.is_admin else db.scalar(
         select(func.count()).select_from(Ticket).where(
-            Ticket.assignee_id == user.id, Ticket.status.in_(states.STILL_OPEN))) or 0
+            Ticket.assignee_id == user.id, still_open)) or 0
+    escalated = db.scalar(select(func.count()).select_from(Ticket).where(
+        escalated_to(user.id), still_open)) or 0 if user.supervisor else None
     return render_template("tickets.html", rows=rows, total=total, page=page, mine=mine,
+                           escalated=escalated,
                            pages=max(1, math.ceil(total / PAGE_SIZE)), page_size=PAGE_SIZE,
                            filters=filters, known=known, counts=counts, open_total=open_total,
                            all_total=sum(counts.values()),

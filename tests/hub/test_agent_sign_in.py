@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hub.models import Ticket
 from hub.settings import WebSettings
-from hub.tickets import intake
+from hub.tickets import intake, routing, sla
 from hub.tickets.models import Agent, TicketMessage, TicketTransition
 from hub.web import accounts
 from tests.hub.conftest import T0
@@ -271,3 +271,26 @@ def test_a_session_unused_for_12_hours_ends(
     assert ended.status_code == 302 and "ended=idle" in ended.headers["Location"]
     assert "after 12 h without use" in client.get(ended.headers["Location"]).text
     assert client.get("/tickets").status_code == 302  # and it stays ended
+
+
+def test_a_supervisor_sees_the_breaches_escalated_to_them(
+        app: Flask, factory: sessionmaker[Session]) -> None:
+    with factory.begin() as session:
+        ticket = session.scalars(select(Ticket)).one()  # ana's, on the office policy
+        routing.agent_off_shift(session, "ana", T0)  # no one left to take it: the queue
+        sla.evaluate_sla(session, T0 + timedelta(days=5))  # every clock breached
+        ticket_id = ticket.id
+    set_password(app, "bo", "Bo", "supervising-bo-1", supervisor="1")
+    bo = signed_in(app, "bo", "supervising-bo-1")
+
+    pool = bo.get("/tickets").text
+    assert re.search(r'id="count-escalated" href="/tickets\?status=open&amp;escalated_to=bo">'
+                     r'<span class="stat-label">escalated to me</span> '
+                     r'<strong class="sla-breached">1</strong>', pool)
+    listed = bo.get("/tickets?status=open&escalated_to=bo").text
+    assert f'href="/tickets/{ticket_id}"' in listed
+    assert 'name="escalated_to" value="bo"' in listed  # kept by the filter form
+    set_password(app, "ana", "Ana", ANA_PASSWORD)
+    ana_pool = signed_in(app, "ana", ANA_PASSWORD).get("/tickets").text
+    assert 'id="count-escalated"' not in ana_pool  # not a supervisor
+    assert bo.get("/tickets?escalated_to=nobody").status_code == 400

@@ -94,10 +94,6 @@ class AgentProfile(BaseModel):
     def _distinct_regions(cls, regions: list[str]) -> list[str]:
         return list(dict.fromkeys(regions))
 
-    def stored(self) -> dict[str, Any]:
-        """The profile as the agent row's column values."""
-        return self.model_dump()
-
 
 @dataclass
 class AgentSaved:

@@ -34,7 +34,7 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.errors import Conflict, InvalidInput
+from hub.errors import Conflict, InvalidInput, NotFound
 from hub.models import Ticket
 from hub.tickets import routing, states
 from hub.tickets.models import Agent, AgentChange
@@ -154,6 +154,24 @@ def save_agent(session: Session, agent_id: str, profile: AgentProfile, now: date
     if agent.on_shift and agent.active:
         saved.assigned = routing.route_queue(session, now, config=config)
     return saved
+
+
+def set_online(session: Session, agent_id: str, online: bool, now: datetime, *, actor: str,
+               config: TicketConfig = DEFAULT_CONFIG) -> int:
+    """An agent on shift steps away (no new tickets; theirs stay with them) or is back (the
+    queue is offered at once); return the queued tickets assigned. Recorded as ``actor``'s."""
+    agent = session.get(Agent, agent_id, with_for_update=True)
+    if agent is None:
+        raise NotFound(f"agent {agent_id!r} does not exist")
+    if not agent.on_shift:
+        raise Conflict(f"agent {agent_id!r} is off shift: start the shift instead")
+    if agent.online == online:
+        return 0
+    record_change(session, agent_id, actor, "back" if online else "away",
+                  {"online": [agent.online, online]}, now)
+    agent.online = online
+    session.flush()
+    return routing.route_queue(session, now, config=config) if online else 0
 
 
 def record_change(session: Session, agent_id: str, actor: str, action: str,

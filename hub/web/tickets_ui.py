@@ -61,6 +61,7 @@ from hub.tickets.agents import (
     changes_of,
     record_change,
     save_agent,
+    set_online,
 )
 from hub.tickets.models import (
     Agent,
@@ -641,6 +642,33 @@ def agent_shift(agent_id: str) -> BaseResponse:
     else:
         db.commit()
         flash(message, "ok")
+    return redirect(url_for("tickets.agents") + f"#agent-{agent_id}")
+
+
+@bp.post("/agents/<agent_id>/presence")
+@login_required
+def agent_presence(agent_id: str) -> BaseResponse:
+    """An agent on shift steps away or is back (hub.tickets.agents.set_online)."""
+    if not _csrf_ok():
+        abort(400, EXPIRED)
+    db = db_session()
+    if db.get(Agent, agent_id) is None:
+        abort(404, f"There is no agent {agent_id!r}.")
+    if agent_id != current_user().id and not current_user().manages_agents:
+        abort(403, "Only the administrator or a supervisor may change another agent's "
+                   "presence.")
+    online = request.form.get("online")
+    try:
+        if online not in ("0", "1"):
+            raise InvalidInput("online must be 1 (back) or 0 (away)")
+        assigned = set_online(db, agent_id, online == "1", now(), actor=current_user().id)
+    except HubError as err:
+        _refused(db, err, f"agent {agent_id} presence")
+    else:
+        db.commit()
+        flash(f"{agent_id} is back online; {assigned} queued ticket"
+              f"{'s' if assigned != 1 else ''} assigned." if online == "1" else
+              f"{agent_id} is away: no new tickets until back; their tickets stay.", "ok")
     return redirect(url_for("tickets.agents") + f"#agent-{agent_id}")
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hub.models import Ticket
 from hub.settings import WebSettings
 from hub.tickets import intake, routing, sla
+from hub.tickets.agents import changes_of
 from hub.tickets.models import Agent, TicketMessage, TicketTransition
 from hub.web import accounts
 from tests.hub.conftest import T0
@@ -294,3 +295,28 @@ def test_a_supervisor_sees_the_breaches_escalated_to_them(
     ana_pool = signed_in(app, "ana", ANA_PASSWORD).get("/tickets").text
     assert 'id="count-escalated"' not in ana_pool  # not a supervisor
     assert bo.get("/tickets?escalated_to=nobody").status_code == 400
+
+
+def test_an_agent_steps_away_and_back_without_handing_over(
+        app: Flask, factory: sessionmaker[Session]) -> None:
+    set_password(app, "ana", "Ana", ANA_PASSWORD)
+    ana = signed_in(app, "ana", ANA_PASSWORD)
+    status, html = post(ana, "/agents/ana/presence", {"online": "0"}, page="/agents")
+    assert status == 200 and "ana is away: no new tickets until back" in html
+    with factory.begin() as session:
+        queued = intake.receive(session, social("y"), NOW, triage=triage()).ticket.id
+        mine = session.scalars(select(Ticket.id).where(Ticket.assignee_id == "ana")).all()
+    assert len(mine) == 1  # hers stayed with her; the new one waits in the queue
+
+    status, html = post(ana, "/agents/ana/presence", {"online": "1"}, page="/agents")
+    assert status == 200 and "ana is back online; 1 queued ticket assigned." in html
+    with factory() as session:
+        assert session.scalar(select(Ticket.assignee_id).where(Ticket.id == queued)) == "ana"
+        assert [(c.actor, c.action) for c in changes_of(session, "ana")][:2] == [
+            ("ana", "back"), ("ana", "away")]
+    response = ana.post("/agents/bo/presence", data={
+        "online": "1", "csrf_token": csrf_token(ana, "/agents")})
+    assert response.status_code == 403
+    admin = logged_in(app.test_client())
+    status, html = post(admin, "/agents/bo/presence", {"online": "1"}, page="/agents")
+    assert "agent &#39;bo&#39; is off shift: start the shift instead" in html

@@ -303,6 +303,7 @@ def test_an_agent_steps_away_and_back_without_handing_over(
     ana = signed_in(app, "ana", ANA_PASSWORD)
     status, html = post(ana, "/agents/ana/presence", {"online": "0"}, page="/agents")
     assert status == 200 and "ana is away: no new tickets until back" in html
+    assert re.search(r'id="agent-ana".*?</span>away</span>.*?Back online', html, re.DOTALL)
     with factory.begin() as session:
         queued = intake.receive(session, social("y"), NOW, triage=triage()).ticket.id
         mine = session.scalars(select(Ticket.id).where(Ticket.assignee_id == "ana")).all()

@@ -321,3 +321,24 @@ def test_an_agent_steps_away_and_back_without_handing_over(
     admin = logged_in(app.test_client())
     status, html = post(admin, "/agents/bo/presence", {"online": "1"}, page="/agents")
     assert "agent &#39;bo&#39; is off shift: start the shift instead" in html
+
+
+def test_an_agent_takes_a_ticket_for_themselves(
+        app: Flask, factory: sessionmaker[Session]) -> None:
+    with factory() as session:
+        ticket_id = session.scalars(select(Ticket.id)).one()  # ana's
+    set_password(app, "bo", "Bo", "supervising-bo-1", supervisor="1")
+    bo = signed_in(app, "bo", "supervising-bo-1")
+    assert 'id="take"' in bo.get(f"/tickets/{ticket_id}").text
+
+    _, html = post(bo, f"/tickets/{ticket_id}/assign", {"agent_id": "bo"},
+                   page=f"/tickets/{ticket_id}")
+    assert "off shift: agent bo is not on shift" in html  # the checks hold for oneself too
+    with factory.begin() as session:
+        routing.agent_on_shift(session, "bo", NOW, route=False)
+    status, html = post(bo, f"/tickets/{ticket_id}/assign", {"agent_id": "bo"},
+                        page=f"/tickets/{ticket_id}")
+
+    assert status == 200 and f"Ticket {ticket_id} assigned to bo." in html
+    assert 'id="take"' not in html  # it is theirs now
+    assert 'id="take"' not in logged_in(app.test_client()).get(f"/tickets/{ticket_id}").text

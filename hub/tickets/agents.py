@@ -156,6 +156,25 @@ def save_agent(session: Session, agent_id: str, profile: AgentProfile, now: date
     return saved
 
 
+def start_shift(session: Session, agent_id: str, now: datetime, *, actor: str,
+                config: TicketConfig = DEFAULT_CONFIG) -> int:
+    """Start the agent's shift by hand (online; the queue is worked), recorded as ``actor``'s;
+    return the queued tickets assigned."""
+    assigned = routing.agent_on_shift(session, agent_id, now, config=config)
+    record_change(session, agent_id, actor, "shift_started", {"assigned": assigned}, now)
+    return assigned
+
+
+def end_shift(session: Session, agent_id: str, now: datetime, *, actor: str,
+              config: TicketConfig = DEFAULT_CONFIG) -> list[tuple[Ticket, Agent | None]]:
+    """End the agent's shift by hand (un-contacted tickets handed over), recorded as
+    ``actor``'s; return each ticket handed over and to whom (None: the queue)."""
+    handed = routing.agent_off_shift(session, agent_id, now, config=config)
+    record_change(session, agent_id, actor, "shift_ended", {"handed_over": [
+        {"ticket_id": t.id, "to": a.id if a else None} for t, a in handed]}, now)
+    return handed
+
+
 def set_online(session: Session, agent_id: str, online: bool, now: datetime, *, actor: str,
                config: TicketConfig = DEFAULT_CONFIG) -> int:
     """An agent on shift steps away (no new tickets; theirs stay with them) or is back (the

@@ -684,18 +684,14 @@ def agent_shift(agent_id: str) -> Response:
     handed: list[dict[str, Any]] = []
     assigned = 0
     if body.on_shift:
-        assigned = routing.agent_on_shift(session, agent_id, now())
-        agents.record_change(session, agent_id, API_ACTOR, "shift_started",
-                             {"assigned": assigned}, now())
+        assigned = agents.start_shift(session, agent_id, now(), actor=API_ACTOR)
         if body.online is False:
             record = session.get(Agent, agent_id)
             assert record is not None
             record.online = False
     else:
         handed = [{"ticket_id": t.id, "to": a.id if a else None}
-                  for t, a in routing.agent_off_shift(session, agent_id, now())]
-        agents.record_change(session, agent_id, API_ACTOR, "shift_ended",
-                             {"handed_over": handed}, now())
+                  for t, a in agents.end_shift(session, agent_id, now(), actor=API_ACTOR)]
         if body.online is not None:
             record = session.get(Agent, agent_id)
             assert record is not None

@@ -1,8 +1,8 @@
 """The admin UI's ticket pages: the ticket pool, one ticket with its actions, the agents.
 
 Every change goes through the domain functions of ``hub.tickets`` (``workflow.transition``,
-``contact.record_contact``, ``manual_assignment.assign_by_hand``, ``routing.agent_on_shift`` and
-``routing.agent_off_shift``) as the logged-in user, at the hub's clock (``hub.web.now``).
+``contact.record_contact``, ``manual_assignment.assign_by_hand`` and ``hub.tickets.agents``)
+as the signed-in user, at the hub's clock (``hub.web.now``).
 A domain error (``Conflict``, ``InvalidInput``, ...) is rolled back and shown as a flash
 message on the page the form came from.
 """
@@ -59,9 +59,10 @@ from hub.tickets.agents import (
     AgentProfile,
     AgentSaved,
     changes_of,
-    record_change,
+    end_shift,
     save_agent,
     set_online,
+    start_shift,
 )
 from hub.tickets.models import (
     Agent,
@@ -611,26 +612,15 @@ def agents() -> str:
 @login_required
 def agent_shift(agent_id: str) -> BaseResponse:
     """Start an agent's shift (the queue is worked) or end it (tickets are handed over)."""
-    if not _csrf_ok():
-        abort(400, EXPIRED)
-    db = db_session()
-    if db.get(Agent, agent_id) is None:
-        abort(404, f"There is no agent {agent_id!r}.")
-    if agent_id != current_user().id and not current_user().manages_agents:
-        abort(403, "Only the administrator or a supervisor may start or end another agent's "
-                   "shift.")
+    db = _agent_form_allowed("start or end another agent's shift", agent_id)
     on_shift = request.form.get("on_shift")
     try:
         if on_shift == "1":
-            assigned = routing.agent_on_shift(db, agent_id, now())
-            record_change(db, agent_id, current_user().id, "shift_started",
-                          {"assigned": assigned}, now())
+            assigned = start_shift(db, agent_id, now(), actor=current_user().id)
             message = (f"{agent_id} is on shift and online; {assigned} queued "
                        f"ticket{'s' if assigned != 1 else ''} assigned.")
         elif on_shift == "0":
-            handed = routing.agent_off_shift(db, agent_id, now())
-            record_change(db, agent_id, current_user().id, "shift_ended", {"handed_over": [
-                {"ticket_id": t.id, "to": a.id if a else None} for t, a in handed]}, now())
+            handed = end_shift(db, agent_id, now(), actor=current_user().id)
             moves = ", ".join(f"#{t.id} → {a.id if a else 'the queue'}" for t, a in handed)
             message = (f"{agent_id} is off shift. "
                        + (f"Handed over: {moves}." if moves else
@@ -649,14 +639,7 @@ def agent_shift(agent_id: str) -> BaseResponse:
 @login_required
 def agent_presence(agent_id: str) -> BaseResponse:
     """An agent on shift steps away or is back (hub.tickets.agents.set_online)."""
-    if not _csrf_ok():
-        abort(400, EXPIRED)
-    db = db_session()
-    if db.get(Agent, agent_id) is None:
-        abort(404, f"There is no agent {agent_id!r}.")
-    if agent_id != current_user().id and not current_user().manages_agents:
-        abort(403, "Only the administrator or a supervisor may change another agent's "
-                   "presence.")
+    db = _agent_form_allowed("change another agent's presence", agent_id)
     online = request.form.get("online")
     try:
         if online not in ("0", "1"):
@@ -670,6 +653,20 @@ def agent_presence(agent_id: str) -> BaseResponse:
               f"{'s' if assigned != 1 else ''} assigned." if online == "1" else
               f"{agent_id} is away: no new tickets until back; their tickets stay.", "ok")
     return redirect(url_for("tickets.agents") + f"#agent-{agent_id}")
+
+
+def _agent_form_allowed(what: str, agent_id: str) -> Session:
+    """The session for a form about ``agent_id``, after refusing one without its token (400),
+    about an unknown agent (404), or about another agent from someone who does not manage
+    agents (403, naming ``what`` they may not do)."""
+    if not _csrf_ok():
+        abort(400, EXPIRED)
+    db = db_session()
+    if db.get(Agent, agent_id) is None:
+        abort(404, f"There is no agent {agent_id!r}.")
+    if agent_id != current_user().id and not current_user().manages_agents:
+        abort(403, f"Only the administrator or a supervisor may {what}.")
+    return db
 
 
 @bp.route("/agents/new", methods=["GET", "POST"])

@@ -45,6 +45,10 @@ from hub.triage.taxonomy import CATEGORIES, LANGUAGES
 ALL_SKILLS = "*"
 AGENT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 AGENT_ID_RULE = "1-32 of A-Z a-z 0-9 _ . -"
+# Actors the hub records its own steps under (API calls, routing, SLA escalations, customers'
+# survey answers, the demo): an agent of that id would make the audit ambiguous.
+SYSTEM_ACTORS = frozenset({"api", "router", "sla", "escalation", "customer", "survey", "demo",
+                           "system"})
 _Name = Annotated[str, Field(min_length=1, max_length=32)]
 _Names = Annotated[list[_Name], Field(max_length=100)]
 
@@ -95,6 +99,14 @@ class AgentProfile(BaseModel):
         return list(dict.fromkeys(regions))
 
 
+def system_actor_problem(agent_id: str) -> str | None:
+    """Why a new agent may not take this id (one of ``SYSTEM_ACTORS``), or None."""
+    if agent_id.casefold() in SYSTEM_ACTORS:
+        return (f"agent id {agent_id!r} is a name the hub records its own steps under; "
+                "choose another")
+    return None
+
+
 @dataclass
 class AgentSaved:
     """What :func:`save_agent` did."""
@@ -120,6 +132,8 @@ def save_agent(session: Session, agent_id: str, profile: AgentProfile, now: date
         raise InvalidInput(f"team {profile.team!r} has no queue: tickets go to "
                            f"{', '.join(config.teams)} (the ticket configuration's teams)")
     agent = session.get(Agent, agent_id, with_for_update=True)
+    if agent is None and (problem := system_actor_problem(agent_id)):
+        raise InvalidInput(problem)
     if agent is not None and create_only:
         raise Conflict(f"agent {agent_id!r} already exists; PUT /agents/{agent_id} updates it")
     created = agent is None

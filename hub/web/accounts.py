@@ -111,6 +111,14 @@ def remove_password(db: Session, agent: Agent, now: datetime, *, actor: str) -> 
     record_change(db, agent.id, actor, "password_removed", {}, now)
 
 
+def check_new_agent_id(db: Session, agent_id: str, web: WebSettings) -> None:
+    """Refuse (``InvalidInput``) registering an agent under the administrator's user name:
+    one of them could never sign in, and the audit could not tell them apart."""
+    if agent_id.casefold() == web.admin_user.casefold() and db.get(Agent, agent_id) is None:
+        raise InvalidInput(f"agent id {agent_id!r} is the administrator's user name; choose "
+                           "another")
+
+
 def authenticate(db: Session, web: WebSettings, username: str, password: str) -> User | None:
     """The account these credentials open, or None (wrong name or password, or an agent who
     cannot sign in)."""

@@ -42,7 +42,7 @@ from hub.tickets import (
 from hub.tickets.models import Agent
 from hub.trace import export_events, import_document, item_trace, order_items
 from hub.triage.taxonomy import CATEGORIES
-from hub.web import code_rng, coldchain, db_session, hub_settings, now
+from hub.web import accounts, code_rng, coldchain, db_session, hub_settings, now
 from hub.web import serialize as js
 from hub.web import tickets_json as tj
 from hub.web.guards import IdOutOfRange
@@ -667,6 +667,7 @@ def update_agent(agent_id: str) -> Response:
 def _save_agent(agent_id: str, *, create_only: bool = False) -> Response:
     profile = _parse(agents.AgentProfile, _json_body(), "field")
     session = db_session()
+    accounts.check_new_agent_id(session, agent_id, hub_settings().web)
     saved = agents.save_agent(session, agent_id, profile, now(), actor=API_ACTOR,
                               create_only=create_only)
     session.commit()

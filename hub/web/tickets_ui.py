@@ -63,6 +63,7 @@ from hub.tickets.agents import (
     save_agent,
     set_online,
     start_shift,
+    system_actor_problem,
 )
 from hub.tickets.models import (
     Agent,
@@ -700,6 +701,8 @@ def _agent_form(agent_id: str | None) -> str | BaseResponse | tuple[str, int]:
     password = _new_password(new_id, errors)
     if not AGENT_ID.match(new_id):
         errors["id"] = f"must be {AGENT_ID_RULE}, got {new_id!r}"
+    elif agent_id is None and (taken := _reserved_id(db, new_id)):
+        errors["id"] = taken
     elif profile is not None and not errors:
         try:
             saved = save_agent(db, new_id, profile, now(), actor=current_user().id,
@@ -727,6 +730,16 @@ def _agent_form(agent_id: str | None) -> str | BaseResponse | tuple[str, int]:
         "languages": request.form.getlist("languages")}
     return render_template("agent_form.html", agent=record, form=posted, errors=errors,
                            **_agent_choices(db, agent_id)), 422
+
+
+def _reserved_id(db: Session, agent_id: str) -> str | None:
+    """Why a new agent may not take ``agent_id`` (the administrator's or a system actor's
+    name), or None."""
+    try:
+        accounts.check_new_agent_id(db, agent_id, hub_settings().web)
+    except InvalidInput as err:
+        return str(err)
+    return system_actor_problem(agent_id)
 
 
 def _new_password(agent_id: str, errors: dict[str, str]) -> str | None:

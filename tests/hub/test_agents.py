@@ -181,3 +181,10 @@ def test_each_change_of_an_agent_is_recorded_with_who_and_what(session: Session)
     assert (newest.action, newest.actor) == ("updated", "sue")
     assert newest.changes == {"skills": [["late"], ["late", "other"]], "active": [True, False],
                               "on_shift": [True, False]}
+
+
+@pytest.mark.parametrize("agent_id", ["sla", "API", "router", "customer"])
+def test_a_new_agent_may_not_take_a_name_the_hub_records_its_own_steps_under(
+        session: Session, agent_id: str) -> None:
+    with pytest.raises(InvalidInput, match="a name the hub records its own steps under"):
+        save_agent(session, agent_id, profile(), LATER, actor="lead", config=CONFIG)

@@ -108,6 +108,10 @@ def test_a_bad_form_names_each_field_keeps_what_was_typed_and_saves_nothing(
     with factory() as session:
         assert session.get(Agent, "dai wei") is None
 
+    for reserved, problem in (("ops-admin", "is the administrator&#39;s user name"),
+                              ("sla", "a name the hub records its own steps under")):
+        status, html = submit(admin, "/agents/new", FORM | {"id": reserved})
+        assert status == 422 and problem in field_errors(html)["id"]
     status, html = submit(admin, "/agents/new", FORM | {"id": "dai", "team": "qc"})
     assert status == 422 and "team &#39;qc&#39; has no queue" in flashes(html)[0]
     submit(admin, "/agents/new", FORM | {"id": "dai"})

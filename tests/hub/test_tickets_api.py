@@ -154,6 +154,9 @@ def test_an_agent_put_on_leave_over_http_hands_over_their_tickets(
         assert response.status_code == 422, bad
         error = response.get_json()
         assert problem in (error["fields"][field] if field else error["error"])
+    for reserved in ("admin", "sla"):  # the tests' administrator is "admin"
+        refused = client.put(f"/api/v1/agents/{reserved}", json=AGENT, headers=AUTH)
+        assert refused.status_code == 422, reserved
     bo = client.get("/api/v1/tickets?assignee=bo", headers=AUTH).get_json()["tickets"]
     assert [t["id"] for t in bo] == [ticket_id]  # the refused puts changed nothing
 

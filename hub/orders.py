@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from hub.errors import Conflict, InvalidInput, NotFound
 from hub.models import Customer, Item, Order
+from hub.phones import Phone
 from hub.queries import as_utc
 from protocols.instants import Instant
 from protocols.tag import is_valid_gtin
@@ -38,7 +39,6 @@ ORDER_STATUSES = ("placed", "dispatched", "delivered", "cancelled")
 RECORD_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
 RECORD_ID_RULE = "1 to 32 letters, digits, '.', '_' or '-', starting with a letter or digit"
 _TOKEN = r"^[a-z][a-z0-9_-]{0,15}$"
-_Phone = Annotated[str, Field(min_length=5, max_length=32, pattern=r"^\+?[0-9 -]+$")]
 
 
 def is_record_id(value: object) -> bool:
@@ -60,7 +60,7 @@ class CustomerRecord(_Record):
     """A customer as the order system knows them."""
 
     name: Annotated[str, Field(min_length=1, max_length=120)]
-    phone: _Phone | None = None
+    phone: Phone | None = None
     tier: Annotated[str, Field(pattern=_TOKEN)] = "standard"
     region: Annotated[str, Field(pattern=r"^([a-z][a-z0-9_-]{0,31})?$")] = ""
 

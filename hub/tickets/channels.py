@@ -7,12 +7,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub.phones import Phone
 from hub.tickets.intake import MAX_TEXT, Complaint
 from protocols.instants import EpochSeconds, Instant
 
 _Id = Annotated[str, Field(min_length=1, max_length=128)]
 _Ref = Annotated[str, Field(min_length=1, max_length=32)]
-_Phone = Annotated[str, Field(min_length=5, max_length=32, pattern=r"^\+?[0-9 -]+$")]
 _Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
 _Flag = Annotated[bool, Field(strict=True)]  # true or false, not "yes" or 1
 
@@ -46,7 +46,7 @@ class MiniProgramMessage(_Payload):
     msg_id: _Id
     openid: _Id
     user_id: _Ref | None = None
-    phone: _Phone | None = None
+    phone: Phone | None = None
     phone_verified: _Flag = False
     order_id: _Ref | None = None
     content: _Text
@@ -74,7 +74,7 @@ class HotlineTranscript(_Payload):
     """A hotline call's transcript; the customer's turns are the complaint."""
 
     call_id: _Id
-    caller_phone: _Phone
+    caller_phone: Phone
     phone_verified: _Flag = False  # the caller passed the IVR's check
     user_id: _Ref | None = None
     order_id: _Ref | None = None
@@ -103,7 +103,7 @@ class SocialPost(_Payload):
     platform: Annotated[str, Field(min_length=1, max_length=32)]
     handle: _Id
     user_id: _Ref | None = None  # when the account is linked
-    phone: _Phone | None = None
+    phone: Phone | None = None
     phone_verified: _Flag = False
     order_id: _Ref | None = None
     text: _Text

@@ -21,6 +21,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hub import phones
 from hub.errors import InvalidInput, NotFound
 from hub.models import Customer, Item, Order, Ticket
 from hub.tickets import contact, routing, sla, states
@@ -96,7 +97,7 @@ class Complaint:
     text: str
     external_id: str | None = None
     user_id: str | None = None
-    phone: str | None = None
+    phone: str | None = None  # compared in E.164 (hub.phones)
     phone_verified: bool = False
     sender: str | None = None  # the channel's own id of the sender (openid, social handle)
     order_id: str | None = None
@@ -199,15 +200,23 @@ def _identify(session: Session, complaint: Complaint) -> tuple[Customer | None, 
             raise NotFound(f"customer {complaint.user_id!r} does not exist")
         return customer, f"user:{customer.id}"
     if complaint.phone and complaint.phone_verified:
-        owners = session.scalars(select(Customer).where(Customer.phone == complaint.phone)
+        phone = _phone(complaint.phone)  # stored phones are E.164 (hub.phones)
+        owners = session.scalars(select(Customer).where(Customer.phone == phone)
                                  .limit(2)).all()
         if len(owners) == 1:
             return owners[0], f"user:{owners[0].id}"
-        return None, f"phone:{complaint.phone}"
+        return None, f"phone:{phone}"
     if complaint.sender:
         return None, f"{complaint.channel}:{complaint.sender}"
     raise InvalidInput("the complaint names no customer: send a user id, a verified phone or "
                        "the channel's sender id")
+
+
+def _phone(written: str) -> str:
+    try:
+        return phones.normalise(written)
+    except ValueError as error:
+        raise InvalidInput(f"phone: {error}") from None
 
 
 def _order(session: Session, complaint: Complaint, customer: Customer | None) -> Order | None:

@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from firmware_sim.services import start_victoria_metrics, victoria_metrics_binary
+from hub import phones
 from hub.db import make_engine, session_factory
 from hub.models import Customer, Item, Order
 from hub.settings import DatabaseSettings, HubSettings, WebSettings
@@ -94,6 +95,6 @@ def session(factory: sessionmaker[Session]) -> Iterator[Session]:
     with factory() as session:
         customer = session.get(Customer, "C-1")
         assert customer is not None
-        customer.phone = PHONE
+        customer.phone = phones.normalise(PHONE)  # as the orders API stores it
         session.commit()
         yield session

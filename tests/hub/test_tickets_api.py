@@ -10,6 +10,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub import phones
 from hub.models import Customer
 from tests.hub.conftest import AUTH
 
@@ -26,7 +27,7 @@ def _phone(factory: sessionmaker[Session]) -> None:
     with factory.begin() as session:
         customer = session.get(Customer, "C-1")
         assert customer is not None
-        customer.phone = PHONE
+        customer.phone = phones.normalise(PHONE)  # as the orders API stores it
 
 
 def post(client: FlaskClient, path: str, body: dict[str, Any]) -> tuple[int, Any]:

@@ -109,7 +109,7 @@ def test_an_unverified_phone_is_never_merged_with_a_known_customer(session: Sess
     other = receive(session, unverified.complaint(), minutes=5)
 
     assert other.created and other.ticket.id != first.ticket.id
-    assert other.ticket.customer_key == f"hotline:{PHONE}"  # the channel's own id
+    assert other.ticket.customer_key == "hotline:+8613800000001"  # the channel's own id
 
 
 def test_after_the_merge_window_a_new_ticket_opens(session: Session) -> None:
@@ -166,3 +166,27 @@ def test_evidence_is_stored_once_by_content_hash(session: Session, tmp_path: Pat
     with pytest.raises(InvalidInput, match="content type"):
         store_evidence(session, first.id, photo, content_type="application/x-sh",
                        uploaded_by="x", data_dir=tmp_path, now=T0)
+
+
+@pytest.mark.parametrize("written", ["13800000001", "138-0000-0001", "+86 13800000001",
+                                     "0086 138 0000 0001"])
+def test_a_verified_phone_finds_its_customer_however_it_is_written(
+        session: Session, written: str) -> None:
+    first = receive(session, APP.complaint())
+    call = HotlineTranscript.model_validate(HOTLINE.model_dump() | {"caller_phone": written})
+    second = receive(session, call.complaint(), minutes=20)
+
+    assert second.ticket.id == first.ticket.id
+    assert second.ticket.customer_key == "user:C-1"
+
+
+def test_two_channels_with_one_phone_written_two_ways_are_one_ticket(session: Session) -> None:
+    stranger = "+86 139 1111 2222"  # no customer has this phone
+    mini = MiniProgramMessage(msg_id="m-1", openid="o-x", phone="13911112222",
+                              phone_verified=True, order_id="O-1", content="菠菜烂了")
+    call = HotlineTranscript.model_validate(HOTLINE.model_dump() | {"caller_phone": stranger})
+    first = receive(session, mini.complaint())
+    second = receive(session, call.complaint(), minutes=10)
+
+    assert second.ticket.id == first.ticket.id
+    assert first.ticket.customer_key == "phone:+8613911112222"  # E.164, as SMS gateways want

@@ -11,6 +11,7 @@ import re
 
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select
 
+from hub import phones
 from hub.errors import InvalidInput
 from hub.inputs import MAX_ROW_ID
 from hub.models import Customer, Ticket
@@ -26,9 +27,11 @@ def matching(text: str) -> ColumnElement[bool]:
 
     - the ticket itself: "#12" or "12";
     - its order or customer id, exactly;
-    - its sender, exactly: a phone ("+86 138 0000 0001"), a social handle ("weibo:li_na"), or
-      the whole customer key ("user:C-1");
-    - its customer's phone, exactly, or name, in part;
+    - its sender, exactly: a social handle ("weibo:li_na") or the whole customer key
+      ("user:C-1");
+    - its sender's or its customer's phone, however written ("+86 138 0000 0001",
+      "13800000001": compared in E.164, hub.phones);
+    - its customer's name, in part;
     - every word of ``text`` (split at white space, any case) in its messages, each in one of
       them (Chinese, written without spaces, is one word: a phrase).
 
@@ -45,13 +48,16 @@ def matching(text: str) -> ColumnElement[bool]:
     number = _TICKET_NUMBER.match(text)
     by_number = (Ticket.id == int(number[1]) if number and int(number[1]) <= MAX_ROW_ID
                  else false())
+    phone = phones.as_phone(text)  # stored phones are E.164, however the caller reads them
     customer = exists(select(Customer.id).where(
         Customer.id == Ticket.customer_id,
-        or_(Customer.phone == text, Customer.name.icontains(text, autoescape=True))))
+        or_(Customer.phone == phone if phone else false(),
+            Customer.name.icontains(text, autoescape=True))))
     in_messages = and_(*(exists(select(TicketMessage.id).where(
         TicketMessage.ticket_id == Ticket.id,
         TicketMessage.text.icontains(word, autoescape=True))) for word in words))
     return or_(by_number, Ticket.order_id == text, Ticket.customer_id == text,
                Ticket.customer_key == text, Ticket.customer_key.endswith(f":{text}",
                                                                          autoescape=True),
+               Ticket.customer_key.endswith(f":{phone}") if phone else false(),
                customer, in_messages)

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub import phones
 from hub.errors import InvalidInput
 from hub.models import Customer, Ticket
 from hub.tickets import contact, intake, search
@@ -24,7 +25,7 @@ def tickets(factory: sessionmaker[Session]) -> Iterator[tuple[Session, dict[str,
     with factory() as session:
         customer = session.get(Customer, "C-1")
         assert customer is not None
-        customer.phone = PHONE
+        customer.phone = phones.normalise(PHONE)  # as the orders API stores it
 
         def receive(complaint: Complaint, minutes: float) -> int:
             return intake.receive(session, complaint, T0 + timedelta(minutes=minutes),
@@ -56,6 +57,10 @@ def found_by(session: Session, text: str) -> set[int]:
     ("user:C-1", {"app", "chinese"}),  # the whole customer key
     ("+86 139 1111 2222", {"hotline"}),  # a caller's phone
     (PHONE, {"app", "chinese"}),  # the customer's stored phone
+    ("13800000001", {"app", "chinese"}),  # ... however it is read out
+    ("139-1111-2222", {"hotline"}),
+    ("0086 13911112222", {"hotline"}),
+    ("1391111222", set()),  # a digit short: no phone, and no ticket says it
     ("weibo:li_na", {"social"}),  # a social handle
     ("li wei", {"app", "chinese"}),  # the customer's name, in part, any case
     ("strawberries mouldy", {"app"}),  # every word, any case

@@ -21,8 +21,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.errors import Conflict, InvalidInput, NotFound
-from hub.models import Customer, Ticket
+from hub.models import Ticket
 from hub.tickets import reply_window, states
+from hub.tickets.call_back import call_back
 from hub.tickets.models import Survey, TicketMessage
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ def send_survey(session: Session, ticket: Ticket, now: datetime) -> Survey:
     try:
         meta |= reply_window.check_reply(session, ticket, now)
     except Conflict:  # outside WeChat's window: a text message instead, if we have a phone
-        channel = SMS if _phone(session, ticket) else KEPT
+        phone = call_back(session, ticket)
+        channel = SMS if phone is not None and phone.verified else KEPT
         meta = {"kind": "survey_link" if channel == KEPT else "message", "survey": True,
                 "to": channel}
     survey.channel = channel
@@ -113,11 +115,3 @@ def take_answer(session: Session, token: str, score: object, comment: object,
     survey.score, survey.comment, survey.recommend = score, text or None, recommend
     return survey, ticket
 
-
-def _phone(session: Session, ticket: Ticket) -> str | None:
-    if ticket.customer_id is not None:
-        customer = session.get(Customer, ticket.customer_id)
-        if customer is not None and customer.phone:
-            return customer.phone
-    key = ticket.customer_key or ""
-    return key.removeprefix("phone:") if key.startswith("phone:") else None

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as BaseResponse
 
+from hub import phones
 from hub.errors import Conflict, HubError, InvalidInput
 from hub.models import Ticket
 from hub.queries import as_utc
@@ -65,6 +66,7 @@ from hub.tickets.agents import (
     start_shift,
     system_actor_problem,
 )
+from hub.tickets.call_back import call_back
 from hub.tickets.models import (
     Agent,
     SlaClock,
@@ -386,6 +388,7 @@ def ticket(ticket_id: int) -> str:
         clocks=list(sla.clocks_of(db, found.id).values()),
         actions=actions(found), agents=agents, open_counts=routing.open_counts(db),
         merge_targets=merge_targets, resolutions=resolutions,
+        call_back=call_back(db, found),
         handling_kinds=sorted(workflow.HANDLING_KINDS), message_kinds=MESSAGE_KINDS,
         assignable=found.status not in (states.CLOSED, states.MERGED),
         categories=CATEGORIES, urgencies=states.URGENCIES)
@@ -927,6 +930,12 @@ def change_value(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k} {change_value(v)}" for k, v in value.items())
     return str(value)
+
+
+@bp.app_template_filter("phone")
+def phone(e164: str) -> str:
+    """Return a stored phone number grouped as people read it ("+86 138 0000 0001")."""
+    return phones.written(e164)
 
 
 @bp.app_template_filter("filesize")

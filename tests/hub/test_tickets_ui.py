@@ -14,8 +14,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.models import Ticket
+from hub.models import Customer, Ticket
 from hub.tickets import contact, evidence, intake, routing, sla, workflow
+from hub.tickets.channels import HotlineTranscript, Turn
 from hub.tickets.intake import Complaint
 from hub.tickets.models import Agent, SlaClock, TicketEvidence, TicketMessage, TicketTransition
 from hub.web import tickets_ui
@@ -547,3 +548,27 @@ def test_the_pool_refreshes_itself_and_a_ticket_page_does_not(admin: FlaskClient
     assert refresh in admin.get("/tickets").text
     assert refresh in admin.get("/fleet").text
     assert refresh not in admin.get("/agents").text  # forms a refresh would interrupt
+
+
+def test_the_ticket_page_shows_the_number_to_call(admin: FlaskClient,
+                                                  factory: sessionmaker[Session],
+                                                  pool: Pool) -> None:
+    with factory.begin() as session:
+        customer = session.get(Customer, "C-1")
+        assert customer is not None
+        customer.phone = "+8613800000001"
+        caller = intake.receive(session, HotlineTranscript(
+            call_id="call-2", caller_phone="139 1111 2222",
+            turns=[Turn(speaker="customer", text="the milk was warm")]).complaint(),
+            T0, triage=triage()).ticket.id
+
+    def number(ticket_id: int) -> str:
+        html = admin.get(f"/tickets/{ticket_id}").text
+        found = re.search(r'<dd id="call-back">(.*?)</dd>', html, re.DOTALL)
+        assert found, "no phone on the page"
+        return re.sub(r"<[^>]+>", " ", found[1])
+
+    assert number(pool.vip).split() == ["+86", "138", "0000", "0001", "customer", "record"]
+    assert "+86 139 1111 2222" in number(caller) and "caller id, not verified" in number(caller)
+    assert "none known" in number(pool.p1)  # a social post
+    assert "none known" in number(pool.office)  # a call without a caller id

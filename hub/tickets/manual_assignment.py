@@ -42,7 +42,7 @@ def assign_by_hand(session: Session, ticket_id: int, agent_id: str, now: datetim
                            "should take the ticket anyway")
     if ticket.assignee_id == agent.id:
         return ticket  # nothing changes
-    load = (routing.open_counts(session).get(agent.id, 0)
+    load = (routing.open_count(session, agent.id)
             if ticket.status in states.OPEN_STATUSES else None)  # only open tickets load
     unmet = routing.shortfalls(agent, ticket, load)
     if unmet and not override:

@@ -51,6 +51,12 @@ def open_counts(session: Session) -> dict[str, int]:
     return {agent_id: count for agent_id, count in rows if agent_id is not None}
 
 
+def open_count(session: Session, agent_id: str) -> int:
+    """Return one agent's number of open tickets."""
+    return session.scalar(select(func.count()).select_from(Ticket).where(
+        Ticket.assignee_id == agent_id, Ticket.status.in_(states.OPEN_STATUSES))) or 0
+
+
 def qualifies(agent: Agent, ticket: Ticket) -> bool:
     """Return whether the agent's team, skills, languages and regions cover the ticket."""
     return not shortfalls(agent, ticket)

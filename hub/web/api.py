@@ -646,7 +646,7 @@ def get_agent(agent_id: str) -> Response:
     if record is None:
         raise NotFound(f"agent {agent_id!r} does not exist")
     return jsonify(tj.agent(record) | {
-        "open_tickets": routing.open_counts(session).get(agent_id, 0),
+        "open_tickets": routing.open_count(session, agent_id),
         "changes": [{"at": js.time(c.at), "actor": c.actor, "action": c.action,
                      "changes": c.changes} for c in agents.changes_of(session, agent_id)]})
 

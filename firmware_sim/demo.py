@@ -127,8 +127,10 @@ def go_live(stack: Stack, clock: VirtualClock) -> None:
 
 def _run(options: DemoOptions, stack: Stack, clock: VirtualClock) -> dict[str, Any]:
     # The web app runs on the scenario's clock with seeded pickup codes: tickets, pickups and
-    # scans share one timeline and a run is reproducible.
-    world = {"COLDLOOP_CLOCK": clock.now, "COLDLOOP_RNG": random.Random(options.seed)}
+    # scans share one timeline and a run is reproducible. The codes are seeded once the day
+    # is known (below), so a next day does not draw the codes of the days before.
+    codes = random.Random()
+    world = {"COLDLOOP_CLOCK": clock.now, "COLDLOOP_RNG": codes}
     web_url = stack.start_web(0 if options.headless else options.port, world)
     hardware = SimulatedHardware(clock)
     gateway = build_gateway(gateway_settings(options.data_dir, stack.gateway_mqtt()),
@@ -136,6 +138,7 @@ def _run(options: DemoOptions, stack: Stack, clock: VirtualClock) -> dict[str, A
     stack.on_stop(gateway.stop)
     # Each run on the same data dir is the next day of the same seeded world.
     day = min(gateway.boot, 99)
+    codes.seed(f"pickup codes {options.seed} day {day}")
     scenario = generate(options.seed, options.minutes, day=day)
     clock.advance_to(shift_start(day))
     api = ApiClient(web_url, stack.settings.web.api_token)

@@ -64,12 +64,15 @@ def test_headless_demo_stores_every_scan_exactly_once(broker, tmp_path: Path) ->
 
 
 def test_second_run_on_same_data_is_the_next_day(broker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # 50 minutes: more returns (so pickup codes) than the hub's 20 draws for an unused code,
+    # so the next day must not draw the first day's codes again
     for day in (1, 2):
-        result = _run_demo(broker, tmp_path / "var", tmp_path / "out.json")
+        result = _run_demo(broker, tmp_path / "var", tmp_path / "out.json", "--minutes", "50")
         assert result.exit_code == 0, result.output
         summary = json.loads((tmp_path / "out.json").read_text())
         assert summary["consistent"] is True
         assert summary["sample_order"].startswith(f"O0{day}-")
+        assert summary["pickups_collected"] == summary["complaints"] > 20
 
 
 def test_demo_rejects_a_bad_broker_url(tmp_path: Path) -> None:

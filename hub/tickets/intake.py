@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub import phones
 from hub.errors import InvalidInput, NotFound
 from hub.models import Customer, Item, Order, Ticket
-from hub.tickets import contact, routing, sla, states
+from hub.tickets import contact, routing, sla, states, urgency
 from hub.tickets.models import Agent, TicketMessage
 from hub.tickets.policy import DEFAULT_CONFIG, TicketConfig
 from hub.tickets.workflow import audit
@@ -139,7 +139,7 @@ def receive(session: Session, complaint: Complaint, now: datetime, *,
     if ticket is None:
         ticket = _new_ticket(session, complaint, customer, key, order, result, now, config)
     else:
-        _merge(ticket, complaint, result, now)
+        _merge(session, ticket, complaint, result, now, config)
     message = TicketMessage(ticket_id=ticket.id, channel=complaint.channel,
                             external_id=complaint.external_id, direction="in",
                             author=complaint.author[:64], text=complaint.text.strip(),
@@ -255,32 +255,51 @@ def _open_ticket(session: Session, key: str, order: Order | None, now: datetime,
 def _new_ticket(session: Session, complaint: Complaint, customer: Customer | None, key: str,
                 order: Order | None, result: TriageResult, now: datetime,
                 config: TicketConfig) -> Ticket:
-    urgency = result.urgency if result.urgency in states.URGENCIES else "P3"
-    if complaint.channel in config.public_channels:
-        urgency = states.raise_urgency(urgency)
+    value = (session.scalar(select(func.sum(Item.price_cents)).where(Item.order_id == order.id))
+             if order is not None else None)
+    assessed = urgency.assess(result.urgency, urgency.Situation(
+        channel=complaint.channel, tier=customer.tier if customer else None,
+        order_value_cents=value, last_contact=_last_contact(session, Ticket.customer_key == key)),
+        now, config)
     ticket = Ticket(
         order_id=order.id if order else None, customer_id=customer.id if customer else None,
         customer_key=key, channel=complaint.channel, text=complaint.text.strip(),
         category=(result.category or "other")[:16], status=states.NEW, created_at=now,
-        language=(result.language or None), urgency=urgency, priority=urgency,
+        language=(result.language or None), urgency=assessed.urgency,
+        priority=assessed.urgency,
         sentiment=result.sentiment, sentiment_score=result.sentiment_score,
         keywords=list(result.keywords), triage_confidence=result.confidence,
         triage_model_version=result.model_version,
         triage_state="review" if result.confidence < config.triage_review_below else "auto",
         team=config.team_for(result.category or "other"),
         tier=customer.tier if customer else None,
-        region=(customer.region or None) if customer else None, context={})
+        region=(customer.region or None) if customer else None,
+        context={"urgency": {"triage": result.urgency, "raised": list(assessed.raised)}})
     session.add(ticket)
     session.flush()
     return ticket
 
 
-def _merge(ticket: Ticket, complaint: Complaint, result: TriageResult, now: datetime) -> None:
+def _last_contact(session: Session, *where: ColumnElement[bool]) -> datetime | None:
+    """When the customer last wrote or called about the tickets ``where`` selects."""
+    return session.scalar(select(func.max(TicketMessage.received_at))
+                          .join(Ticket, Ticket.id == TicketMessage.ticket_id)
+                          .where(TicketMessage.direction == "in", *where))
+
+
+def _merge(session: Session, ticket: Ticket, complaint: Complaint, result: TriageResult,
+           now: datetime, config: TicketConfig) -> None:
     ticket.text += TEXT_SEPARATOR.format(when=now.isoformat(timespec="seconds"),
                                          channel=complaint.channel) + complaint.text.strip()
     if result.urgency in states.URGENCIES:
         ticket.urgency = states.more_urgent(ticket.urgency, result.urgency)
-        ticket.priority = states.more_urgent(ticket.priority, ticket.urgency)
+    explained = dict((ticket.context or {}).get("urgency") or {"triage": ticket.urgency})
+    again = urgency.repeat_contact(ticket.urgency, list(explained.get("raised") or []),
+                                   _last_contact(session, Ticket.id == ticket.id), now, config)
+    ticket.urgency = again.urgency
+    ticket.priority = states.more_urgent(ticket.priority, ticket.urgency)
+    ticket.context = {**(ticket.context or {}),
+                      "urgency": explained | {"raised": list(again.raised)}}
     if ticket.category == "other" and result.category:
         ticket.category = result.category[:16]
     ticket.keywords = sorted({*(ticket.keywords or []), *result.keywords})

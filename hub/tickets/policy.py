@@ -60,6 +60,10 @@ class TicketConfig:
     team_by_category: Mapping[str, str] = field(default_factory=dict)
     default_team: str = "support"
     public_channels: frozenset[str] = frozenset({"social"})  # raise urgency one level
+    # the customer's situation raises urgency one level, to P2 at most (hub.tickets.urgency)
+    urgent_tiers: frozenset[str] = frozenset({"platinum", "vip"})
+    valuable_order_cents: int = 50_000  # an order worth this much (500.00) or more
+    repeat_contact_h: float = 24.0  # the customer complained or wrote this recently
     # a classifier confidence below this puts the ticket in the triage review queue
     triage_review_below: float = TRIAGE_REVIEW_BELOW
     # agents' planned shifts are local times of their team's calendar (hub.tickets.shifts)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.errors import InvalidInput, NotFound
-from hub.models import Ticket
+from hub.models import Item, Ticket
 from hub.tickets import intake, states
 from hub.tickets.channels import (
     AppMessage,
@@ -190,3 +190,37 @@ def test_two_channels_with_one_phone_written_two_ways_are_one_ticket(session: Se
 
     assert second.ticket.id == first.ticket.id
     assert first.ticket.customer_key == "phone:+8613911112222"  # E.164, as SMS gateways want
+
+
+def test_a_message_joining_within_a_day_raises_the_ticket_once(session: Session) -> None:
+    first = receive(session, APP.complaint(), triage=triage(urgency="P4")).ticket
+    assert (first.urgency, first.context["urgency"]) == ("P4", {"triage": "P4", "raised": []})
+
+    receive(session, HOTLINE.complaint(), minutes=20, triage=triage(urgency="P4"))
+    assert (first.urgency, first.priority) == ("P3", "P3")  # the customer chased
+    assert first.context["urgency"]["raised"] == ["repeat contact (last 20 min before)"]
+    assert first.context["order"]["id"] == "O-1"  # the rest of the context is kept
+
+    again = AppMessage(message_id="app-3", user_id="C-1", order_id="O-1", text="well?")
+    receive(session, again.complaint(), minutes=40, triage=triage(urgency="P4"))
+    assert first.urgency == "P3"  # once
+
+
+def test_a_second_complaint_within_a_day_or_a_valuable_order_is_more_urgent(
+        session: Session) -> None:
+    receive(session, APP.complaint(), triage=triage(urgency="P4"))
+    other = AppMessage(message_id="app-9", user_id="C-1", text="and the app logged me out")
+    second = receive(session, other.complaint(), minutes=60 * 5,
+                     triage=triage(urgency="P4")).ticket
+    assert second.urgency == "P3"
+    assert second.context["urgency"]["raised"] == ["repeat contact (last 5.0 h before)"]
+
+    item = session.get(Item, "IT-1")
+    assert item is not None
+    item.price_cents = 52_000  # a case of wagyu, say
+    later = APP.model_copy(update={"message_id": "app-10"})
+    ticket = receive(session, later.complaint(), minutes=60 * 24 * 4,
+                     triage=triage(urgency="P4")).ticket
+    assert ticket.id != second.id
+    assert (ticket.urgency, ticket.context["urgency"]["raised"]) == ("P3", [
+        "order worth 520.00"])

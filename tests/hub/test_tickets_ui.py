@@ -572,3 +572,15 @@ def test_the_ticket_page_shows_the_number_to_call(admin: FlaskClient,
     assert "+86 139 1111 2222" in number(caller) and "caller id, not verified" in number(caller)
     assert "none known" in number(pool.p1)  # a social post
     assert "none known" in number(pool.office)  # a call without a caller id
+
+
+def test_the_ticket_page_says_why_urgency_is_above_the_triage(admin: FlaskClient,
+                                                              pool: Pool) -> None:
+    def why(ticket_id: int) -> str:
+        html = admin.get(f"/tickets/{ticket_id}").text
+        found = re.search(r'<dd id="urgency-why">(.*?)</dd>', html, re.DOTALL)
+        assert found, "no urgency on the page"
+        return " ".join(re.sub(r"<[^>]+>", " ", found[1]).split())
+
+    assert why(pool.p1) == "P1 priority P1 · triage P2, raised for public channel (social)"
+    assert why(pool.office) == "P4 priority P4"  # as triaged: no reason shown

@@ -294,8 +294,10 @@ def _merge(session: Session, ticket: Ticket, complaint: Complaint, result: Triag
     if result.urgency in states.URGENCIES:
         ticket.urgency = states.more_urgent(ticket.urgency, result.urgency)
     explained = dict((ticket.context or {}).get("urgency") or {"triage": ticket.urgency})
-    again = urgency.repeat_contact(ticket.urgency, list(explained.get("raised") or []),
-                                   _last_contact(session, Ticket.id == ticket.id), now, config)
+    last = (_last_contact(session, Ticket.id == ticket.id)
+            if not explained.get("set_by") else None)  # a person's word stands
+    again = urgency.repeat_contact(ticket.urgency, list(explained.get("raised") or []), last,
+                                   now, config)
     ticket.urgency = again.urgency
     ticket.priority = states.more_urgent(ticket.priority, ticket.urgency)
     ticket.context = {**(ticket.context or {}),

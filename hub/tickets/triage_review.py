@@ -64,6 +64,8 @@ def check_triage(session: Session, ticket_id: int, *, actor: str, now: datetime,
     if new_urgency != ticket.urgency:
         details["urgency"] = [ticket.urgency, new_urgency]
         ticket.urgency = ticket.priority = new_urgency  # a person's word over escalations
+        ticket.context = {**(ticket.context or {}),  # the intake's reasons no longer apply
+                          "urgency": {"set_by": actor.strip(), "raised": []}}
     ticket.triage_state = CORRECTED if changed else CONFIRMED
     handed = _reroute(session, ticket, now, actor, config) if "category" in details else None
     if handed is not None:

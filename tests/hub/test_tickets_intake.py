@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from hub.errors import InvalidInput, NotFound
 from hub.models import Item, Ticket
-from hub.tickets import intake, states
+from hub.tickets import intake, states, triage_review
 from hub.tickets.channels import (
     AppMessage,
     HotlineTranscript,
@@ -224,3 +224,10 @@ def test_a_second_complaint_within_a_day_or_a_valuable_order_is_more_urgent(
     assert ticket.id != second.id
     assert (ticket.urgency, ticket.context["urgency"]["raised"]) == ("P3", [
         "order worth 520.00"])
+
+
+def test_an_urgency_a_person_set_is_not_raised_by_a_chaser(session: Session) -> None:
+    ticket = receive(session, APP.complaint(), triage=triage(urgency="P4")).ticket
+    triage_review.check_triage(session, ticket.id, actor="ana", now=T0, urgency="P3")
+    receive(session, HOTLINE.complaint(), minutes=20, triage=triage(urgency="P4"))
+    assert ticket.urgency == "P3" and ticket.context["urgency"]["set_by"] == "ana"

@@ -584,3 +584,6 @@ def test_the_ticket_page_says_why_urgency_is_above_the_triage(admin: FlaskClient
 
     assert why(pool.p1) == "P1 priority P1 · triage P2, raised for public channel (social)"
     assert why(pool.office) == "P4 priority P4"  # as triaged: no reason shown
+    post_form(admin, f"/tickets/{pool.p1}/triage", {"category": "spoiled", "urgency": "P3",
+                                                     "reason": "no one was ill"})
+    assert why(pool.p1) == f"P3 priority P3 · set by {USER}"  # a person's word

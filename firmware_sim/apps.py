@@ -67,7 +67,8 @@ def order_body(order: ScenarioOrder) -> dict[str, Any]:
     """The order as the shop's order system puts it to the hub (``PUT /orders/<id>``)."""
     return {
         "customer_id": order.customer_id,
-        "customer": {"name": order.customer_name, "tier": order.tier, "region": "shanghai"},
+        "customer": {"name": order.customer_name, "phone": order.customer_phone,
+                     "tier": order.tier, "region": "shanghai"},
         "placed_at": order.placed_at.isoformat(), "delivered_at": order.delivered_at.isoformat(),
         "status": "delivered",
         "items": [{"item_id": item.item_id, "gtin": item.product.gtin, "lot": item.lot,

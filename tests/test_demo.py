@@ -52,6 +52,9 @@ def test_headless_demo_stores_every_scan_exactly_once(broker, tmp_path: Path) ->
     # gateway was last seen during the shift (on the wall clock the UI said "in the future").
     with sqlite3.connect(tmp_path / "var" / "hub.db") as db:
         (last_seen,) = db.execute("SELECT last_seen FROM gateways").fetchone()
+        # the order system's phones, stored in E.164: what an agent calls the customer on
+        phones = [phone for (phone,) in db.execute("SELECT phone FROM customers")]
+    assert phones and all(re.fullmatch(r"\+861392026\d{4}", p) for p in phones), phones[:3]
     seen = datetime.fromisoformat(last_seen).replace(tzinfo=shift_start(1).tzinfo)
     assert shift_start(1) <= seen <= shift_start(1) + timedelta(hours=12)
     # Returns overlap as they would in a day: each complaint is filed at its own time in the

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import ColumnElement, and_, exists, false, or_, select
+from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select
 
 from hub import phones
 from hub.errors import InvalidInput
@@ -26,7 +26,7 @@ def matching(text: str) -> ColumnElement[bool]:
     """The tickets ``text`` finds, any of:
 
     - the ticket itself: "#12" or "12";
-    - its order or customer id, exactly;
+    - its order or customer id, whole, in any case;
     - its sender, exactly: a social handle ("weibo:li_na") or the whole customer key
       ("user:C-1");
     - its sender's or its customer's phone, however written ("+86 138 0000 0001",
@@ -56,7 +56,9 @@ def matching(text: str) -> ColumnElement[bool]:
     in_messages = and_(*(exists(select(TicketMessage.id).where(
         TicketMessage.ticket_id == Ticket.id,
         TicketMessage.text.icontains(word, autoescape=True))) for word in words))
+    folded = text.lower()  # ids as read out: "o01-00005" is O01-00005
     return or_(by_number, Ticket.order_id == text, Ticket.customer_id == text,
+               func.lower(Ticket.order_id) == folded, func.lower(Ticket.customer_id) == folded,
                Ticket.customer_key == text, Ticket.customer_key.endswith(f":{text}",
                                                                          autoescape=True),
                Ticket.customer_key.endswith(f":{phone}") if phone else false(),

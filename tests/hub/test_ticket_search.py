@@ -53,6 +53,8 @@ def found_by(session: Session, text: str) -> set[int]:
 
 @pytest.mark.parametrize(("text", "names"), [
     ("O-1", {"app"}),  # an order, exactly
+    ("o-1", {"app"}),  # ... in any case
+    ("c-1", {"app", "chinese"}),
     ("C-1", {"app", "chinese"}),  # a customer id
     ("user:C-1", {"app", "chinese"}),  # the whole customer key
     ("+86 139 1111 2222", {"hotline"}),  # a caller's phone

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from hub.models import Ticket
 from hub.tickets import routing, sla
+from hub.tickets.call_back import call_back
 from hub.tickets.kpis import Rate, TicketKpis
 from hub.tickets.models import (
     Agent,
@@ -56,7 +57,10 @@ def ticket_detail(session: Session, record: Ticket) -> Json:
                                     .order_by(model.id)))
 
     current = routing.current_assignment(session, record.id)
+    phone = call_back(session, record)
     return {**ticket_summary(record), "context": record.context,
+            "call_back": None if phone is None else {
+                "number": phone.number, "source": phone.source, "verified": phone.verified},
             "messages": [message(m) for m in rows(TicketMessage)],
             "evidence": [evidence(e) for e in rows(TicketEvidence)],
             "transitions": [transition(t) for t in rows(TicketTransition)],

@@ -1,7 +1,9 @@
-"""Finding the ticket a change is about: it must exist and must not be merged away."""
+"""Finding tickets: the one a change is about (it must exist and must not be merged away),
+and a ticket's related ones (the same customer's others)."""
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.errors import Conflict, NotFound
@@ -23,3 +25,15 @@ def live_ticket(session: Session, ticket_id: int, *, instead: str = "",
         raise Conflict(f"ticket {ticket.id} was merged into ticket {ticket.merged_into}"
                        + (f"; {instead}" if instead else ""))
     return ticket
+
+
+def related_tickets(session: Session, ticket: Ticket, *, limit: int = 10) -> list[Ticket]:
+    """Return the same customer's other tickets, newest first: by customer id when the
+    customer is known, else by the customer key (a phone or a channel's sender)."""
+    same = (Ticket.customer_id == ticket.customer_id if ticket.customer_id is not None
+            else Ticket.customer_key == ticket.customer_key)
+    if ticket.customer_id is None and ticket.customer_key is None:
+        return []
+    return list(session.scalars(select(Ticket).where(same, Ticket.id != ticket.id)
+                                .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+                                .limit(limit)))

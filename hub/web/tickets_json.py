@@ -12,6 +12,7 @@ from hub.models import Ticket
 from hub.tickets import routing, sla
 from hub.tickets.call_back import call_back
 from hub.tickets.kpis import Rate, TicketKpis
+from hub.tickets.lookup import related_tickets
 from hub.tickets.models import (
     Agent,
     SlaClock,
@@ -67,7 +68,8 @@ def ticket_detail(session: Session, record: Ticket) -> Json:
             "clocks": [clock(c) for c in sla.clocks_of(session, record.id).values()],
             "assignment": None if current is None else assignment(current),
             "assignments": [assignment(a) for a in rows(TicketAssignment)],
-            "escalations": [escalation(e) for e in rows(TicketEscalation)]}
+            "escalations": [escalation(e) for e in rows(TicketEscalation)],
+            "related": [ticket_summary(t) for t in related_tickets(session, record)]}
 
 
 def message(record: TicketMessage) -> Json:

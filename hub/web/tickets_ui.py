@@ -67,6 +67,7 @@ from hub.tickets.agents import (
     system_actor_problem,
 )
 from hub.tickets.call_back import call_back
+from hub.tickets.lookup import related_tickets
 from hub.tickets.models import (
     Agent,
     SlaClock,
@@ -388,7 +389,7 @@ def ticket(ticket_id: int) -> str:
         clocks=list(sla.clocks_of(db, found.id).values()),
         actions=actions(found), agents=agents, open_counts=routing.open_counts(db),
         merge_targets=merge_targets, resolutions=resolutions,
-        call_back=call_back(db, found),
+        call_back=call_back(db, found), related=related_tickets(db, found),
         handling_kinds=sorted(workflow.HANDLING_KINDS), message_kinds=MESSAGE_KINDS,
         assignable=found.status not in (states.CLOSED, states.MERGED),
         categories=CATEGORIES, urgencies=states.URGENCIES)

@@ -587,3 +587,16 @@ def test_the_ticket_page_says_why_urgency_is_above_the_triage(admin: FlaskClient
     post_form(admin, f"/tickets/{pool.p1}/triage", {"category": "spoiled", "urgency": "P3",
                                                      "reason": "no one was ill"})
     assert why(pool.p1) == f"P3 priority P3 · set by {USER}"  # a person's word
+
+
+def test_the_ticket_page_links_the_customers_other_tickets(
+        admin: FlaskClient, factory: sessionmaker[Session], pool: Pool) -> None:
+    with factory.begin() as session:
+        later = receive(session, Complaint(
+            channel="app", text="the app charged me twice", external_id="m-7",
+            user_id="C-1"), 30, category="other")  # no order: a ticket of its own
+        stranger = receive(session, social("someone-else"), 31)
+
+    related = section(admin.get(f"/tickets/{pool.vip}").text, "context")
+    assert re.findall(r'href="/tickets/(\d+)"', related) == [str(later)]
+    assert "None on record." in section(admin.get(f"/tickets/{stranger}").text, "context")

@@ -113,7 +113,7 @@ class Ticket(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     order_id: Mapped[str | None] = mapped_column(ForeignKey("orders.id"), index=True)
-    customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id"))
+    customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id"), index=True)
     channel: Mapped[str] = mapped_column(String(16))  # of the first message
     text: Mapped[str] = mapped_column(Text)
     category: Mapped[str] = mapped_column(String(16), default="other")

@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session
 
 from hub.errors import Conflict, InvalidInput, NotFound
 from hub.models import Ticket
-from hub.tickets import reply_window, states
-from hub.tickets.call_back import call_back
-from hub.tickets.models import Survey, TicketMessage
+from hub.tickets import notices, states
+from hub.tickets.models import Survey
+from hub.tickets.notices import notify_customer
 
 logger = logging.getLogger(__name__)
 
@@ -33,31 +33,19 @@ MAX_COMMENT = 2000
 OPEN, ANSWERED, CANCELLED = "open", "answered", "cancelled"
 SURVEY_AUTHOR = "survey"
 CUSTOMER_ACTOR = "customer"
-SMS = "sms"
-KEPT = "ticket"  # no channel could take the link: it waits on the ticket for the agent
+SMS, KEPT = notices.SMS, notices.KEPT
 
 
 def send_survey(session: Session, ticket: Ticket, now: datetime) -> Survey:
     """Create the ticket's survey and its message on the channel that can carry it."""
     survey = Survey(ticket_id=ticket.id, token=secrets.token_urlsafe(24), channel=KEPT,
                     status=OPEN, sent_at=now, expires_at=now + VALID_FOR)
-    channel, _ = reply_window.reply_channel(session, ticket)
-    meta: dict[str, object] = {"kind": "message", "survey": True}
-    try:
-        meta |= reply_window.check_reply(session, ticket, now)
-    except Conflict:  # outside WeChat's window: a text message instead, if we have a phone
-        phone = call_back(session, ticket)
-        channel = SMS if phone is not None and phone.verified else KEPT
-        meta = {"kind": "survey_link" if channel == KEPT else "message", "survey": True,
-                "to": channel}
-    survey.channel = channel
+    message = notify_customer(
+        session, ticket, f"How did we do with your complaint #{ticket.id}? Rate us 1-5 at "
+        f"/survey/{survey.token} (open for {VALID_FOR.days} days)", now,
+        author=SURVEY_AUTHOR, meta={"survey": True}, kept_as="survey_link")
+    survey.channel = channel = message.channel
     session.add(survey)
-    session.add(TicketMessage(
-        ticket_id=ticket.id, channel=channel, external_id=None,
-        direction="note" if channel == KEPT else "out", author=SURVEY_AUTHOR,
-        text=(f"How did we do with your complaint #{ticket.id}? Rate us 1-5 at "
-              f"/survey/{survey.token} (open for {VALID_FOR.days} days)"),
-        meta=meta, received_at=now))
     session.flush()
     logger.info("ticket %s: survey sent by %s", ticket.id, channel)
     return survey

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from hub.errors import Conflict, InvalidInput, NotFound
 from hub.models import CustodyRecord, Item, Ticket
-from hub.tickets import merging, routing, sla, states, surveys
+from hub.tickets import merging, notices, routing, sla, states, surveys
 from hub.tickets.models import Survey, TicketEvidence, TicketTransition
 from hub.tickets.policy import DEFAULT_CONFIG, TicketConfig
 
@@ -61,9 +61,7 @@ def _handle(session: Session, ticket: Ticket, change: Change) -> dict[str, Any]:
     if change.handling not in HANDLING_KINDS:
         raise InvalidInput(f"handling must be one of {', '.join(sorted(HANDLING_KINDS))} to "
                            f"handle ticket {ticket.id}, got {change.handling!r}")
-    if change.handling == "complex":
-        return {"handling": "complex", "evidence_requested": True, "qc_notified": True}
-    return {"handling": "simple"}
+    return {"handling": change.handling}
 
 
 def _resolve(session: Session, ticket: Ticket, change: Change) -> dict[str, Any]:
@@ -182,6 +180,9 @@ def _apply(session: Session, ticket: Ticket, source: str, to: str, change: Chang
         event = sla.ACCEPTED
     elif to == states.HANDLING and source == states.CONFIRMING:
         ticket.handling = change.handling
+        if change.handling == "complex":  # the customer is asked for photos at once
+            moved["evidence_requested"] = notices.request_evidence(session, ticket,
+                                                                   now).channel
     elif to == states.AWAITING_EVIDENCE:
         event = sla.AWAITING_EVIDENCE
     elif to == states.HANDLING and source == states.AWAITING_EVIDENCE:

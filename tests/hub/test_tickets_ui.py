@@ -338,7 +338,8 @@ def test_the_workflow_through_the_forms_is_audited_as_the_logged_in_user(
         ("awaiting_evidence", "handling", USER), ("handling", "resolved", USER),
         ("resolved", "followed_up", USER), ("followed_up", "closed", USER)]
     audit_html = section(html, "audit")
-    assert "on it" in audit_html and "evidence_requested: True" in audit_html
+    assert "on it" in audit_html and "evidence_requested: app" in audit_html
+    assert "please send photos" in section(html, "messages")  # asked in the app
     assert "4 / 5" in html and "fine" in html
     assert re.findall(r'name="to" value="(\w+)"', html) == ["handling"]  # reopen only
     html = post_form(admin, f"{ticket}/transition", {"to": "handling", "reason": "again"})

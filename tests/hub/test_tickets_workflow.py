@@ -14,7 +14,7 @@ from hub.errors import Conflict, InvalidInput, NotFound
 from hub.models import Ticket
 from hub.tickets import intake, sla, states
 from hub.tickets.evidence import store_evidence
-from hub.tickets.models import TicketEvidence, TicketTransition
+from hub.tickets.models import TicketEvidence, TicketMessage, TicketTransition
 from hub.tickets.workflow import Change, transition
 from tests.hub.conftest import T0
 from tests.hub.tickets_helpers import CONFIG, add_agent, social, triage
@@ -66,8 +66,14 @@ def test_the_whole_path_is_audited_with_who_when_and_why(session: Session) -> No
         ("resolved", "followed_up", "ana"), ("followed_up", "closed", "ana")]
     assert rows[4].reason == "photos uploaded"
     assert rows[4].at == T0 + timedelta(minutes=40)
-    assert rows[2].details == {"handling": "complex", "evidence_requested": True,
-                               "qc_notified": True}
+    # complex: the customer is asked for photos, on the channel they wrote on
+    assert rows[2].details == {"handling": "complex", "evidence_requested": "social"}
+    request = session.scalars(select(TicketMessage).where(
+        TicketMessage.author == "evidence-request")).one()
+    assert (request.direction, request.meta) == ("out", {"kind": "message",
+                                                          "evidence_request": True})
+    assert "please send photos" in request.text
+    assert request.received_at == T0 + timedelta(minutes=10)
     clocks = sla.clocks_of(session, found.id)
     assert clocks[states.ACK].state == "MET"  # accepted 5 min after assignment
     assert clocks[states.RESOLUTION].state == "MET"

@@ -232,3 +232,26 @@ class TriageCorrection(Base):
     actor: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime]
+
+
+class QcCheck(Base):
+    """A request to quality control to look at a complex case's goods, and what they found.
+
+    Migration 0017 creates it. One per ticket: a complex handling opens it (hub.tickets.qc).
+    """
+
+    __tablename__ = "qc_checks"
+    __table_args__ = (UniqueConstraint("ticket_id", name="uq_qc_checks_ticket"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    category: Mapped[str] = mapped_column(String(16))  # of the ticket when it was requested
+    order_id: Mapped[str | None] = mapped_column(String(32))
+    items: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # id, product, lot
+    requested_at: Mapped[datetime]
+    requested_by: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(8), default="open", index=True)  # open, done
+    outcome: Mapped[str | None] = mapped_column(String(16))  # confirmed, not_confirmed, ...
+    finding: Mapped[str | None] = mapped_column(Text)
+    done_at: Mapped[datetime | None]
+    done_by: Mapped[str | None] = mapped_column(String(64))

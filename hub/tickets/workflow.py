@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from hub.errors import Conflict, InvalidInput, NotFound
 from hub.models import CustodyRecord, Item, Ticket
-from hub.tickets import merging, notices, routing, sla, states, surveys
+from hub.tickets import merging, notices, qc, routing, sla, states, surveys
 from hub.tickets.models import Survey, TicketEvidence, TicketTransition
 from hub.tickets.policy import DEFAULT_CONFIG, TicketConfig
 
@@ -180,9 +180,10 @@ def _apply(session: Session, ticket: Ticket, source: str, to: str, change: Chang
         event = sla.ACCEPTED
     elif to == states.HANDLING and source == states.CONFIRMING:
         ticket.handling = change.handling
-        if change.handling == "complex":  # the customer is asked for photos at once
+        if change.handling == "complex":  # photos from the customer, a check by QC
             moved["evidence_requested"] = notices.request_evidence(session, ticket,
                                                                    now).channel
+            moved["qc_check"] = qc.request_check(session, ticket, now, actor=change.actor).id
     elif to == states.AWAITING_EVIDENCE:
         event = sla.AWAITING_EVIDENCE
     elif to == states.HANDLING and source == states.AWAITING_EVIDENCE:

@@ -67,7 +67,8 @@ def test_the_whole_path_is_audited_with_who_when_and_why(session: Session) -> No
     assert rows[4].reason == "photos uploaded"
     assert rows[4].at == T0 + timedelta(minutes=40)
     # complex: the customer is asked for photos, on the channel they wrote on
-    assert rows[2].details == {"handling": "complex", "evidence_requested": "social"}
+    assert rows[2].details == {"handling": "complex", "evidence_requested": "social",
+                               "qc_check": 1}  # and QC is asked to check (test_ticket_qc)
     request = session.scalars(select(TicketMessage).where(
         TicketMessage.author == "evidence-request")).one()
     assert (request.direction, request.meta) == ("out", {"kind": "message",

@@ -90,7 +90,7 @@ def test_a_check_is_recorded_once_and_bad_findings_are_refused(session: Session)
         ({"finding": "x" * 2001}, "finding is 2001 characters long"),
     ]:
         with pytest.raises(InvalidInput, match=says):
-            qc.record_finding(session, check.id, now=T0, **{  # type: ignore[arg-type]
+            qc.record_finding(session, check.id, now=T0, **{
                 "actor": "qc-lin", "outcome": "confirmed", "finding": "ok"} | kwargs)
     assert check.status == "open"
     with pytest.raises(NotFound, match="QC check 99 does not exist"):

@@ -31,7 +31,7 @@ MAX_ACTOR = 64
 
 def request_check(session: Session, ticket: Ticket, now: datetime, *, actor: str) -> QcCheck:
     """Ask QC to check the ticket's goods; the ticket's existing check if it has one."""
-    found = session.scalars(select(QcCheck).where(QcCheck.ticket_id == ticket.id)).first()
+    found = check_of(session, ticket.id)
     if found is not None:
         return found
     items = [{"id": i["id"], "product": i.get("product"), "lot": i.get("lot")}
@@ -53,6 +53,18 @@ def open_checks(session: Session, *, limit: int = 200) -> list[QcCheck]:
     """QC's open checks, the oldest request first."""
     return list(session.scalars(select(QcCheck).where(QcCheck.status == OPEN)
                                 .order_by(QcCheck.requested_at, QcCheck.id).limit(limit)))
+
+
+def done_checks(session: Session, *, limit: int = 200) -> list[QcCheck]:
+    """QC's recorded checks, the latest first."""
+    return list(session.scalars(select(QcCheck).where(QcCheck.status == DONE)
+                                .order_by(QcCheck.done_at.desc(), QcCheck.id.desc())
+                                .limit(limit)))
+
+
+def check_of(session: Session, ticket_id: int) -> QcCheck | None:
+    """The ticket's QC check, if it has one."""
+    return session.scalars(select(QcCheck).where(QcCheck.ticket_id == ticket_id)).first()
 
 
 def record_finding(session: Session, check_id: int, *, actor: str, outcome: str,

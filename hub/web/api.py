@@ -33,6 +33,7 @@ from hub.tickets import (
     intake,
     kpis,
     manual_assignment,
+    qc,
     routing,
     search,
     states,
@@ -186,6 +187,14 @@ class TriageCheckRequest(_Body):
     reason: Annotated[str, Field(max_length=2000)] = ""
 
 
+class QcFindingRequest(_Body):
+    """What quality control found on a complex case's goods."""
+
+    actor: Annotated[str, Field(min_length=1, max_length=qc.MAX_ACTOR)]
+    outcome: Literal["confirmed", "not_confirmed", "inconclusive"]
+    finding: Annotated[str, Field(min_length=1, max_length=qc.MAX_FINDING)]
+
+
 class ContactRequest(_Body):
     """An agent's message to the customer, a logged call, or an internal note."""
 
@@ -218,6 +227,13 @@ class TicketsQuery(_Query):
     triage: Literal["auto", "review", "confirmed", "corrected"] | None = None
     q: str | None = None  # hub.tickets.search.matching
     limit: Annotated[int, Field(ge=1, le=queries.MAX_LIMIT)] = 50
+
+
+class QcQuery(_Query):
+    """Query string of GET /qc/checks."""
+
+    status: Literal["open", "done"] = "open"
+    limit: Annotated[int, Field(ge=1, le=500)] = 200
 
 
 class SurveyAnswerRequest(_Body):
@@ -519,6 +535,27 @@ def list_tickets() -> Response:
             raise Unprocessable(f"q: {err}", {"q": str(err)}) from None
     found = db_session().scalars(query.limit(args.limit)).all()
     return jsonify(tickets=[tj.ticket_summary(t) for t in found])
+
+
+@bp.get("/qc/checks")
+def qc_checks() -> Response:
+    """Return quality control's checks: open ones oldest first, or done ones latest first."""
+    args = _parse(QcQuery, _query(), "query parameter")
+    session = db_session()
+    found = (qc.open_checks(session, limit=args.limit) if args.status == "open"
+             else qc.done_checks(session, limit=args.limit))
+    return jsonify(checks=[tj.qc_check(c) for c in found])
+
+
+@bp.post("/qc/checks/<int:check_id>/finding")
+def qc_finding(check_id: int) -> Response:
+    """Record what QC found (once: 409 after); it lands on the ticket as a note."""
+    body = _parse(QcFindingRequest, _json_body(), "field")
+    session = db_session()
+    check = qc.record_finding(session, check_id, actor=body.actor, outcome=body.outcome,
+                              finding=body.finding, now=now())
+    session.commit()
+    return jsonify(tj.qc_check(check))
 
 
 @bp.post("/surveys/<token>")

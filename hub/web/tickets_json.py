@@ -15,6 +15,7 @@ from hub.tickets.kpis import Rate, TicketKpis
 from hub.tickets.lookup import related_tickets
 from hub.tickets.models import (
     Agent,
+    QcCheck,
     SlaClock,
     TicketAssignment,
     TicketEscalation,
@@ -166,3 +167,13 @@ def triage_correction(record: TriageCorrection) -> Json:
                           "confidence": record.confidence, "model_version": record.model_version},
             "category": record.category, "urgency": record.urgency, "reason": record.reason,
             "at": time(record.at)}
+
+
+def qc_check(record: QcCheck) -> Json:
+    """Return a QC check as JSON."""
+    return {"id": record.id, "ticket_id": record.ticket_id, "category": record.category,
+            "order_id": record.order_id, "items": record.items,
+            "requested_at": time(record.requested_at), "requested_by": record.requested_by,
+            "status": record.status, "outcome": record.outcome, "finding": record.finding,
+            "done_at": time(record.done_at) if record.done_at else None,
+            "done_by": record.done_by}

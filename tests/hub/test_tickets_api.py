@@ -301,3 +301,31 @@ def test_the_open_filter_lists_every_open_status_as_the_pool_does(client: FlaskC
     assert response.status_code == 422
     assert "not one of awaiting_evidence, closed, confirming" in response.get_json()["error"]
     assert "open," in response.get_json()["error"]
+
+
+def test_qc_reads_its_checks_and_records_a_finding_over_http(client: FlaskClient) -> None:
+    ticket_id = ticket_for_ana(client)
+    for to, extra in (("confirming", {}), ("handling", {"handling": "complex"})):
+        status, _ = post(client, f"/tickets/{ticket_id}/transitions",
+                         {"to": to, "actor": "ana", **extra})
+        assert status == 201, to
+
+    listed = client.get("/api/v1/qc/checks", headers=AUTH).get_json()["checks"]
+    assert [(c["ticket_id"], c["status"], c["order_id"]) for c in listed] == [
+        (ticket_id, "open", "O-1")]
+    check_id = listed[0]["id"]
+    status, body = post(client, f"/qc/checks/{check_id}/finding",
+                        {"actor": "qc-lin", "outcome": "maybe", "finding": ""})
+    assert status == 422 and set(body["fields"]) == {"outcome", "finding"}
+    status, body = post(client, f"/qc/checks/{check_id}/finding",
+                        {"actor": "qc-lin", "outcome": "confirmed", "finding": "mould, lot-wide"})
+    assert status == 200 and (body["status"], body["done_by"]) == ("done", "qc-lin")
+    assert post(client, f"/qc/checks/{check_id}/finding",
+                {"actor": "qc-lin", "outcome": "confirmed", "finding": "again"})[0] == 409
+    assert post(client, "/qc/checks/99/finding",
+                {"actor": "qc-lin", "outcome": "confirmed", "finding": "x"})[0] == 404
+    assert client.get("/api/v1/qc/checks", headers=AUTH).get_json()["checks"] == []
+    done = client.get("/api/v1/qc/checks?status=done", headers=AUTH).get_json()["checks"]
+    assert [c["finding"] for c in done] == ["mould, lot-wide"]
+    assert client.get("/api/v1/qc/checks?status=lost", headers=AUTH).status_code == 422
+    assert client.get("/api/v1/qc/checks").status_code == 401

@@ -29,7 +29,7 @@ def create_app(settings: HubSettings, *, factory: sessionmaker[Session] | None =
     ``COLDLOOP_HEALTH`` (set by ``hub serve``) returns the status of each background part by
     name, each with an ``ok``; the health endpoint reports them.
     """
-    from hub.web import api, call_ui, guards, survey_ui, tickets_ui, ui
+    from hub.web import api, call_ui, guards, qc_ui, survey_ui, tickets_ui, ui
 
     # An explicit instance path: Flask's guess walks the import system, and fails when a
     # namespace package shadows ``hub`` (as ``tests/hub`` does under pytest).
@@ -59,6 +59,7 @@ def create_app(settings: HubSettings, *, factory: sessionmaker[Session] | None =
     tickets_ui.init_app(app)
     survey_ui.init_app(app)
     call_ui.init_app(app)
+    qc_ui.init_app(app)
 
     def http_error(err: HTTPException) -> Response | tuple[str, int]:
         return api.http_error(err) if api.is_api_request() else ui.error_page(err)

@@ -45,6 +45,7 @@ from hub.tickets import (
     intake,
     kpis,
     manual_assignment,
+    qc,
     routing,
     search,
     shifts,
@@ -390,6 +391,7 @@ def ticket(ticket_id: int) -> str:
         actions=actions(found), agents=agents, open_counts=routing.open_counts(db),
         merge_targets=merge_targets, resolutions=resolutions,
         call_back=call_back(db, found), related=related_tickets(db, found),
+        qc_check=qc.check_of(db, found.id),
         handling_kinds=sorted(workflow.HANDLING_KINDS), message_kinds=MESSAGE_KINDS,
         assignable=found.status not in (states.CLOSED, states.MERGED),
         categories=CATEGORIES, urgencies=states.URGENCIES)

@@ -76,8 +76,8 @@ def test_qc_sees_the_goods_and_records_what_it_found(admin: FlaskClient,
         note = session.scalars(select(TicketMessage).where(TicketMessage.author == USER)).one()
         assert note.text == "QC: confirmed: mould on 3 of 12 punnets"
     ticket_page = admin.get("/tickets/1").text
-    shown = re.search(r'<p id="qc-check">(.*?)</p>', ticket_page, re.DOTALL)
-    assert shown and "confirmed" in shown[1] and "mould on 3 of 12 punnets" in shown[1]
+    qc_line = re.search(r'<p id="qc-check">(.*?)</p>', ticket_page, re.DOTALL)
+    assert qc_line and "confirmed" in qc_line[1] and "mould on 3 of 12 punnets" in qc_line[1]
 
 
 @pytest.mark.parametrize(("form", "says"), [

@@ -24,10 +24,9 @@ from hub.orders import RECORD_ID_RULE, is_record_id
 from hub.tickets import intake, manual_assignment
 from hub.tickets.models import Agent
 from hub.web import db_session, now
-from hub.web.ui import _csrf_ok, current_user, login_required
+from hub.web.ui import EXPIRED, _csrf_ok, current_user, login_required
 
 bp = Blueprint("calls", __name__)  # templates are the app's (hub/web/templates)
-EXPIRED = "The form expired. Reload the page and try again."
 CHANNEL = "hotline"
 _CALL_REF = re.compile(r"^[A-Za-z0-9_-]{16,43}$")
 

@@ -13,10 +13,9 @@ from werkzeug.wrappers import Response as BaseResponse
 from hub.errors import HubError
 from hub.tickets import qc
 from hub.web import db_session, now
-from hub.web.ui import _csrf_ok, current_user, login_required
+from hub.web.ui import EXPIRED, _csrf_ok, current_user, login_required
 
 bp = Blueprint("qc", __name__)  # templates are the app's (hub/web/templates)
-EXPIRED = "The form expired. Reload the page and try again."
 RECENT = 20
 
 

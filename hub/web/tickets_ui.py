@@ -82,7 +82,7 @@ from hub.tickets.policy import DEFAULT_CONFIG
 from hub.triage.taxonomy import CATEGORIES, LANGUAGES
 from hub.web import accounts, db_session, hub_settings, now
 from hub.web.problems import describe
-from hub.web.ui import _csrf_ok, current_user, login_required, managers_only
+from hub.web.ui import EXPIRED, _csrf_ok, current_user, login_required, managers_only
 from protocols.instants import within_range
 
 logger = logging.getLogger(__name__)
@@ -101,7 +101,6 @@ STATUS_ORDER = (states.NEW, states.CONFIRMING, states.HANDLING, states.AWAITING_
                 states.RESOLVED, states.FOLLOWED_UP, states.CLOSED, states.MERGED)
 URGENCY_COLOURS = {"P1": "red", "P2": "amber", "P3": "grey", "P4": "grey"}
 MESSAGE_KINDS = ("message", "call", "note")
-EXPIRED = "The form expired. Reload the page and try again."
 
 
 def init_app(app: Flask) -> None:

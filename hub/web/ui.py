@@ -39,6 +39,7 @@ from hub.web.serialize import payload_preview, segment_readings
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("ui", __name__)  # templates and static files are the app's (hub/web/...)
+EXPIRED = "The form expired. Reload the page and try again."  # a form's CSRF token
 GRADE_COLOURS = {"resell": "green", "discount": "amber", "check": "amber", "scrap": "red"}
 SEVERITY_COLOURS = {"critical": "red", "error": "red", "warning": "amber", "info": "grey"}
 # What an undecided attribution leads with (as hub.attribution.Attribution.summary does).
@@ -143,7 +144,7 @@ def login() -> str | BaseResponse | tuple[str, int]:
 def logout() -> BaseResponse:
     """Forget the signed-in user."""
     if not _csrf_ok():
-        abort(400, "The form expired. Reload the page and try again.")
+        abort(400, EXPIRED)
     session.clear()
     return redirect(url_for("ui.login"))
 
@@ -233,7 +234,7 @@ def fleet() -> str:
 def acknowledge_alarm(alarm_id: int) -> BaseResponse:
     """Acknowledge a fleet alarm as the signed-in user."""
     if not _csrf_ok():
-        abort(400, "The form expired. Reload the page and try again.")
+        abort(400, EXPIRED)
     db = db_session()
     try:
         alarms.acknowledge(db, alarm_id, current_user().id, now())

@@ -274,7 +274,8 @@ def _new_ticket(session: Session, complaint: Complaint, customer: Customer | Non
         team=config.team_for(result.category or "other"),
         tier=customer.tier if customer else None,
         region=(customer.region or None) if customer else None,
-        context={"urgency": {"triage": result.urgency, "raised": list(assessed.raised)}})
+        context={"urgency": {"triage": result.urgency, "raised": list(assessed.raised),
+                             "situation": assessed.situation}})
     session.add(ticket)
     session.flush()
     return ticket
@@ -296,12 +297,13 @@ def _merge(session: Session, ticket: Ticket, complaint: Complaint, result: Triag
     explained = dict((ticket.context or {}).get("urgency") or {"triage": ticket.urgency})
     last = (_last_contact(session, Ticket.id == ticket.id)
             if not explained.get("set_by") else None)  # a person's word stands
-    again = urgency.repeat_contact(ticket.urgency, list(explained.get("raised") or []), last,
-                                   now, config)
+    again = urgency.repeat_contact(urgency.Assessment(
+        ticket.urgency, tuple(explained.get("raised") or ()),
+        situation=bool(explained.get("situation"))), last, now, config)
     ticket.urgency = again.urgency
     ticket.priority = states.more_urgent(ticket.priority, ticket.urgency)
-    ticket.context = {**(ticket.context or {}),
-                      "urgency": explained | {"raised": list(again.raised)}}
+    ticket.context = {**(ticket.context or {}), "urgency": explained | {
+        "raised": list(again.raised), "situation": again.situation}}
     if ticket.category == "other" and result.category:
         ticket.category = result.category[:16]
     ticket.keywords = sorted({*(ticket.keywords or []), *result.keywords})

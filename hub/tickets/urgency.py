@@ -37,6 +37,7 @@ class Assessment:
 
     urgency: str
     raised: tuple[str, ...]
+    situation: bool = False  # raised for the customer's situation (which happens once)
 
 
 def assess(triaged: str, situation: Situation, now: datetime,
@@ -50,18 +51,15 @@ def assess(triaged: str, situation: Situation, now: datetime,
     return _situation(urgency, raised, _reasons(situation, now, config))
 
 
-def repeat_contact(current: str, raised: list[str], last_contact: datetime | None,
-                   now: datetime, config: TicketConfig = DEFAULT_CONFIG) -> Assessment:
+def repeat_contact(before: Assessment, last_contact: datetime | None, now: datetime,
+                   config: TicketConfig = DEFAULT_CONFIG) -> Assessment:
     """Return an open ticket's urgency after the customer wrote or called again: one level up
     (to P2 at most) if their last message was within the window and the ticket has not been
     raised for the customer's situation before."""
     reason = _repeat(last_contact, now, config)
-    if reason is None or any(r.startswith(_SITUATION_PREFIXES) for r in raised):
-        return Assessment(current, tuple(raised))
-    return _situation(current, list(raised), [reason])
-
-
-_SITUATION_PREFIXES = ("tier ", "order worth ", "repeat contact")
+    if reason is None or before.situation:
+        return before
+    return _situation(before.urgency, list(before.raised), [reason])
 
 
 def _reasons(situation: Situation, now: datetime, config: TicketConfig) -> list[str]:
@@ -90,4 +88,4 @@ def _repeat(last_contact: datetime | None, now: datetime, config: TicketConfig) 
 def _situation(urgency: str, raised: list[str], reasons: list[str]) -> Assessment:
     if not reasons or states.more_urgent(urgency, SITUATION_CEILING) == urgency:
         return Assessment(urgency, tuple(raised))  # nothing to raise for, or P2 already
-    return Assessment(states.raise_urgency(urgency), (*raised, *reasons))
+    return Assessment(states.raise_urgency(urgency), (*raised, *reasons), situation=True)

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from hub.tickets.urgency import Situation, assess, repeat_contact
+from hub.tickets.urgency import Assessment, Situation, assess, repeat_contact
 from tests.hub.conftest import T0
 
 
@@ -57,11 +57,15 @@ def test_below_the_thresholds_nothing_is_raised(situation: dict[str, object]) ->
 
 
 def test_writing_again_raises_an_open_ticket_once() -> None:
-    first = repeat_contact("P4", [], T0 - timedelta(hours=2), T0)
-    assert (first.urgency, first.raised) == ("P3", ("repeat contact (last 2.0 h before)",))
-    again = repeat_contact(first.urgency, list(first.raised), T0, T0 + timedelta(hours=1))
+    first = repeat_contact(Assessment("P4", ()), T0 - timedelta(hours=2), T0)
+    assert (first.urgency, first.raised, first.situation) == (
+        "P3", ("repeat contact (last 2.0 h before)",), True)
+    again = repeat_contact(first, T0, T0 + timedelta(hours=1))
     assert again == first  # raised for the customer's situation already
-    late = repeat_contact("P4", [], T0 - timedelta(hours=30), T0)
+    valuable = level("P4", order_value_cents=90_000)
+    assert repeat_contact(Assessment(*valuable, situation=True), T0, T0).urgency == "P3"
+    late = repeat_contact(Assessment("P4", ()), T0 - timedelta(hours=30), T0)
     assert (late.urgency, late.raised) == ("P4", ())
-    public = repeat_contact("P3", ["public channel (social)"], T0, T0 + timedelta(hours=1))
+    public = repeat_contact(Assessment("P3", ("public channel (social)",)), T0,
+                            T0 + timedelta(hours=1))
     assert public.urgency == "P2"  # the channel's rise is no situation

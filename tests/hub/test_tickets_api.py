@@ -63,7 +63,7 @@ def test_a_complaint_on_two_channels_is_one_ticket_over_http(client: FlaskClient
     assert detail["transitions"][0]["to"] == "new"
     assert detail["call_back"] == {"number": "+8613800000001", "source": "customer record",
                                    "verified": True}
-    assert set(detail["context"]["urgency"]) == {"triage", "raised"}  # why, if raised
+    assert set(detail["context"]["urgency"]) == {"triage", "raised", "situation"}
     assert detail["related"] == []  # the customer's other tickets
     listed = client.get("/api/v1/tickets?status=new&assignee=ana", headers=AUTH).get_json()
     assert [t["id"] for t in listed["tickets"]] == [first["ticket_id"]]

@@ -194,7 +194,8 @@ def test_two_channels_with_one_phone_written_two_ways_are_one_ticket(session: Se
 
 def test_a_message_joining_within_a_day_raises_the_ticket_once(session: Session) -> None:
     first = receive(session, APP.complaint(), triage=triage(urgency="P4")).ticket
-    assert (first.urgency, first.context["urgency"]) == ("P4", {"triage": "P4", "raised": []})
+    assert (first.urgency, first.context["urgency"]) == ("P4", {
+        "triage": "P4", "raised": [], "situation": False})
 
     receive(session, HOTLINE.complaint(), minutes=20, triage=triage(urgency="P4"))
     assert (first.urgency, first.priority) == ("P3", "P3")  # the customer chased
